@@ -1,0 +1,96 @@
+"""Settings: environment variables prefixed ``PROBITY_`` (nested with ``__``), then defaults.
+
+Example: ``PROBITY_HOME=/srv/probity``, ``PROBITY_ENGINE__DETECTOR=cnn``,
+``PROBITY_MASTER_KEY=<base64 of 32 bytes>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from probity.domain.faces import DetectorMode
+
+
+def default_home() -> Path:
+    return Path.home() / ".probity"
+
+
+class EngineSettings(BaseModel):
+    detector: DetectorMode = Field(
+        DetectorMode.AUTO, description="hog, cnn, or auto (HOG, then CNN where HOG finds none)"
+    )
+    hog_upsample: int = Field(1, ge=0, le=3, description="HOG upsampling: 1 finds faces ≥ ~40 px")
+    detect_max_side: int = Field(
+        1600,
+        ge=256,
+        description="images are downscaled to this longest side (px) before HOG detection",
+    )
+    cnn_max_side: int = Field(
+        1000, ge=256, description="longest side (px) for the slow CNN detector"
+    )
+    embed_jitters: int = Field(0, ge=0, le=10, description="dlib re-sampling per face; 0 = fast")
+
+
+class LimitSettings(BaseModel):
+    max_upload_bytes: int = Field(25 * 1024 * 1024, description="largest accepted image file")
+    max_image_pixels: int = Field(
+        50_000_000, description="largest accepted width × height (decompression-bomb guard)"
+    )
+
+
+class SearchSettings(BaseModel):
+    default_top_k: int = Field(10, ge=1, le=100)
+    default_target_fmr: float = Field(
+        0.005, description="target false-match rate; mapped to a distance by engine/thresholds"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROBITY_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<home>/probity.db"
+    )
+    master_key: str | None = Field(
+        None, description="base64 of a 32-byte key; default: the key file <home>/master.key"
+    )
+    index_backend: str = Field("faiss", description="faiss or exact")
+    organisation: str = Field("local", description="organisation recorded in audit events")
+    offence_categories: list[str] = Field(
+        default_factory=lambda: [
+            "homicide",
+            "kidnapping",
+            "terrorism",
+            "sexual-offence",
+            "child-sexual-exploitation",
+            "serious-assault",
+            "robbery",
+            "trafficking",
+            "missing-person",
+            "fraud",
+        ],
+        description="offence codes a case may name",
+    )
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'probity.db'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.home / "master.key"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"

@@ -1,0 +1,1 @@
+"""Value objects and enums. Depends on the standard library only."""

@@ -1,0 +1,141 @@
+"""Audit events and the hash chain.
+
+Each event's hash is ``sha256(prev_hash || canonical(event))`` where ``canonical`` is compact
+JSON with sorted keys and UTF-8 text. Changing, inserting, removing or reordering any event
+breaks the chain from that event on; ``verify_chain`` names the first event that no longer
+fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditAction(StrEnum):
+    INIT = "system.init"
+    GALLERY_CREATE = "gallery.create"
+    ENROL = "enrolment.create"
+    ENROL_REFUSED = "enrolment.refused"
+    SUBJECT_REMOVE = "subject.remove"
+    CASE_OPEN = "case.open"
+    CASE_AUTHORISATION = "case.authorisation"
+    SEARCH = "search.run"
+    SEARCH_DENIED = "search.denied"
+    AUDIT_VERIFY = "audit.verify"
+    AUDIT_READ = "audit.read"
+    INDEX_REBUILD = "index.rebuild"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """What a service asks to have recorded; the audit service adds sequence, time and hashes.
+
+    ``details`` must hold no biometric data: probe digests, ids and scores only.
+    """
+
+    actor: str
+    action: AuditAction
+    organisation: str | None = None
+    case_reference: str | None = None
+    galleries: tuple[str, ...] = ()
+    subject_ids: tuple[str, ...] = ()
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str
+    organisation: str | None
+    action: str
+    case_reference: str | None
+    galleries: tuple[str, ...]
+    subject_ids: tuple[str, ...]
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(
+            seq=self.seq,
+            at=self.at,
+            actor=self.actor,
+            organisation=self.organisation,
+            action=self.action,
+            case_reference=self.case_reference,
+            galleries=self.galleries,
+            subject_ids=self.subject_ids,
+            details=self.details,
+        )
+
+
+def canonical_bytes(
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    organisation: str | None,
+    action: str,
+    case_reference: str | None,
+    galleries: Iterable[str],
+    subject_ids: Iterable[str],
+    details: Mapping[str, Any],
+) -> bytes:
+    """The exact bytes that are hashed for one event (timestamps as ISO 8601 in UTC)."""
+    body = {
+        "seq": seq,
+        "at": at.isoformat(),
+        "actor": actor,
+        "organisation": organisation,
+        "action": action,
+        "case": case_reference,
+        "galleries": list(galleries),
+        "subjects": list(subject_ids),
+        "details": details,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVerification:
+    ok: bool
+    events_checked: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:
+    """Walk the events in sequence order; report the first that does not fit the chain."""
+    prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    for event in events:
+        count += 1
+        if event.seq != expected_seq:
+            return ChainVerification(
+                False, count, event.seq, f"sequence gap: expected {expected_seq}, found {event.seq}"
+            )
+        if event.prev_hash != prev:
+            return ChainVerification(
+                False, count, event.seq, "prev_hash does not equal the previous event's hash"
+            )
+        if chain_hash(prev, event.canonical()) != event.hash:
+            return ChainVerification(
+                False, count, event.seq, "content does not match its hash (event altered)"
+            )
+        prev = event.hash
+        expected_seq += 1
+    return ChainVerification(True, count)

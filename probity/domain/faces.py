@@ -1,0 +1,126 @@
+"""What the engine reports about a face: box, landmarks, quality.
+
+Pixel units are pixels of the image *as decoded and EXIF-rotated*, before any downscaling the
+engine does internally (the engine maps its boxes back to full resolution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class DetectorKind(StrEnum):
+    HOG = "hog"  # dlib's frontal HOG + linear SVM: fast, frontal faces only
+    CNN = "cnn"  # dlib's MMOD CNN: finds profiles and small faces, seconds per photo on a CPU
+
+
+class DetectorMode(StrEnum):
+    """Which detector(s) to run on an image."""
+
+    AUTO = "auto"  # HOG, then the CNN only where HOG finds nothing
+    HOG = "hog"
+    CNN = "cnn"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceBox:
+    """A face rectangle: left/top corner and size, in pixels (may extend past the image edge)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    def as_list(self) -> list[int]:
+        return [self.left, self.top, self.width, self.height]
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """Measured quality of one detected face.
+
+    - ``inter_eye_px``: distance between the eye centres from the 5-point landmarks, in pixels.
+      ISO/IEC 19794-5 asks 60 px or more for a token portrait; dlib works down to about 20.
+    - ``face_width_px``: detector box width in pixels.
+    - ``sharpness``: variance of the Laplacian of the grey 150x150 aligned chip (unitless;
+      below about 20 the chip is visibly blurred).
+    - ``yaw_ratio``: nose offset from the eye midline divided by inter-eye distance, signed;
+      0 is frontal, about ±0.5 or more is a half profile.
+    - ``detector`` and ``detector_confidence``: which detector found the face and its score
+      (HOG: SVM margin, 0 is its default threshold; CNN: MMOD confidence).
+    - ``landmark_consistency``: 0..1, how well the 5 landmarks fit the geometry of a face
+      (eyes level with each other and above the nose, sensible proportions). Detections on
+      patches, logos and textures score low.
+    """
+
+    inter_eye_px: float
+    face_width_px: float
+    sharpness: float
+    yaw_ratio: float
+    detector: DetectorKind
+    detector_confidence: float
+    landmark_consistency: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {
+            "inter_eye_px": round(self.inter_eye_px, 1),
+            "face_width_px": round(self.face_width_px, 1),
+            "sharpness": round(self.sharpness, 1),
+            "yaw_ratio": round(self.yaw_ratio, 3),
+            "detector": self.detector.value,
+            "detector_confidence": round(self.detector_confidence, 3),
+            "landmark_consistency": round(self.landmark_consistency, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QualityFloor:
+    """The minimum quality a gallery accepts at enrolment (and a probe needs to be searched).
+
+    Defaults are set from the photos in tests/data and ../shared/faces (see engine/quality.py):
+    every real face there passes, and the false HOG "face" on the mission patch of
+    astronaut.png does not.
+    """
+
+    min_inter_eye_px: float = 20.0
+    min_sharpness: float = 10.0
+    max_abs_yaw_ratio: float = 0.9
+    min_hog_confidence: float = 0.3
+    min_cnn_confidence: float = 0.3
+    min_landmark_consistency: float = 0.5
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "min_inter_eye_px": self.min_inter_eye_px,
+            "min_sharpness": self.min_sharpness,
+            "max_abs_yaw_ratio": self.max_abs_yaw_ratio,
+            "min_hog_confidence": self.min_hog_confidence,
+            "min_cnn_confidence": self.min_cnn_confidence,
+            "min_landmark_consistency": self.min_landmark_consistency,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, float]) -> QualityFloor:
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """The identity of an embedding model: every template and every gallery records one."""
+
+    name: str
+    version: str
+    dimension: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRefusal:
+    """Why a detected face was not enrolled or searched; ``reasons`` are readable sentences."""
+
+    box: FaceBox
+    reasons: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,79 @@
+"""Search results: faces found in a probe and the candidates for each.
+
+A candidate is an investigative lead, never an identification: no field here says
+"identified" or "match".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from probity.domain.faces import FaceBox, Quality
+from probity.domain.gallery import Provenance
+from probity.domain.ids import CaseId, EnrolmentId, GalleryId, SearchId, SubjectId
+
+
+class FaceOutcome(StrEnum):
+    CANDIDATES = "candidates"
+    NO_CANDIDATE_ABOVE_THRESHOLD = "no_candidate_above_threshold"
+    REFUSED_QUALITY = "refused_quality"  # the probe face is below the probe quality floor
+
+
+class SearchOutcome(StrEnum):
+    CANDIDATES = "candidates"
+    NO_CANDIDATE_ABOVE_THRESHOLD = "no_candidate_above_threshold"
+    NO_FACE_FOUND = "no_face_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One subject on a face's candidate list, with the enrolment that came closest.
+
+    ``distance`` is dlib's Euclidean descriptor distance (0 = same vector; the published
+    operating point is 0.6). ``score = max(0, 1 - distance)`` so higher is more similar and
+    0.4 is the published operating point. Ranking is by distance.
+    """
+
+    rank: int
+    subject_id: SubjectId
+    subject_reference: str
+    gallery_id: GalleryId
+    gallery_name: str
+    enrolment_id: EnrolmentId
+    score: float
+    distance: float
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class FaceResult:
+    index: int
+    box: FaceBox
+    quality: Quality
+    outcome: FaceOutcome
+    candidates: tuple[Candidate, ...] = ()
+    refusal_reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """The decision threshold of a search, from a target false-match rate."""
+
+    target_fmr: float | None  # None: threshold off, the full ranked list is returned
+    max_distance: float | None
+    source: str  # where the FMR -> distance mapping comes from
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    id: SearchId
+    case_id: CaseId
+    case_reference: str
+    gallery_names: tuple[str, ...]
+    probe_sha256: str
+    model_key: str
+    threshold: Threshold
+    top_k: int
+    outcome: SearchOutcome
+    faces: tuple[FaceResult, ...] = field(default_factory=tuple)

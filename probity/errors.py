@@ -1,0 +1,132 @@
+"""One exception tree for Probity. Each error has a stable ``code`` and an HTTP ``status``.
+
+Services and lower layers raise these; only interfaces translate them (the CLI prints
+``error[<code>]: <message>`` and exits with ``exit_code``; the API will answer problem+json).
+
+    ProbityError (500)
+    ├── InvalidInput (400)
+    │   ├── MissingProvenance (422)        a provenance field or the lawful basis is missing
+    │   ├── InvalidImage (400)             not an image, truncated, corrupt, unsupported
+    │   ├── ImageTooLarge (413)            over max_upload_bytes or max_image_pixels
+    │   ├── NoFaceFound (422)              the image holds no detectable face
+    │   ├── QualityRefused (422)           every face is below the quality floor
+    │   └── ManifestError (400)            a manifest file is unreadable or lacks columns
+    ├── NotFound (404)
+    │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound
+    ├── Conflict (409)
+    │   ├── AlreadyExists                  a gallery/case reference in use
+    │   └── AlreadyEnrolled                the same image is already enrolled for the subject
+    ├── NotPermitted (403)
+    │   ├── CaseNotSearchable              authorisation pending > 48 h, rejected or expired
+    │   └── NoOpenCase                     a search without a case
+    ├── NotInitialised (409)               the home folder has no database or master key
+    └── IntegrityError (500)               stored data fails its check (decryption, model)
+"""
+
+from __future__ import annotations
+
+
+class ProbityError(Exception):
+    code = "internal_error"
+    status = 500
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ProbityError):
+    code = "invalid_input"
+    status = 400
+    exit_code = 2
+
+
+class MissingProvenance(InvalidInput):
+    code = "missing_provenance"
+    status = 422
+
+    def __init__(self, field: str, message: str | None = None) -> None:
+        super().__init__(message or f"provenance field '{field}' is required")
+        self.field = field
+
+
+class InvalidImage(InvalidInput):
+    code = "invalid_image"
+
+
+class ImageTooLarge(InvalidImage):
+    code = "image_too_large"
+    status = 413
+
+
+class NoFaceFound(InvalidInput):
+    code = "no_face_found"
+    status = 422
+
+
+class QualityRefused(InvalidInput):
+    code = "quality_refused"
+    status = 422
+
+
+class ManifestError(InvalidInput):
+    code = "invalid_manifest"
+
+
+class NotFound(ProbityError):
+    code = "not_found"
+    status = 404
+    exit_code = 3
+
+
+class GalleryNotFound(NotFound):
+    code = "gallery_not_found"
+
+
+class SubjectNotFound(NotFound):
+    code = "subject_not_found"
+
+
+class CaseNotFound(NotFound):
+    code = "case_not_found"
+
+
+class Conflict(ProbityError):
+    code = "conflict"
+    status = 409
+    exit_code = 4
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class AlreadyEnrolled(Conflict):
+    code = "already_enrolled"
+
+
+class NotPermitted(ProbityError):
+    code = "not_permitted"
+    status = 403
+    exit_code = 5
+
+
+class CaseNotSearchable(NotPermitted):
+    code = "case_not_searchable"
+
+
+class NoOpenCase(NotPermitted):
+    code = "no_open_case"
+
+
+class NotInitialised(ProbityError):
+    code = "not_initialised"
+    status = 409
+    exit_code = 6
+
+
+class IntegrityError(ProbityError):
+    code = "integrity_error"
+    status = 500
+    exit_code = 7
