@@ -23,7 +23,7 @@ class AuditAction(StrEnum):
     INIT = "system.init"
     GALLERY_CREATE = "gallery.create"
     ENROL = "enrolment.create"
-    ENROL_REFUSED = "enrolment.refused"
+    ENROL_BULK = "enrolment.bulk"
     SUBJECT_REMOVE = "subject.remove"
     CASE_OPEN = "case.open"
     CASE_AUTHORISATION = "case.authorisation"
@@ -115,6 +115,7 @@ class ChainVerification:
     events_checked: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    last_hash: str | None = None  # hash of the last event checked, when the chain is intact
 
 
 def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:
@@ -138,4 +139,4 @@ def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:
             )
         prev = event.hash
         expected_seq += 1
-    return ChainVerification(True, count)
+    return ChainVerification(True, count, last_hash=prev if count else None)

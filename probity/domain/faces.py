@@ -124,3 +124,16 @@ class FaceRefusal:
 
     box: FaceBox
     reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+PROBE_QUALITY_FLOOR = QualityFloor(
+    min_inter_eye_px=12.0,
+    min_sharpness=5.0,
+    max_abs_yaw_ratio=2.0,
+    min_hog_confidence=0.3,
+    min_cnn_confidence=0.3,
+    min_landmark_consistency=0.4,
+)
+"""Probes are searched at a lower floor than galleries accept (an investigator's probe is
+what it is: a profile, a small face), but detections that are not faces are still refused.
+The quality of every probe face is reported with its candidates."""

@@ -1,0 +1,134 @@
+"""The audit trail: every action appends a hash-chained event in the same transaction as the
+action itself, so an action without its event (or the reverse) cannot be committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from probity.domain.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditRecord,
+    ChainVerification,
+    canonical_bytes,
+    chain_hash,
+    verify_chain,
+)
+from probity.services.clock import Clock
+from probity.storage.db import Database
+from probity.storage.repositories import AuditLog
+
+
+def record(session: Session, entry: AuditRecord, *, at: datetime, organisation: str) -> AuditEvent:
+    """Append one event inside the caller's transaction (the head row is locked until commit)."""
+    log = AuditLog(session)
+    seq, prev = log.lock_head()
+    seq += 1
+    details = dict(entry.details or {})
+    org = entry.organisation or organisation
+    body = canonical_bytes(
+        seq=seq,
+        at=at,
+        actor=entry.actor,
+        organisation=org,
+        action=entry.action.value,
+        case_reference=entry.case_reference,
+        galleries=entry.galleries,
+        subject_ids=entry.subject_ids,
+        details=details,
+    )
+    event = AuditEvent(
+        seq=seq,
+        at=at,
+        actor=entry.actor,
+        organisation=org,
+        action=entry.action.value,
+        case_reference=entry.case_reference,
+        galleries=tuple(entry.galleries),
+        subject_ids=tuple(entry.subject_ids),
+        details=details,
+        prev_hash=prev,
+        hash=chain_hash(prev, body),
+    )
+    log.append(event)
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    verification: ChainVerification
+    head_seq: int
+
+
+class AuditService:
+    def __init__(self, *, db: Database, clock: Clock, organisation: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.organisation = organisation
+
+    def record(self, session: Session, entry: AuditRecord) -> AuditEvent:
+        return record(session, entry, at=self.clock(), organisation=self.organisation)
+
+    def record_alone(self, entry: AuditRecord) -> AuditEvent:
+        """Record an event in a transaction of its own (e.g. a refused action)."""
+        with self.db.transaction() as session:
+            return self.record(session, entry)
+
+    def verify(self, *, actor: str) -> ChainVerification:
+        """Re-hash the whole chain, compare its end with the stored head (catches truncation),
+        and record the verification itself as an audit event."""
+        with self.db.transaction() as session:
+            log = AuditLog(session)
+            head_seq, head_hash = log.lock_head()
+            result = verify_chain(log.events())
+            # The walk proves each event fits its predecessor; comparing the end with the head
+            # row also catches events deleted from the end of the log.
+            if result.ok and (
+                result.events_checked != head_seq or (head_seq and result.last_hash != head_hash)
+            ):
+                result = ChainVerification(
+                    False,
+                    result.events_checked,
+                    result.events_checked + 1,
+                    f"log truncated or head altered: the head records {head_seq} events, "
+                    f"{result.events_checked} found",
+                )
+            self.record(
+                session,
+                AuditRecord(
+                    actor=actor,
+                    action=AuditAction.AUDIT_VERIFY,
+                    details={
+                        "ok": result.ok,
+                        "events_checked": result.events_checked,
+                        "first_broken_seq": result.first_broken_seq,
+                    },
+                ),
+            )
+        return result
+
+    def events(
+        self, *, actor: str, action: str | None = None, case_reference: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Read events (oldest first). Reading the log is itself audited."""
+        with self.db.transaction() as session:
+            found = list(
+                AuditLog(session).events(action=action, case_reference=case_reference, limit=limit)
+            )
+            self.record(
+                session,
+                AuditRecord(
+                    actor=actor,
+                    action=AuditAction.AUDIT_READ,
+                    details={
+                        "filter_action": action,
+                        "filter_case": case_reference,
+                        "returned": len(found),
+                    },
+                ),
+            )
+        return found

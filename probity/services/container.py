@@ -1,0 +1,144 @@
+"""The composition root: ``build_services(settings)`` builds everything the CLI, the API, the
+web pages, the worker and the tests use. Nothing heavy happens before it is called, and the
+dlib models load only when the first face is analysed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from probity.config import Settings
+from probity.domain.audit import AuditAction, AuditRecord
+from probity.domain.faces import PROBE_QUALITY_FLOOR
+from probity.engine.dlib_engine import DlibEngine
+from probity.engine.types import FaceEngine
+from probity.errors import NotInitialised
+from probity.services.audit import AuditService
+from probity.services.cases import CaseService
+from probity.services.clock import Clock, system_clock
+from probity.services.enrolment import EnrolmentService
+from probity.services.galleries import GalleryService
+from probity.services.indexes import IndexSet
+from probity.services.maintenance import IndexMaintenance
+from probity.services.search import SearchService
+from probity.services.subjects import SubjectService
+from probity.storage.blobs import FileBlobStore
+from probity.storage.db import Database
+from probity.storage.keyring import Keyring, create_master_key_file, load_master_key
+from probity.storage.repositories import AuditLog
+from probity.storage.vault import Vault
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    engine: FaceEngine
+    audit: AuditService
+    galleries: GalleryService
+    enrolment: EnrolmentService
+    cases: CaseService
+    search: SearchService
+    subjects: SubjectService
+    indexes: IndexSet
+    maintenance: IndexMaintenance
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -> bool:
+    """Create the home folder (0700), the master key file (0600, unless the key comes from
+    the environment) and the database schema. Idempotent; returns True if anything new was
+    created. Records ``system.init`` the first time."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)
+    created = False
+    if not settings.master_key:
+        created = create_master_key_file(settings.master_key_path)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+        audit = AuditService(db=db, clock=clock, organisation=settings.organisation)
+        with db.transaction() as session:
+            empty = AuditLog(session).count() == 0
+            if empty:
+                audit.record(
+                    session,
+                    AuditRecord(
+                        actor=actor,
+                        action=AuditAction.INIT,
+                        details={"home": str(settings.home), "database": db.engine.dialect.name},
+                    ),
+                )
+        return created or empty
+    finally:
+        db.dispose()
+
+
+def build_services(
+    settings: Settings, *, engine: FaceEngine | None = None, clock: Clock = system_clock
+) -> Services:
+    """Wire every service for an initialised home. Raises NotInitialised otherwise."""
+    master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
+    db = Database(settings.resolved_database_url)
+    if not db.is_current():
+        db.dispose()
+        raise NotInitialised(
+            f"the database at {settings.resolved_database_url} is not initialised or is out of "
+            "date (run 'probity init')"
+        )
+    face_engine: FaceEngine = engine or DlibEngine(settings.engine)
+    vault = Vault(Keyring(master), FileBlobStore(settings.blob_dir))
+    indexes = IndexSet(
+        directory=settings.index_dir,
+        backend=settings.index_backend,
+        dimension=face_engine.model.dimension,
+    )
+    audit = AuditService(db=db, clock=clock, organisation=settings.organisation)
+    galleries = GalleryService(db=db, audit=audit, clock=clock, model=face_engine.model)
+    cases = CaseService(db=db, audit=audit, clock=clock, offences=settings.offence_categories)
+    limits = settings.limits
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        engine=face_engine,
+        audit=audit,
+        galleries=galleries,
+        enrolment=EnrolmentService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            engine=face_engine,
+            galleries=galleries,
+            vault=vault,
+            indexes=indexes,
+            max_upload_bytes=limits.max_upload_bytes,
+            max_image_pixels=limits.max_image_pixels,
+        ),
+        cases=cases,
+        search=SearchService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            engine=face_engine,
+            cases=cases,
+            galleries=galleries,
+            vault=vault,
+            indexes=indexes,
+            probe_floor=PROBE_QUALITY_FLOOR,
+            max_upload_bytes=limits.max_upload_bytes,
+            max_image_pixels=limits.max_image_pixels,
+            default_top_k=settings.search.default_top_k,
+            default_target_fmr=settings.search.default_target_fmr,
+        ),
+        subjects=SubjectService(
+            db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
+        ),
+        indexes=indexes,
+        maintenance=IndexMaintenance(
+            db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
+        ),
+    )

@@ -1,0 +1,303 @@
+"""Search: one probe against one or more galleries, within a case.
+
+For each face in the probe that meets the probe quality floor, each gallery's index returns
+its nearest templates by cosine similarity; the service then decrypts those few templates
+and re-scores them with dlib's exact Euclidean distance (the scale the FMR table is on),
+keeps the best template per subject, ranks by distance and marks which candidates clear the
+threshold. The candidate list is an investigative lead, never an identification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from probity.domain.audit import AuditAction, AuditRecord
+from probity.domain.faces import DetectorMode, QualityFloor
+from probity.domain.gallery import Gallery
+from probity.domain.ids import CaseId, SearchId, new_id
+from probity.domain.search import (
+    Candidate,
+    FaceOutcome,
+    FaceResult,
+    SearchOutcome,
+    SearchResult,
+    Threshold,
+)
+from probity.engine.images import decode_image
+from probity.engine.quality import quality_reasons
+from probity.engine.thresholds import distance_to_score, threshold_for_fmr
+from probity.engine.types import AnalysedFace, FaceEngine
+from probity.errors import CaseNotSearchable, InvalidInput
+from probity.policy.cases import case_search_decision
+from probity.services.audit import AuditService
+from probity.services.cases import CaseService
+from probity.services.clock import Clock
+from probity.services.galleries import GalleryService
+from probity.services.indexes import IndexSet
+from probity.storage.db import Database
+from probity.storage.repositories import Enrolments, Searches, Subjects, Templates
+from probity.storage.vault import Vault
+
+OVERFETCH = 4
+"""Templates fetched from the index per wanted candidate: a subject with several enrolments
+takes several index hits, and we want ``top_k`` distinct subjects."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    distance: float
+    template_id: int
+    gallery: Gallery
+
+
+class SearchService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditService,
+        clock: Clock,
+        engine: FaceEngine,
+        cases: CaseService,
+        galleries: GalleryService,
+        vault: Vault,
+        indexes: IndexSet,
+        probe_floor: QualityFloor,
+        max_upload_bytes: int,
+        max_image_pixels: int,
+        default_top_k: int,
+        default_target_fmr: float,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self.engine = engine
+        self.cases = cases
+        self.galleries = galleries
+        self.vault = vault
+        self.indexes = indexes
+        self.probe_floor = probe_floor
+        self.max_upload_bytes = max_upload_bytes
+        self.max_image_pixels = max_image_pixels
+        self.default_top_k = default_top_k
+        self.default_target_fmr = default_target_fmr
+
+    def search(
+        self,
+        *,
+        actor: str,
+        case_reference: str,
+        probe: bytes,
+        galleries: Sequence[str] = (),
+        top_k: int | None = None,
+        target_fmr: float | None = None,
+        threshold_off: bool = False,
+        face: int | None = None,
+        detector: DetectorMode | None = None,
+    ) -> SearchResult:
+        """Search every face of ``probe`` (or only face number ``face``, 1-based, left to
+        right) in the named galleries (all when empty). ``top_k`` subjects per face."""
+        case = self.cases.get(case_reference)
+        decision = case_search_decision(case, self.clock())
+        if not decision.allowed:
+            self.audit.record_alone(
+                AuditRecord(
+                    actor=actor,
+                    action=AuditAction.SEARCH_DENIED,
+                    case_reference=case.reference,
+                    details={"reason": decision.reason},
+                )
+            )
+            raise CaseNotSearchable(decision.reason)
+        k = top_k or self.default_top_k
+        if not 1 <= k <= 100:
+            raise InvalidInput("top-k must be between 1 and 100")
+        targets = self._targets(galleries)
+        threshold = threshold_for_fmr(
+            self.engine.model.name,
+            None if threshold_off else (target_fmr or self.default_target_fmr),
+        )
+        image = decode_image(
+            probe, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
+        )
+        faces = self.engine.analyse(image, detector)
+        if face is not None and not 1 <= face <= len(faces):
+            raise InvalidInput(f"face {face} does not exist: the probe shows {len(faces)} face(s)")
+        chosen = [(i, f) for i, f in enumerate(faces, start=1) if face is None or i == face]
+        results = self._search_faces(chosen, targets, k, threshold)
+        outcome = _overall(results)
+        result = SearchResult(
+            id=SearchId(new_id()),
+            case_id=CaseId(case.id),
+            case_reference=case.reference,
+            gallery_names=tuple(g.name for g in targets),
+            probe_sha256=image.sha256,
+            model_key=self.engine.model.key,
+            threshold=threshold,
+            top_k=k,
+            outcome=outcome,
+            faces=tuple(results),
+        )
+        with self.db.transaction() as session:
+            Searches(session).add(result, actor=actor, at=self.clock())
+            self.audit.record(
+                session,
+                AuditRecord(
+                    actor=actor,
+                    action=AuditAction.SEARCH,
+                    case_reference=case.reference,
+                    galleries=result.gallery_names,
+                    subject_ids=tuple(
+                        sorted({c.subject_id for f in results for c in f.candidates})
+                    ),
+                    details={
+                        "search_id": result.id,
+                        "probe_sha256": image.sha256,
+                        "model": result.model_key,
+                        "threshold": threshold.max_distance,
+                        "target_fmr": threshold.target_fmr,
+                        "top_k": k,
+                        "outcome": outcome.value,
+                        "faces": [
+                            {
+                                "face": f.index,
+                                "outcome": f.outcome.value,
+                                "candidates": [
+                                    [c.subject_id, c.enrolment_id, c.distance]
+                                    for c in f.candidates
+                                ],
+                            }
+                            for f in results
+                        ],
+                    },
+                ),
+            )
+        return result
+
+    def _targets(self, names: Sequence[str]) -> list[Gallery]:
+        if names:
+            targets = [self.galleries.get(n) for n in dict.fromkeys(names)]
+        else:
+            targets = [g for g, _, _ in self.galleries.list()]
+        if not targets:
+            raise InvalidInput("there is no gallery to search: create and fill one first")
+        for g in targets:
+            if g.model.key != self.engine.model.key:
+                raise InvalidInput(
+                    f"gallery '{g.name}' holds {g.model.key} templates but the engine runs "
+                    f"{self.engine.model.key}; migrate the gallery first"
+                )
+        return targets
+
+    def _search_faces(
+        self,
+        faces: list[tuple[int, AnalysedFace]],
+        targets: list[Gallery],
+        k: int,
+        threshold: Threshold,
+    ) -> list[FaceResult]:
+        searchable = [(i, f) for i, f in faces if not quality_reasons(f.quality, self.probe_floor)]
+        hits_per_face: dict[int, list[_Scored]] = {i: [] for i, _ in searchable}
+        if searchable:
+            queries = np.stack([f.descriptor for _, f in searchable]).astype(np.float32)
+            raw: dict[int, list[tuple[int, Gallery]]] = {i: [] for i, _ in searchable}
+            for gallery in targets:
+                per_query = self.indexes.search(gallery.id, queries, k * OVERFETCH)
+                for (i, _), hits in zip(searchable, per_query, strict=True):
+                    raw[i].extend((h.id, gallery) for h in hits)
+            hits_per_face = self._rescore(searchable, raw)
+        return [
+            self._face_result(i, f, hits_per_face.get(i), k, threshold) for i, f in faces
+        ]
+
+    def _rescore(
+        self,
+        searchable: list[tuple[int, AnalysedFace]],
+        raw: dict[int, list[tuple[int, Gallery]]],
+    ) -> dict[int, list[_Scored]]:
+        """Exact dlib distances for every hit, from the decrypted templates."""
+        wanted = {tid for hits in raw.values() for tid, _ in hits}
+        with self.db.transaction() as session:
+            sealed = Templates(session).get_many(wanted)
+            keys = {
+                sid: self.vault.subject_key(session, sid)
+                for sid in {t.subject_id for t in sealed.values()}
+            }
+        vectors = {
+            tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
+            for tid, t in sealed.items()
+        }
+        scored: dict[int, list[_Scored]] = {}
+        for i, face in searchable:
+            scored[i] = [
+                _Scored(float(np.linalg.norm(vectors[tid] - face.descriptor)), tid, gallery)
+                for tid, gallery in raw[i]
+                if tid in vectors  # a stale index entry without a template is ignored
+            ]
+        return scored
+
+    def _face_result(
+        self,
+        index: int,
+        face: AnalysedFace,
+        scored: list[_Scored] | None,
+        k: int,
+        threshold: Threshold,
+    ) -> FaceResult:
+        if scored is None:
+            return FaceResult(
+                index=index,
+                box=face.box,
+                quality=face.quality,
+                outcome=FaceOutcome.REFUSED_QUALITY,
+                refusal_reasons=tuple(quality_reasons(face.quality, self.probe_floor)),
+            )
+        scored = sorted(scored, key=lambda s: s.distance)
+        if threshold.max_distance is not None:
+            scored = [s for s in scored if s.distance <= threshold.max_distance]
+        with self.db.transaction() as session:
+            enrolments = Enrolments(session).by_template_ids(s.template_id for s in scored)
+            subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
+        candidates: list[Candidate] = []
+        seen: set[str] = set()
+        for s in scored:
+            enrolment = enrolments.get(s.template_id)
+            if enrolment is None or enrolment.subject_id in seen:
+                continue
+            seen.add(enrolment.subject_id)
+            subject = subjects[enrolment.subject_id]
+            candidates.append(
+                Candidate(
+                    rank=len(candidates) + 1,
+                    subject_id=subject.id,
+                    subject_reference=subject.reference,
+                    gallery_id=s.gallery.id,
+                    gallery_name=s.gallery.name,
+                    enrolment_id=enrolment.id,
+                    score=distance_to_score(s.distance),
+                    distance=round(s.distance, 4),
+                    provenance=enrolment.provenance,
+                )
+            )
+            if len(candidates) == k:
+                break
+        return FaceResult(
+            index=index,
+            box=face.box,
+            quality=face.quality,
+            outcome=(
+                FaceOutcome.CANDIDATES if candidates else FaceOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
+            ),
+            candidates=tuple(candidates),
+        )
+
+
+def _overall(faces: list[FaceResult]) -> SearchOutcome:
+    if not faces:
+        return SearchOutcome.NO_FACE_FOUND
+    if any(f.outcome is FaceOutcome.CANDIDATES for f in faces):
+        return SearchOutcome.CANDIDATES
+    return SearchOutcome.NO_CANDIDATE_ABOVE_THRESHOLD

@@ -1,0 +1,526 @@
+"""Repositories: the only code that touches table rows. Each takes the caller's ``Session``
+(the unit of work belongs to the service) and speaks in domain objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from probity.domain.audit import GENESIS_HASH, AuditEvent
+from probity.domain.case import Authorisation, AuthorisationStatus, Case
+from probity.domain.faces import DetectorKind, FaceBox, ModelVersion, Quality, QualityFloor
+from probity.domain.gallery import Enrolment, Gallery, LawfulBasis, Provenance, Subject
+from probity.domain.ids import CaseId, EnrolmentId, GalleryId, SubjectId, TemplateId
+from probity.domain.search import SearchResult
+from probity.storage.tables import (
+    AuditEventRow,
+    AuditHeadRow,
+    CaseRow,
+    EnrolmentRow,
+    GalleryRow,
+    SearchCandidateRow,
+    SearchRow,
+    SubjectKeyRow,
+    SubjectRow,
+    TemplateRow,
+)
+
+# -- galleries ---------------------------------------------------------------------------------
+
+
+def _gallery(row: GalleryRow) -> Gallery:
+    return Gallery(
+        id=GalleryId(row.id),
+        name=row.name,
+        inclusion_policy=row.inclusion_policy,
+        retention_days=row.retention_days,
+        jurisdictions=tuple(row.jurisdictions),
+        quality_floor=QualityFloor.from_dict(row.quality_floor),
+        model=ModelVersion(row.model_name, row.model_version, row.model_dimension),
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+class Galleries:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, gallery: Gallery) -> None:
+        self.s.add(
+            GalleryRow(
+                id=gallery.id,
+                name=gallery.name,
+                inclusion_policy=gallery.inclusion_policy,
+                retention_days=gallery.retention_days,
+                jurisdictions=list(gallery.jurisdictions),
+                quality_floor=gallery.quality_floor.as_dict(),
+                model_name=gallery.model.name,
+                model_version=gallery.model.version,
+                model_dimension=gallery.model.dimension,
+                created_at=gallery.created_at,
+                created_by=gallery.created_by,
+            )
+        )
+        self.s.flush()
+
+    def by_name(self, name: str) -> Gallery | None:
+        row = self.s.scalars(select(GalleryRow).where(GalleryRow.name == name)).first()
+        return None if row is None else _gallery(row)
+
+    def get(self, gallery_id: str) -> Gallery | None:
+        row = self.s.get(GalleryRow, gallery_id)
+        return None if row is None else _gallery(row)
+
+    def all(self) -> list[Gallery]:
+        return [_gallery(r) for r in self.s.scalars(select(GalleryRow).order_by(GalleryRow.name))]
+
+
+# -- subjects and keys -------------------------------------------------------------------------
+
+
+def _subject(row: SubjectRow) -> Subject:
+    return Subject(
+        id=SubjectId(row.id),
+        gallery_id=GalleryId(row.gallery_id),
+        reference=row.reference,
+        created_at=row.created_at,
+    )
+
+
+class Subjects:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def find(self, gallery_id: str, reference: str) -> Subject | None:
+        row = self.s.scalars(
+            select(SubjectRow).where(
+                SubjectRow.gallery_id == gallery_id, SubjectRow.reference == reference
+            )
+        ).first()
+        return None if row is None else _subject(row)
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, Subject]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = self.s.scalars(select(SubjectRow).where(SubjectRow.id.in_(wanted)))
+        return {r.id: _subject(r) for r in rows}
+
+    def add(self, subject: Subject, wrapped_key: bytes) -> None:
+        self.s.add(
+            SubjectRow(
+                id=subject.id,
+                gallery_id=subject.gallery_id,
+                reference=subject.reference,
+                created_at=subject.created_at,
+            )
+        )
+        self.s.add(
+            SubjectKeyRow(
+                subject_id=subject.id, wrapped_key=wrapped_key, created_at=subject.created_at
+            )
+        )
+        self.s.flush()
+
+    def wrapped_key(self, subject_id: str) -> bytes | None:
+        row = self.s.get(SubjectKeyRow, subject_id)
+        return None if row is None else row.wrapped_key
+
+    def count(self, gallery_id: str) -> int:
+        return int(
+            self.s.scalar(
+                select(func.count())
+                .select_from(SubjectRow)
+                .where(SubjectRow.gallery_id == gallery_id)
+            )
+            or 0
+        )
+
+    def delete(self, subject_id: str) -> None:
+        """Delete the subject row and its data key (the key first: that is the shredding)."""
+        self.s.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject_id == subject_id))
+        self.s.execute(delete(SubjectRow).where(SubjectRow.id == subject_id))
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealedTemplate:
+    id: TemplateId
+    subject_id: SubjectId
+    gallery_id: GalleryId
+    model_key: str
+    sealed_vector: bytes
+
+
+def _sealed(row: TemplateRow) -> SealedTemplate:
+    return SealedTemplate(
+        TemplateId(row.id),
+        SubjectId(row.subject_id),
+        GalleryId(row.gallery_id),
+        row.model_key,
+        row.sealed_vector,
+    )
+
+
+class Templates:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(
+        self, *, subject_id: str, gallery_id: str, model_key: str, sealed: bytes, at: datetime
+    ) -> TemplateId:
+        row = TemplateRow(
+            subject_id=subject_id,
+            gallery_id=gallery_id,
+            model_key=model_key,
+            sealed_vector=sealed,
+            created_at=at,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return TemplateId(row.id)
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, SealedTemplate]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = self.s.scalars(select(TemplateRow).where(TemplateRow.id.in_(wanted)))
+        return {r.id: _sealed(r) for r in rows}
+
+    def for_gallery(self, gallery_id: str, batch: int = 1000) -> Iterator[SealedTemplate]:
+        stmt = (
+            select(TemplateRow)
+            .where(TemplateRow.gallery_id == gallery_id)
+            .order_by(TemplateRow.id)
+            .execution_options(yield_per=batch)
+        )
+        for row in self.s.scalars(stmt):
+            yield _sealed(row)
+
+    def ids_for_subject(self, subject_id: str) -> list[TemplateId]:
+        stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)
+        return [TemplateId(i) for i in self.s.scalars(stmt)]
+
+    def delete_for_subject(self, subject_id: str) -> None:
+        self.s.execute(delete(TemplateRow).where(TemplateRow.subject_id == subject_id))
+
+
+# -- enrolments ----------------------------------------------------------------------------------
+
+
+def _enrolment(row: EnrolmentRow) -> Enrolment:
+    q = row.quality
+    return Enrolment(
+        id=EnrolmentId(row.id),
+        subject_id=SubjectId(row.subject_id),
+        gallery_id=GalleryId(row.gallery_id),
+        template_id=TemplateId(row.template_id),
+        provenance=Provenance(
+            source=row.source,
+            lawful_basis=LawfulBasis(row.lawful_basis),
+            lawful_basis_reference=row.lawful_basis_reference,
+            collected_at=row.collected_at,
+            collected_by=row.collected_by,
+            jurisdiction=row.jurisdiction,
+            retention_until=row.retention_until,
+        ),
+        image_sha256=row.image_sha256,
+        box=FaceBox(*row.box),
+        quality=Quality(
+            inter_eye_px=q["inter_eye_px"],
+            face_width_px=q["face_width_px"],
+            sharpness=q["sharpness"],
+            yaw_ratio=q["yaw_ratio"],
+            detector=DetectorKind(q["detector"]),
+            detector_confidence=q["detector_confidence"],
+            landmark_consistency=q["landmark_consistency"],
+        ),
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+class Enrolments:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, enrolment: Enrolment, *, image_blob: str) -> None:
+        p = enrolment.provenance
+        self.s.add(
+            EnrolmentRow(
+                id=enrolment.id,
+                subject_id=enrolment.subject_id,
+                gallery_id=enrolment.gallery_id,
+                template_id=enrolment.template_id,
+                image_sha256=enrolment.image_sha256,
+                image_blob=image_blob,
+                box=enrolment.box.as_list(),
+                quality=enrolment.quality.as_dict(),
+                source=p.source,
+                lawful_basis=p.lawful_basis.value,
+                lawful_basis_reference=p.lawful_basis_reference,
+                collected_at=p.collected_at,
+                collected_by=p.collected_by,
+                jurisdiction=p.jurisdiction,
+                retention_until=p.retention_until,
+                created_at=enrolment.created_at,
+                created_by=enrolment.created_by,
+            )
+        )
+        self.s.flush()
+
+    def find_image(self, gallery_id: str, subject_reference: str, sha256: str) -> Enrolment | None:
+        stmt = (
+            select(EnrolmentRow)
+            .join(SubjectRow, SubjectRow.id == EnrolmentRow.subject_id)
+            .where(
+                EnrolmentRow.gallery_id == gallery_id,
+                SubjectRow.reference == subject_reference,
+                EnrolmentRow.image_sha256 == sha256,
+            )
+        )
+        row = self.s.scalars(stmt).first()
+        return None if row is None else _enrolment(row)
+
+    def by_template_ids(self, template_ids: Iterable[int]) -> dict[int, Enrolment]:
+        wanted = list(set(template_ids))
+        if not wanted:
+            return {}
+        rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.template_id.in_(wanted)))
+        return {r.template_id: _enrolment(r) for r in rows}
+
+    def for_subject(self, subject_id: str) -> list[tuple[Enrolment, str]]:
+        """The subject's enrolments with each one's image blob id."""
+        rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))
+        return [(_enrolment(r), r.image_blob) for r in rows]
+
+    def image_blob(self, enrolment_id: str) -> str | None:
+        row = self.s.get(EnrolmentRow, enrolment_id)
+        return None if row is None else row.image_blob
+
+    def count(self, gallery_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(EnrolmentRow)
+        if gallery_id is not None:
+            stmt = stmt.where(EnrolmentRow.gallery_id == gallery_id)
+        return int(self.s.scalar(stmt) or 0)
+
+    def delete_for_subject(self, subject_id: str) -> None:
+        self.s.execute(delete(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+def _case(row: CaseRow) -> Case:
+    return Case(
+        id=CaseId(row.id),
+        reference=row.reference,
+        offence=row.offence,
+        justification=row.justification,
+        authorisation=Authorisation(
+            status=AuthorisationStatus(row.auth_status),
+            requested_at=row.auth_requested_at,
+            reference=row.auth_reference,
+            authority=row.auth_authority,
+        ),
+        opened_at=row.opened_at,
+        opened_by=row.opened_by,
+    )
+
+
+class Cases:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, case: Case) -> None:
+        a = case.authorisation
+        self.s.add(
+            CaseRow(
+                id=case.id,
+                reference=case.reference,
+                offence=case.offence,
+                justification=case.justification,
+                auth_status=a.status.value,
+                auth_reference=a.reference,
+                auth_authority=a.authority,
+                auth_requested_at=a.requested_at,
+                opened_at=case.opened_at,
+                opened_by=case.opened_by,
+            )
+        )
+        self.s.flush()
+
+    def by_reference(self, reference: str) -> Case | None:
+        row = self.s.scalars(select(CaseRow).where(CaseRow.reference == reference)).first()
+        return None if row is None else _case(row)
+
+    def set_authorisation(self, case_id: str, authorisation: Authorisation) -> None:
+        row = self.s.get(CaseRow, case_id)
+        if row is None:
+            raise KeyError(case_id)
+        row.auth_status = authorisation.status.value
+        row.auth_reference = authorisation.reference
+        row.auth_authority = authorisation.authority
+        row.auth_requested_at = authorisation.requested_at
+        self.s.flush()
+
+    def all(self) -> list[Case]:
+        return [_case(r) for r in self.s.scalars(select(CaseRow).order_by(CaseRow.opened_at))]
+
+
+# -- searches ------------------------------------------------------------------------------------
+
+
+class Searches:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, result: SearchResult, *, actor: str, at: datetime) -> None:
+        t = result.threshold
+        self.s.add(
+            SearchRow(
+                id=result.id,
+                case_id=result.case_id,
+                at=at,
+                actor=actor,
+                probe_sha256=result.probe_sha256,
+                galleries=list(result.gallery_names),
+                model_key=result.model_key,
+                threshold={
+                    "target_fmr": t.target_fmr,
+                    "max_distance": t.max_distance,
+                    "source": t.source,
+                },
+                top_k=result.top_k,
+                outcome=result.outcome.value,
+                faces=[
+                    {
+                        "index": f.index,
+                        "box": f.box.as_list(),
+                        "quality": f.quality.as_dict(),
+                        "outcome": f.outcome.value,
+                        "refusal_reasons": list(f.refusal_reasons),
+                    }
+                    for f in result.faces
+                ],
+            )
+        )
+        for face in result.faces:
+            for c in face.candidates:
+                self.s.add(
+                    SearchCandidateRow(
+                        search_id=result.id,
+                        face_index=face.index,
+                        rank=c.rank,
+                        subject_id=c.subject_id,
+                        gallery_id=c.gallery_id,
+                        enrolment_id=c.enrolment_id,
+                        score=c.score,
+                        distance=c.distance,
+                    )
+                )
+        self.s.flush()
+
+    def count_for_case(self, case_id: str) -> int:
+        stmt = select(func.count()).select_from(SearchRow).where(SearchRow.case_id == case_id)
+        return int(self.s.scalar(stmt) or 0)
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def _event(row: AuditEventRow) -> AuditEvent:
+    return AuditEvent(
+        seq=row.seq,
+        at=datetime.fromisoformat(row.at),
+        actor=row.actor,
+        organisation=row.organisation,
+        action=row.action,
+        case_reference=row.case_reference,
+        galleries=tuple(row.galleries),
+        subject_ids=tuple(row.subject_ids),
+        details=row.details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+class AuditLog:
+    """Append-only storage of audit events. There is deliberately no update or delete."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def lock_head(self) -> tuple[int, str]:
+        """The last (seq, hash), locked for this transaction; (0, genesis) on an empty log."""
+        row = self.s.scalars(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).first()
+        if row is None:
+            return 0, GENESIS_HASH
+        return row.seq, row.hash
+
+    def append(self, event: AuditEvent) -> None:
+        self.s.add(
+            AuditEventRow(
+                seq=event.seq,
+                at=event.at.isoformat(),
+                actor=event.actor,
+                organisation=event.organisation,
+                action=event.action,
+                case_reference=event.case_reference,
+                galleries=list(event.galleries),
+                subject_ids=list(event.subject_ids),
+                details=dict(event.details),
+                prev_hash=event.prev_hash,
+                hash=event.hash,
+            )
+        )
+        head = self.s.get(AuditHeadRow, 1)
+        if head is None:
+            self.s.add(AuditHeadRow(id=1, seq=event.seq, hash=event.hash))
+        else:
+            head.seq, head.hash = event.seq, event.hash
+        self.s.flush()
+
+    def events(
+        self,
+        *,
+        action: str | None = None,
+        case_reference: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditEvent]:
+        stmt = select(AuditEventRow).order_by(AuditEventRow.seq)
+        if action is not None:
+            stmt = stmt.where(AuditEventRow.action == action)
+        if case_reference is not None:
+            stmt = stmt.where(AuditEventRow.case_reference == case_reference)
+        if since is not None:
+            stmt = stmt.where(AuditEventRow.at >= since.isoformat())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        for row in self.s.scalars(stmt.execution_options(yield_per=1000)):
+            yield _event(row)
+
+    def count(self) -> int:
+        return int(self.s.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
+
+
+__all__: Sequence[str] = (
+    "AuditLog",
+    "Cases",
+    "Enrolments",
+    "Galleries",
+    "SealedTemplate",
+    "Searches",
+    "Subjects",
+    "Templates",
+)

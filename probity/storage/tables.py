@@ -1,0 +1,178 @@
+"""SQLAlchemy 2 table definitions. The schema itself is created by the Alembic migrations in
+``storage/migrations``; a test checks the two agree."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from probity.storage.types import JSONText, UTCDateTime
+
+ID = String(32)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GalleryRow(Base):
+    __tablename__ = "galleries"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    inclusion_policy: Mapped[str] = mapped_column(Text)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    jurisdictions: Mapped[Any] = mapped_column(JSONText)
+    quality_floor: Mapped[Any] = mapped_column(JSONText)
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    model_dimension: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class SubjectRow(Base):
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("gallery_id", "reference", name="uq_subject_reference"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SubjectKeyRow(Base):
+    """The subject's data key, wrapped (AES-256-GCM) by the master key. Deleting this row is
+    crypto-shredding: every image and template of the subject becomes unreadable, backups
+    included."""
+
+    __tablename__ = "subject_keys"
+
+    subject_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TemplateRow(Base):
+    """An encrypted face descriptor. ``id`` is the label the vector index uses."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
+    model_key: Mapped[str] = mapped_column(String(200))
+    sealed_vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnrolmentRow(Base):
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("subject_id", "image_sha256", name="uq_enrolment_image"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id"))
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    image_blob: Mapped[str] = mapped_column(String(64))
+    box: Mapped[Any] = mapped_column(JSONText)
+    quality: Mapped[Any] = mapped_column(JSONText)
+    source: Mapped[str] = mapped_column(Text)
+    lawful_basis: Mapped[str] = mapped_column(String(50))
+    lawful_basis_reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    collected_at: Mapped[date] = mapped_column(Date)
+    collected_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    jurisdiction: Mapped[str] = mapped_column(String(20))
+    retention_until: Mapped[date] = mapped_column(Date, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200), unique=True)
+    offence: Mapped[str] = mapped_column(String(100))
+    justification: Mapped[str] = mapped_column(Text)
+    auth_status: Mapped[str] = mapped_column(String(20))
+    auth_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    auth_authority: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    auth_requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_by: Mapped[str] = mapped_column(String(200))
+
+
+class SearchRow(Base):
+    __tablename__ = "searches"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    probe_sha256: Mapped[str] = mapped_column(String(64))
+    galleries: Mapped[Any] = mapped_column(JSONText)
+    model_key: Mapped[str] = mapped_column(String(200))
+    threshold: Mapped[Any] = mapped_column(JSONText)
+    top_k: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(40))
+    faces: Mapped[Any] = mapped_column(JSONText)  # per face: box, quality, outcome
+
+
+class SearchCandidateRow(Base):
+    __tablename__ = "search_candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id"), index=True)
+    face_index: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    subject_id: Mapped[str] = mapped_column(ID, index=True)
+    gallery_id: Mapped[str] = mapped_column(ID)
+    enrolment_id: Mapped[str] = mapped_column(ID)
+    score: Mapped[float] = mapped_column(Float)
+    distance: Mapped[float] = mapped_column(Float)
+
+
+class AuditEventRow(Base):
+    """Append-only. ``at`` is kept as the exact ISO text that was hashed."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    case_reference: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    galleries: Mapped[Any] = mapped_column(JSONText)
+    subject_ids: Mapped[Any] = mapped_column(JSONText)
+    details: Mapped[Any] = mapped_column(JSONText)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """One row: the last sequence number and hash. Appenders lock it (SELECT ... FOR UPDATE on
+    PostgreSQL; SQLite's write lock) so concurrent writers cannot fork the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
