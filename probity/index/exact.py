@@ -135,7 +135,8 @@ class ExactIndex:
         for start in range(0, normalised.shape[0], block):
             scores = normalised[start : start + block] @ vectors.T
             if take < n:
-                top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+                # The `take` largest scores end up in the last `take` columns (unordered).
+                top = np.argpartition(scores, n - take, axis=1)[:, n - take :]
             else:
                 top = np.broadcast_to(np.arange(n), scores.shape)
             top_scores = np.take_along_axis(scores, top, axis=1)

@@ -20,7 +20,9 @@ def case_search_decision(case: Case, now: datetime) -> Decision:
         if age <= PENDING_AUTHORISATION_LIMIT:
             left = PENDING_AUTHORISATION_LIMIT - age
             hours = left.total_seconds() / 3600
-            return Decision.allow(f"authorisation pending; {hours:.1f} h left before the case locks")
+            return Decision.allow(
+                f"authorisation pending; {hours:.1f} h left before the case locks"
+            )
         hours_old = age.total_seconds() / 3600
         return Decision.deny(
             f"case {case.reference} is locked: its authorisation has been pending for "

@@ -111,7 +111,11 @@ class AuditService:
         return result
 
     def events(
-        self, *, actor: str, action: str | None = None, case_reference: str | None = None,
+        self,
+        *,
+        actor: str,
+        action: str | None = None,
+        case_reference: str | None = None,
         limit: int | None = None,
     ) -> list[AuditEvent]:
         """Read events (oldest first). Reading the log is itself audited."""

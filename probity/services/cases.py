@@ -123,8 +123,13 @@ class CaseService:
                 ),
             )
         return Case(
-            case.id, case.reference, case.offence, case.justification, updated,
-            case.opened_at, case.opened_by,
+            case.id,
+            case.reference,
+            case.offence,
+            case.justification,
+            updated,
+            case.opened_at,
+            case.opened_by,
         )
 
     def list(self) -> list[Case]:

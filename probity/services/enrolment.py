@@ -280,9 +280,7 @@ class EnrolmentService:
             # commit fails after it, the orphan blob is removed below.
             self.vault.put_image(key, subject_row.id, blob_id, image)
         return (
-            EnrolOutcome(
-                RowStatus.ENROLLED, reference, enrolment=enrolment, refused_faces=refused
-            ),
+            EnrolOutcome(RowStatus.ENROLLED, reference, enrolment=enrolment, refused_faces=refused),
             face.descriptor,
         )
 

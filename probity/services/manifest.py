@@ -51,8 +51,7 @@ def read_manifest(manifest: Path) -> list[ManifestRow]:
                 path=(base / rel) if rel else base,
                 subject=record.get("subject", ""),
                 provenance={
-                    k: (record.get(k) or None)
-                    for k in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS)
+                    k: (record.get(k) or None) for k in (*REQUIRED_COLUMNS[2:], *OPTIONAL_COLUMNS)
                 },
                 error=error,
             )

@@ -166,8 +166,7 @@ class SearchService:
                                 "face": f.index,
                                 "outcome": f.outcome.value,
                                 "candidates": [
-                                    [c.subject_id, c.enrolment_id, c.distance]
-                                    for c in f.candidates
+                                    [c.subject_id, c.enrolment_id, c.distance] for c in f.candidates
                                 ],
                             }
                             for f in results
@@ -209,9 +208,7 @@ class SearchService:
                 for (i, _), hits in zip(searchable, per_query, strict=True):
                     raw[i].extend((h.id, gallery) for h in hits)
             hits_per_face = self._rescore(searchable, raw)
-        return [
-            self._face_result(i, f, hits_per_face.get(i), k, threshold) for i, f in faces
-        ]
+        return [self._face_result(i, f, hits_per_face.get(i), k, threshold) for i, f in faces]
 
     def _rescore(
         self,

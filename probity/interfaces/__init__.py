@@ -1,0 +1,1 @@
+"""Interfaces: thin layers over the services (CLI now; API and web later). No business rules."""

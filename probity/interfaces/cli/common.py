@@ -1,0 +1,62 @@
+"""Options and helpers every command shares: ``--home``, ``--actor``, ``--json``, and how
+services are built and errors shown."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from probity.config import Settings
+from probity.services.container import Services, build_services
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="PROBITY_HOME",
+        help="Probity's home folder (database, key file, blobs, index). Default ~/.probity.",
+        show_default=False,
+    ),
+]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who is acting, for the audit log (default: the OS user name)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def settings_for(home: Path | None) -> Settings:
+    return Settings(home=home.expanduser().resolve()) if home else Settings()
+
+
+def actor_name(actor: str | None) -> str:
+    if actor and actor.strip():
+        return actor.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown-local-operator"
+
+
+@contextmanager
+def services(home: Path | None) -> Iterator[Services]:
+    built = build_services(settings_for(home))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

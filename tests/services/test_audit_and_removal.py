@@ -1,0 +1,103 @@
+"""The audit chain and subject removal, through the services."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from probity.errors import SubjectNotFound
+from probity.services.container import Services
+from tests.fakes import FakeEngine, make_image, unit
+from tests.services.conftest import ACTOR, PROVENANCE
+
+
+def test_chain_verifies_then_names_the_altered_event(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    image = fake_engine.register(make_image(1), unit(1))
+    svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE)
+    ok = svc.audit.verify(actor=ACTOR)
+    assert ok.ok and ok.events_checked >= 3
+    with svc.db.transaction() as s:
+        s.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    broken = svc.audit.verify(actor=ACTOR)
+    assert not broken.ok
+    assert broken.first_broken_seq == 2
+    assert "altered" in (broken.reason or "")
+
+
+def test_truncating_the_log_is_detected(svc: Services, gallery: str) -> None:
+    assert svc.audit.verify(actor=ACTOR).ok
+    with svc.db.transaction() as s:
+        last = s.execute(text("SELECT max(seq) FROM audit_events")).scalar_one()
+        s.execute(text("DELETE FROM audit_events WHERE seq = :q"), {"q": last})
+    result = svc.audit.verify(actor=ACTOR)
+    assert not result.ok
+    assert "truncated" in (result.reason or "")
+
+
+def test_reading_the_log_is_audited(svc: Services, gallery: str) -> None:
+    svc.audit.events(actor="auditor")
+    events = svc.audit.events(actor="auditor", action="audit.read")
+    assert events and events[0].actor == "auditor"
+
+
+def test_every_event_records_actor_and_organisation(svc: Services, gallery: str) -> None:
+    events = svc.audit.events(actor=ACTOR)
+    assert [e.action for e in events[:2]] == ["system.init", "gallery.create"]
+    assert all(e.actor == ACTOR and e.organisation == "local" for e in events)
+
+
+def test_remove_subject_erases_rows_blobs_key_and_index_bytes(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    keep = unit(11)
+    gone = unit(12)
+    svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject="KEEP",
+        image=fake_engine.register(make_image(11), keep), provenance=PROVENANCE,
+    )
+    outcome = svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject="GONE",
+        image=fake_engine.register(make_image(12), gone), provenance=PROVENANCE,
+    )
+    assert outcome.enrolment is not None
+    g = svc.galleries.get(gallery)
+    index_path = svc.indexes.path(g.id)
+    normalised = lambda v: (v / np.linalg.norm(v)).astype(np.float32).tobytes()  # noqa: E731
+    assert normalised(gone) in index_path.read_bytes()
+    with svc.db.transaction() as s:
+        blob = s.execute(text("SELECT image_blob FROM enrolments WHERE id = :i"),
+                         {"i": outcome.enrolment.id}).scalar_one()
+    assert svc.enrolment.vault.blobs.exists(blob)
+
+    removal = svc.subjects.remove(actor=ACTOR, gallery=gallery, reference="GONE", reason="court order 12")
+    assert (removal.enrolments, removal.index_vectors_removed) == (1, 1)
+    data = index_path.read_bytes()
+    assert normalised(gone) not in data
+    assert normalised(keep) in data  # the scan can find what is still there
+    assert not svc.enrolment.vault.blobs.exists(blob)
+    with svc.db.transaction() as s:
+        for table in ("subjects", "subject_keys", "templates", "enrolments"):
+            n = s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            assert n == 1, table
+    with pytest.raises(SubjectNotFound):
+        svc.subjects.remove(actor=ACTOR, gallery=gallery, reference="GONE", reason="again")
+    assert svc.audit.verify(actor=ACTOR).ok
+
+
+def test_index_rebuild_recreates_from_templates(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    for i in range(3):
+        svc.enrolment.enrol(
+            actor=ACTOR, gallery=gallery, subject=f"S{i}",
+            image=fake_engine.register(make_image(20 + i), unit(20 + i)), provenance=PROVENANCE,
+        )
+    g = svc.galleries.get(gallery)
+    svc.indexes.path(g.id).unlink()
+    assert svc.maintenance.status()[0].vectors == 0
+    rebuilt = svc.maintenance.rebuild(actor=ACTOR)
+    assert rebuilt[0].vectors == 3
+    assert svc.maintenance.status()[0].in_step
