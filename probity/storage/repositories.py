@@ -412,6 +412,7 @@ class Searches:
                 ],
             )
         )
+        self.s.flush()  # the search row first: candidates reference it
         for face in result.faces:
             for c in face.candidates:
                 self.s.add(
