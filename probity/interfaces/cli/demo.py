@@ -86,7 +86,7 @@ def demo(
             )
         probes = [
             ("obama2.jpg: another photo of SUBJ-0001", (folder / "obama2.jpg").read_bytes()),
-            ("obama3.jpg | biden.jpg pasted side by side", _side_by_side(folder)),
+            ("obama3.jpg | biden.jpg (the enrolled photo) side by side", _side_by_side(folder)),
             ("coffee.png: no face", (folder / "coffee.png").read_bytes()),
         ]
         for n, (label, data) in enumerate(probes, start=3):

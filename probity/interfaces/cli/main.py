@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from probity.errors import ProbityError
 from probity.interfaces.cli import admin, case, demo, enrol, gallery, search  # noqa: F401
 from probity.interfaces.cli.app import app
@@ -17,20 +15,19 @@ from probity.interfaces.cli.common import err
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (Typer's own usage errors keep their status 2)."""
     try:
-        result = app(args=argv, prog_name="probity", standalone_mode=False)
+        app(args=argv, prog_name="probity")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except ProbityError as exc:
         err.print(f"error[{exc.code}]: {exc.message}", markup=False, highlight=False)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
+    except KeyboardInterrupt:
+        err.print("interrupted")
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def run() -> None:
