@@ -42,13 +42,22 @@ class Detection:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class AlignedFace:
-    """A detection with its 5 landmarks (full-resolution (x, y) pixels, dlib's order: right eye
-    outer, right eye inner, left eye outer, left eye inner, nose base — "right" is the
-    subject's right, on the image's left) and the 150x150 RGB chip the embedder needs."""
+    """A detection with its 5 landmarks and the 150x150 RGB chip the embedder needs.
+
+    ``landmarks`` are full-resolution (x, y) pixels in dlib's order (measured on upright
+    portraits): 0 outer and 1 inner corner of the eye on the image's *right* (the subject's
+    left eye), 2 outer and 3 inner corner of the eye on the image's left (the subject's right
+    eye), 4 the base of the nose.
+
+    ``landmark_drift`` (0..1) is how far the landmarks follow the box when the detector box is
+    perturbed: near 0 on a face (the points hold on to eyes and nose), near 1 on a texture or a
+    badge. The quality stage turns it into ``Quality.landmark_consistency``.
+    """
 
     detection: Detection
     landmarks: tuple[tuple[float, float], ...]
     chip: NDArray[np.uint8]
+    landmark_drift: float
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -61,7 +70,8 @@ class AnalysedFace:
 
 
 class FaceEngine(Protocol):
-    """What the services use. ``DlibEngine`` is the default; tests below the services may fake it."""
+    """What the services use. ``DlibEngine`` is the default; tests below the services may
+    fake it."""
 
     @property
     def model(self) -> ModelVersion: ...

@@ -1,0 +1,61 @@
+"""The default :class:`~probity.engine.types.FaceEngine`: dlib's detectors, landmarks and ResNet.
+
+``DlibEngine.analyse`` strings the stages together: detect → align each face → assess quality
+→ embed all chips in one batch. It does not refuse anything: every detected face comes back
+with its quality, and the services compare that with the gallery's floor
+(:func:`probity.engine.quality.quality_reasons`) so a refusal can say why.
+
+Constructing an engine is free; the models load on first use (about 0.6 s, or call
+:meth:`DlibEngine.warm_up`). One engine may be shared by threads.
+"""
+
+from __future__ import annotations
+
+from probity.config import EngineSettings
+from probity.domain.faces import DetectorMode, ModelVersion
+from probity.engine.align import align
+from probity.engine.detect import detect
+from probity.engine.embed import embed
+from probity.engine.models import MODEL, DlibModels
+from probity.engine.quality import assess_quality
+from probity.engine.types import AnalysedFace, DecodedImage
+
+
+class DlibEngine:
+    """dlib face analysis configured by :class:`EngineSettings` (detector mode, HOG upsampling,
+    the longest sides the detectors see, embedding jitters)."""
+
+    def __init__(self, settings: EngineSettings, *, models: DlibModels | None = None) -> None:
+        self.settings = settings
+        self.models = models if models is not None else DlibModels()
+
+    @property
+    def model(self) -> ModelVersion:
+        return MODEL
+
+    def warm_up(self) -> None:
+        """Load and verify every model now rather than on the first photo."""
+        self.models.load_all()
+
+    def analyse(self, image: DecodedImage, mode: DetectorMode | None = None) -> list[AnalysedFace]:
+        """Every face in ``image``, left to right, with its quality and 128-d descriptor.
+
+        ``mode`` overrides the configured detector for this call (for instance CNN for a probe
+        where HOG found nothing the user can pick).
+        """
+        settings = self.settings
+        detections = detect(
+            image,
+            self.models,
+            mode=mode or settings.detector,
+            hog_upsample=settings.hog_upsample,
+            detect_max_side=settings.detect_max_side,
+            cnn_max_side=settings.cnn_max_side,
+        )
+        aligned = [align(image, detection, self.models) for detection in detections]
+        descriptors = embed(aligned, self.models, jitters=settings.embed_jitters)
+        faces = [
+            AnalysedFace(box=face.detection.box, quality=assess_quality(face), descriptor=vector)
+            for face, vector in zip(aligned, descriptors, strict=True)
+        ]
+        return sorted(faces, key=lambda face: (face.box.left, face.box.top))
