@@ -6,6 +6,7 @@ Example: ``PROBITY_HOME=/srv/probity``, ``PROBITY_ENGINE__DETECTOR=cnn``,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -30,6 +31,12 @@ class EngineSettings(BaseModel):
     )
     cnn_max_side: int = Field(
         1000, ge=256, description="longest side (px) for the slow CNN detector"
+    )
+    workers: int = Field(
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
+        ge=1,
+        le=32,
+        description="processes analysing faces in bulk enrolment (dlib holds the GIL)",
     )
     embed_jitters: int = Field(0, ge=0, le=10, description="dlib re-sampling per face; 0 = fast")
 

@@ -1,15 +1,20 @@
-"""Print the quality of every face in some photo folders, to set or check a QualityFloor.
+"""Print the quality of every face in some photo folders, to set or check the quality floors.
 
     python -m probity.engine.calibrate tests/data ../shared/faces [--mode cnn] [--timing]
+        [--floor k=v ...] [--probe-floor k=v ...]
 
-One row per detected face: every :class:`Quality` field, the landmark drift and geometry that
-make up ``landmark_consistency``, and the reasons the default floor (or ``--floor k=v ...``)
-gives. The table in engine/quality.py's docstring was made with this.
+One row per detected face: every :class:`Quality` field (conf: detector confidence, eye px:
+inter-eye distance, width: box width in px, sharp: sharpness, yaw: yaw ratio), the landmark
+drift and geometry that make up ``landmark_consistency`` (consist), and whether the gallery
+floor (``QualityFloor()`` with ``--floor`` overrides) and the probe floor
+(``PROBE_QUALITY_FLOOR`` with ``--probe-floor`` overrides) accept it, followed by the reasons
+of any refusal. The table in engine/quality.py's docstring was made with this.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from probity.config import EngineSettings, LimitSettings
-from probity.domain.faces import DetectorMode, QualityFloor
+from probity.domain.faces import PROBE_QUALITY_FLOOR, DetectorMode, QualityFloor
 from probity.engine.align import align
 from probity.engine.detect import detect
 from probity.engine.embed import embed
@@ -25,29 +30,35 @@ from probity.engine.images import read_image_file
 from probity.engine.models import DlibModels
 from probity.engine.quality import assess_quality, landmark_geometry, quality_reasons
 
+HEADER = "photo                         det  conf eye px width sharp   yaw drift geom cons gal prb"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff"}
 
 
+def _overrides(pairs: list[str]) -> dict[str, float]:
+    return {key: float(value) for key, value in (pair.split("=", 1) for pair in pairs)}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--mode", type=DetectorMode, default=None)
-    parser.add_argument("--timing", action="store_true", help="print time per stage")
-    parser.add_argument("--floor", nargs="*", default=[], help="QualityFloor fields, k=v")
+    parser.add_argument("--timing", action="store_true", help="print the time of each stage")
+    parser.add_argument("--floor", nargs="*", default=[], help="gallery floor overrides, k=v")
+    parser.add_argument("--probe-floor", nargs="*", default=[], help="probe floor overrides")
     args = parser.parse_args(argv)
 
     settings = EngineSettings()
     limits = LimitSettings()
-    floor = QualityFloor.from_dict({k: float(v) for k, v in (a.split("=") for a in args.floor)})
+    gallery_floor = dataclasses.replace(QualityFloor(), **_overrides(args.floor))
+    probe_floor = dataclasses.replace(PROBE_QUALITY_FLOOR, **_overrides(args.probe_floor))
     models = DlibModels()
     models.load_all()
     timings: dict[str, list[float]] = defaultdict(list)
 
-    print(
-        "| photo | # | box (l,t,w,h) | det | conf | eye px | width px | sharp | yaw "
-        "| drift | geom | consist | default floor |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    def timed(stage: str, started: float) -> None:
+        timings[stage].append(time.perf_counter() - started)
+
+    print(HEADER)
     for folder in args.folders:
         for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
             image = read_image_file(
@@ -63,33 +74,32 @@ def main(argv: list[str] | None = None) -> None:
                 cnn_max_side=settings.cnn_max_side,
             )
             kinds = "+".join(sorted({d.detector.value for d in detections})) or "none"
-            timings[f"detect ({kinds}, {image.width}x{image.height})"].append(
-                time.perf_counter() - started
-            )
+            timed(f"detect ({kinds}, {image.width}x{image.height})", started)
             if not detections:
-                print(f"| {path.name} | – | no face | | | | | | | | | | |")
-            for index, detection in enumerate(detections):
+                print(f"{path.name[:29]:<29} no face")
+            for detection in detections:
                 started = time.perf_counter()
                 face = align(image, detection, models)
-                timings["align (landmarks + chip + drift) per face"].append(
-                    time.perf_counter() - started
-                )
+                timed("align (landmarks + chip + drift) per face", started)
                 started = time.perf_counter()
                 embed([face], models)
-                timings["embed per face (batch of 1)"].append(time.perf_counter() - started)
-                quality = assess_quality(face)
+                timed("embed per face (batch of 1)", started)
+                q = assess_quality(face)
                 points = np.asarray(face.landmarks, dtype=np.float64)
                 geometry = landmark_geometry(points, box_width=detection.box.width)
-                reasons = "; ".join(quality_reasons(quality, floor)) or "passes"
-                box = ",".join(str(v) for v in detection.box.as_list())
-                q = quality
+                gallery = quality_reasons(q, gallery_floor)
+                probe = quality_reasons(q, probe_floor)
                 print(
-                    f"| {path.name} | {index} | {box} | {q.detector.value} "
-                    f"| {q.detector_confidence:.2f} | {q.inter_eye_px:.1f} "
-                    f"| {q.face_width_px:.0f} | {q.sharpness:.0f} | {q.yaw_ratio:+.3f} "
-                    f"| {face.landmark_drift:.2f} | {geometry:.2f} "
-                    f"| {q.landmark_consistency:.2f} | {reasons} |"
+                    f"{path.name[:29]:<29} {q.detector.value:<3} {q.detector_confidence:5.2f} "
+                    f"{q.inter_eye_px:6.1f} {q.face_width_px:5.0f} {q.sharpness:5.0f} "
+                    f"{q.yaw_ratio:+5.2f} {face.landmark_drift:5.2f} {geometry:4.2f} "
+                    f"{q.landmark_consistency:4.2f} {'no' if gallery else 'ok':>3} "
+                    f"{'no' if probe else 'ok':>3}"
                 )
+                for reason in gallery:
+                    print(f"    - gallery: {reason}")
+                for reason in probe:
+                    print(f"    - probe: {reason}")
     if args.timing:
         print()
         for stage, values in sorted(timings.items()):

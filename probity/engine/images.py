@@ -92,10 +92,16 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (2 × Image.MAX_IMAGE_PIXELS, about 179 million) fires inside
-        # Image.open, before our header check sees the size; it is not touched here because it
-        # is process-wide state. Only images far above our default limit reach it.
+        # Image.open, before our header check sees the size. It is process-wide state, so it
+        # is left alone: a max_pixels above it needs Image.MAX_IMAGE_PIXELS raised as well.
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow allows"
+        count = int(found.group(1)) if found else None
+        if count is not None and count <= max_pixels:
+            raise ImageTooLarge(
+                f"the image is {count:,} pixels (width × height), more than Pillow's "
+                f"decompression-bomb limit ({exc})"
+            ) from exc
+        size = f"{count:,} pixels" if count else "more pixels than Pillow allows"
         raise ImageTooLarge(
             f"the image is {size} (width × height); the limit is {max_pixels:,} pixels"
         ) from exc
@@ -135,7 +141,9 @@ def read_image_file(path: Path | str, *, max_bytes: int, max_pixels: int) -> Dec
 
 
 def _decode(data: bytes, *, max_pixels: int) -> tuple[NDArray[np.uint8], str]:
-    with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+    Image.init()  # loads Pillow's plugins once; the filter below needs the full registry
+    formats: list[str] = [f for f in ACCEPTED_FORMATS if f in Image.OPEN]  # HEIF/AVIF optional
+    with Image.open(io.BytesIO(data), formats=formats) as image:
         fmt = image.format or "unknown"
         width, height = image.size
         if width * height > max_pixels:

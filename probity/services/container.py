@@ -11,6 +11,7 @@ from probity.config import Settings
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import PROBE_QUALITY_FLOOR
 from probity.engine.dlib_engine import DlibEngine
+from probity.engine.pool import AnalysisPool, InlineAnalysisPool, ProcessAnalysisPool
 from probity.engine.types import FaceEngine
 from probity.errors import NotInitialised
 from probity.services.audit import AuditService
@@ -97,9 +98,24 @@ def build_services(
         dimension=face_engine.model.dimension,
     )
     audit = AuditService(db=db, clock=clock, organisation=settings.organisation)
+    limits = settings.limits
+
+    def pool_factory(workers: int) -> AnalysisPool:
+        # Worker processes build their own DlibEngine; any other engine (a test fake, an
+        # engine passed in) runs in this process.
+        if workers > 1 and isinstance(face_engine, DlibEngine):
+            return ProcessAnalysisPool(
+                settings.engine,
+                workers=workers,
+                max_bytes=limits.max_upload_bytes,
+                max_pixels=limits.max_image_pixels,
+            )
+        return InlineAnalysisPool(
+            face_engine, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_image_pixels
+        )
+
     galleries = GalleryService(db=db, audit=audit, clock=clock, model=face_engine.model)
     cases = CaseService(db=db, audit=audit, clock=clock, offences=settings.offence_categories)
-    limits = settings.limits
     return Services(
         settings=settings,
         db=db,
@@ -115,8 +131,9 @@ def build_services(
             galleries=galleries,
             vault=vault,
             indexes=indexes,
+            pools=pool_factory,
+            workers=settings.engine.workers,
             max_upload_bytes=limits.max_upload_bytes,
-            max_image_pixels=limits.max_image_pixels,
         ),
         cases=cases,
         search=SearchService(

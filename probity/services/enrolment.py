@@ -9,7 +9,10 @@ after the commit (bulk enrolment batches that, see ``enrol_manifest``).
 
 from __future__ import annotations
 
+import hashlib
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -19,15 +22,16 @@ from numpy.typing import NDArray
 
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import FaceRefusal, QualityFloor
-from probity.domain.gallery import Enrolment, Gallery, Subject
+from probity.domain.gallery import Enrolment, Gallery, Provenance, Subject
 from probity.domain.ids import EnrolmentId, SubjectId, new_id
-from probity.engine.images import decode_image
+from probity.engine.pool import Analysis, AnalysisPool
 from probity.engine.quality import quality_reasons
-from probity.engine.types import AnalysedFace, DecodedImage, FaceEngine
+from probity.engine.types import AnalysedFace, FaceEngine
 from probity.errors import (
     AlreadyEnrolled,
     ImageTooLarge,
     InvalidInput,
+    MissingProvenance,
     NoFaceFound,
     ProbityError,
     QualityRefused,
@@ -89,8 +93,9 @@ class EnrolmentService:
         galleries: GalleryService,
         vault: Vault,
         indexes: IndexSet,
+        pools: Callable[[int], AnalysisPool],
+        workers: int,
         max_upload_bytes: int,
-        max_image_pixels: int,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -99,8 +104,9 @@ class EnrolmentService:
         self.galleries = galleries
         self.vault = vault
         self.indexes = indexes
+        self.pools = pools
+        self.workers = workers
         self.max_upload_bytes = max_upload_bytes
-        self.max_image_pixels = max_image_pixels
 
     def enrol(
         self,
@@ -114,14 +120,21 @@ class EnrolmentService:
         """Enrol one image. Raises a ProbityError (nothing written) if it cannot be enrolled;
         an image already enrolled for this subject raises AlreadyEnrolled."""
         target = self.galleries.get(gallery)
-        outcome, vector = self._enrol_one(
-            actor=actor, gallery=target, subject=subject, image=image, provenance=provenance
-        )
-        if outcome.status is RowStatus.SKIPPED:
+        prepared = self._prepare(target, subject, image, provenance)
+        if isinstance(prepared, EnrolOutcome):
             raise AlreadyEnrolled(
                 f"this image is already enrolled for subject '{subject}' in '{gallery}'"
             )
-        assert outcome.enrolment is not None and vector is not None
+        pool = self.pools(1)
+        try:
+            analysis = pool.submit(image).result()
+        finally:
+            pool.close()
+        outcome, vector = self._persist(actor, target, prepared, analysis)
+        if outcome.enrolment is None or vector is None:
+            raise AlreadyEnrolled(
+                f"this image is already enrolled for subject '{subject}' in '{gallery}'"
+            )
         self.indexes.add(target.id, [outcome.enrolment.template_id], vector[None, :])
         return outcome
 
@@ -132,40 +145,57 @@ class EnrolmentService:
         gallery: str,
         manifest: Path,
         on_progress: Callable[[int, int], None] | None = None,
+        workers: int | None = None,
     ) -> BulkSummary:
         """Enrol every row of a CSV manifest (paths relative to the manifest's folder).
 
-        Each row is its own transaction, so a crash loses at most the row in progress;
+        Each row is its own transaction, so a crash loses at most the rows in progress;
         running the same manifest again skips rows already enrolled (same subject, same
-        image bytes). Refused rows are listed with their reason, never silently dropped.
+        image bytes) before any face analysis. Refused rows are listed with their reason,
+        never silently dropped. Face analysis runs in ``workers`` processes (default: the
+        engine setting); rows are written to the database in manifest order.
         """
         target = self.galleries.get(gallery)
         rows = read_manifest(manifest)
+        wanted = workers or self.workers
+        pool = self.pools(wanted if len(rows) >= 2 * wanted else 1)
         summary = BulkSummary()
-        pending_ids: list[int] = []
-        pending_vectors: list[NDArray[np.float32]] = []
+        batch = _IndexBatch(self.indexes, target.id)
+        # Rows waiting for their analysis, oldest first; a bounded window keeps memory flat.
+        in_flight: deque[tuple[ManifestRow, _Prepared | EnrolOutcome, Future[Analysis] | None]]
+        in_flight = deque()
 
-        def flush() -> None:
-            if pending_ids:
-                self.indexes.add(target.id, pending_ids, np.stack(pending_vectors))
-                pending_ids.clear()
-                pending_vectors.clear()
+        def finish_oldest() -> None:
+            row, prepared, future = in_flight.popleft()
+            outcome = self._finish_row(actor, target, prepared, future, batch)
+            summary.rows.append(ManifestResult(row.line, str(row.path), row.subject, outcome))
+            if on_progress is not None:
+                on_progress(len(summary.rows), len(rows))
 
         try:
-            for done, row in enumerate(rows, start=1):
-                outcome = self._manifest_row(actor, target, row)
-                summary.rows.append(
-                    ManifestResult(row.line, str(row.path), row.subject, outcome[0])
-                )
-                if outcome[1] is not None and outcome[0].enrolment is not None:
-                    pending_ids.append(outcome[0].enrolment.template_id)
-                    pending_vectors.append(outcome[1])
-                    if len(pending_ids) >= INDEX_FLUSH_EVERY:
-                        flush()
-                if on_progress is not None:
-                    on_progress(done, len(rows))
+            for row in rows:
+                try:
+                    if row.error:
+                        raise InvalidInput(row.error)
+                    data = _read_file(row.path, self.max_upload_bytes)
+                    prepared = self._prepare(target, row.subject, data, row.provenance)
+                    future = None if isinstance(prepared, EnrolOutcome) else pool.submit(data)
+                    in_flight.append((row, prepared, future))
+                except ProbityError as exc:
+                    in_flight.append(
+                        (
+                            row,
+                            EnrolOutcome(RowStatus.REFUSED, row.subject, reason=exc.message),
+                            None,
+                        )
+                    )
+                while len(in_flight) > 2 * pool.workers or (in_flight and in_flight[0][2] is None):
+                    finish_oldest()
+            while in_flight:
+                finish_oldest()
         finally:
-            flush()
+            pool.close()
+            batch.flush()
             self.audit.record_alone(
                 AuditRecord(
                     actor=actor,
@@ -186,48 +216,61 @@ class EnrolmentService:
             )
         return summary
 
-    def _manifest_row(
-        self, actor: str, gallery: Gallery, row: ManifestRow
-    ) -> tuple[EnrolOutcome, NDArray[np.float32] | None]:
-        try:
-            if row.error:
-                raise InvalidInput(row.error)
-            data = _read_file(row.path, self.max_upload_bytes)
-            return self._enrol_one(
-                actor=actor,
-                gallery=gallery,
-                subject=row.subject,
-                image=data,
-                provenance=row.provenance,
-            )
-        except ProbityError as exc:
-            return EnrolOutcome(RowStatus.REFUSED, row.subject, reason=exc.message), None
-
-    def _enrol_one(
+    def _finish_row(
         self,
-        *,
         actor: str,
+        gallery: Gallery,
+        prepared: _Prepared | EnrolOutcome,
+        future: Future[Analysis] | None,
+        batch: _IndexBatch,
+    ) -> EnrolOutcome:
+        if isinstance(prepared, EnrolOutcome):
+            return prepared
+        assert future is not None
+        try:
+            outcome, vector = self._persist(actor, gallery, prepared, future.result())
+        except ProbityError as exc:
+            return EnrolOutcome(RowStatus.REFUSED, prepared.reference, reason=exc.message)
+        if outcome.enrolment is not None and vector is not None:
+            batch.add(outcome.enrolment.template_id, vector)
+        return outcome
+
+    def _prepare(
+        self,
         gallery: Gallery,
         subject: str,
         image: bytes,
         provenance: Mapping[str, str | None],
-    ) -> tuple[EnrolOutcome, NDArray[np.float32] | None]:
+    ) -> _Prepared | EnrolOutcome:
+        """The checks that need no face analysis: reference, provenance, already enrolled."""
         reference = subject.strip()
         if not reference:
-            raise InvalidInput("a subject reference is required")
+            raise MissingProvenance("subject", "a subject reference is required")
         now = self.clock()
         parsed = parse_provenance(provenance, gallery=gallery, today=now.date())
-        decoded = decode_image(
-            image, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
-        )
+        if len(image) > self.max_upload_bytes:
+            raise ImageTooLarge(
+                f"the image is {len(image)} bytes, over the {self.max_upload_bytes}-byte limit"
+            )
+        sha256 = hashlib.sha256(image).hexdigest()
         with self.db.transaction() as session:
-            if Enrolments(session).find_image(gallery.id, reference, decoded.sha256):
-                return EnrolOutcome(RowStatus.SKIPPED, reference), None
-        face, refused = self._single_face(decoded, gallery.quality_floor)
+            if Enrolments(session).find_image(gallery.id, reference, sha256):
+                return EnrolOutcome(RowStatus.SKIPPED, reference)
+        return _Prepared(reference, parsed, image, sha256)
 
+    def _persist(
+        self, actor: str, gallery: Gallery, prepared: _Prepared, analysis: Analysis
+    ) -> tuple[EnrolOutcome, NDArray[np.float32] | None]:
+        """Choose the one face to enrol and write everything in one transaction."""
+        sha256, faces = analysis
+        face, refused = self._single_face(faces, gallery.quality_floor)
+        reference = prepared.reference
+        now = self.clock()
         enrolment_id = EnrolmentId(new_id())
         blob_id = new_id()
         with self.db.transaction() as session:
+            if Enrolments(session).find_image(gallery.id, reference, sha256):
+                return EnrolOutcome(RowStatus.SKIPPED, reference), None  # same row twice
             subjects = Subjects(session)
             existing = subjects.find(gallery.id, reference)
             if existing is None:
@@ -249,8 +292,8 @@ class EnrolmentService:
                 subject_id=subject_row.id,
                 gallery_id=gallery.id,
                 template_id=template_id,
-                provenance=parsed,
-                image_sha256=decoded.sha256,
+                provenance=prepared.provenance,
+                image_sha256=sha256,
                 box=face.box,
                 quality=face.quality,
                 created_at=now,
@@ -267,28 +310,27 @@ class EnrolmentService:
                     details={
                         "enrolment_id": enrolment_id,
                         "template_id": template_id,
-                        "image_sha256": decoded.sha256,
-                        "source": parsed.source,
-                        "lawful_basis": parsed.lawful_basis.value,
-                        "jurisdiction": parsed.jurisdiction,
-                        "retention_until": parsed.retention_until.isoformat(),
+                        "image_sha256": sha256,
+                        "source": prepared.provenance.source,
+                        "lawful_basis": prepared.provenance.lawful_basis.value,
+                        "jurisdiction": prepared.provenance.jurisdiction,
+                        "retention_until": prepared.provenance.retention_until.isoformat(),
                         "refused_faces": len(refused),
                     },
                 ),
             )
-            # The blob goes last inside the transaction: if it fails, nothing commits; if the
-            # commit fails after it, the orphan blob is removed below.
-            self.vault.put_image(key, subject_row.id, blob_id, image)
+            # The blob goes last inside the transaction: if writing it fails, nothing commits.
+            self.vault.put_image(key, subject_row.id, blob_id, prepared.image)
         return (
             EnrolOutcome(RowStatus.ENROLLED, reference, enrolment=enrolment, refused_faces=refused),
             face.descriptor,
         )
 
+    @staticmethod
     def _single_face(
-        self, image: DecodedImage, floor: QualityFloor
+        faces: list[AnalysedFace], floor: QualityFloor
     ) -> tuple[AnalysedFace, tuple[FaceRefusal, ...]]:
         """The one face to enrol, and the faces the quality floor refused (with reasons)."""
-        faces = self.engine.analyse(image)
         if not faces:
             raise NoFaceFound("no face found in the image")
         accepted: list[AnalysedFace] = []
@@ -310,6 +352,35 @@ class EnrolmentService:
                 "exactly one person (crop it first)"
             )
         return accepted[0], tuple(refused)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    reference: str
+    provenance: Provenance
+    image: bytes
+    sha256: str
+
+
+class _IndexBatch:
+    """Collects new vectors and adds them to the gallery's index every INDEX_FLUSH_EVERY."""
+
+    def __init__(self, indexes: IndexSet, gallery_id: str) -> None:
+        self.indexes = indexes
+        self.gallery_id = gallery_id
+        self.ids: list[int] = []
+        self.vectors: list[NDArray[np.float32]] = []
+
+    def add(self, template_id: int, vector: NDArray[np.float32]) -> None:
+        self.ids.append(template_id)
+        self.vectors.append(vector)
+        if len(self.ids) >= INDEX_FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.ids:
+            self.indexes.add(self.gallery_id, self.ids, np.stack(self.vectors))
+            self.ids, self.vectors = [], []
 
 
 def _read_file(path: Path, max_bytes: int) -> bytes:
