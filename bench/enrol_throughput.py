@@ -35,8 +35,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIRS = [REPO / "tests" / "data", REPO.parent / "shared" / "faces"]
-SKIP = {"coffee.png", "rocket.jpg", "chelsea.png", "noface_coffee.png", "noface_rocket.jpg",
-        "noface_cat_chelsea.png", "multi_morgan_hague.jpg", "alexander_gerst_2_profile.jpg"}
+SKIP = {
+    "coffee.png",
+    "rocket.jpg",
+    "chelsea.png",
+    "noface_coffee.png",
+    "noface_rocket.jpg",
+    "noface_cat_chelsea.png",
+    "multi_morgan_hague.jpg",
+    "alexander_gerst_2_profile.jpg",
+}
 
 
 def photos(dirs: list[Path]) -> list[Path]:
@@ -44,7 +52,8 @@ def photos(dirs: list[Path]) -> list[Path]:
     for d in dirs:
         if d.is_dir():
             found += sorted(
-                p for p in d.iterdir()
+                p
+                for p in d.iterdir()
                 if p.suffix.lower() in {".jpg", ".jpeg", ".png"} and p.name not in SKIP
             )
     return found
@@ -81,23 +90,53 @@ def probity_run(paths: list[Path], repeat: int, workdir: Path) -> tuple[float, d
     env = {**os.environ, "PROBITY_HOME": str(home)}
     subprocess.run([*probity, "init"], check=True, env=env, capture_output=True)
     subprocess.run(
-        [*probity, "gallery", "create", "bench", "--policy", "benchmark",
-         "--retention-days", "3650"],
-        check=True, env=env, capture_output=True,
+        [
+            *probity,
+            "gallery",
+            "create",
+            "bench",
+            "--policy",
+            "benchmark",
+            "--retention-days",
+            "3650",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
     )
     manifest = workdir / "manifest.csv"
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "subject", "source", "lawful_basis", "collected_at",
-                         "jurisdiction", "collected_by"])
+        writer.writerow(
+            [
+                "path",
+                "subject",
+                "source",
+                "lawful_basis",
+                "collected_at",
+                "jurisdiction",
+                "collected_by",
+            ]
+        )
         for r in range(repeat):
             for i, p in enumerate(paths):
-                writer.writerow([str(p), f"S{r}-{i}", f"bench/{p.name}", "public_task",
-                                 "2026-09-01", "US", "bench"])
+                writer.writerow(
+                    [
+                        str(p),
+                        f"S{r}-{i}",
+                        f"bench/{p.name}",
+                        "public_task",
+                        "2026-09-01",
+                        "US",
+                        "bench",
+                    ]
+                )
     t0 = time.perf_counter()
     done = subprocess.run(
         [*probity, "enrol", "bench", "--manifest", str(manifest), "--json"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - t0
     summary = json.loads(done.stdout)

@@ -9,6 +9,8 @@ import pytest
 from probity.config import EngineSettings
 from probity.engine.dlib_engine import DlibEngine
 
+pytest_plugins = ["tests.pg"]  # the postgres_url fixture
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "tests" / "data"
 SHARED_FACES_DIR = REPO_ROOT / ".." / "shared" / "faces"

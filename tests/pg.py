@@ -27,7 +27,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means no server
+    except Exception as exc:
         if os.environ.get("PROBITY_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL required but not reachable at {POSTGRES_ADMIN_URL}: {exc}")
         pytest.skip(f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {exc}")
@@ -36,5 +36,3 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-

@@ -1,22 +1,24 @@
 """Stage 1: find face boxes, in full-resolution pixel coordinates.
 
-Two dlib detectors, chosen by :class:`DetectorMode`:
+Two dlib detectors, chosen by :class:`DetectorMode` (times measured on this 2-core machine with
+the ``dlib-bin`` wheel):
 
-- **HOG** (frontal HOG features + linear SVM): about 0.1 s for a 512 px photo and 0.4–1 s for
-  1000–1600 px on this 2-core machine with upsample 1. Frontal and near-frontal faces only; its
-  score is the SVM margin (0 is dlib's threshold; the real faces we measured score 0.7–2.9).
-  Its window is 80 px, so with ``hog_upsample`` = 1 it finds faces from about 40 px wide.
-- **CNN** (MMOD ResNet): finds profiles and hard faces, but costs about 9 s for a 1000 × 1000
-  photo (1.6 s for 512 × 512) with the ``dlib-bin`` wheel. It runs without upsampling: its
-  window is about 40 px, so it finds faces from about 40 px wide in the downscaled image.
+- **HOG** (frontal HOG features + linear SVM): 0.08 s for a 512 × 512 photo, 0.2–0.6 s for
+  0.6–2 megapixel photos, with upsample 1. Frontal and near-frontal faces only; its score is
+  the SVM margin (0 is dlib's threshold; the real faces we measured score 0.7–2.9). Its window
+  is 80 px, so with ``hog_upsample`` = 1 it finds faces from about 35–40 px wide.
+- **CNN** (MMOD): finds profiles and hard faces, but costs 7–9 s for a 1000 × 1000 photo
+  (1.7 s for 512 × 512). It runs without upsampling, so it finds faces from about 65–80 px
+  wide in the image it sees (measured: obama.jpg shrunk to a 50 px face is missed, 65 px
+  found). Upsampling would halve that at 4× the time; lowering ``cnn_max_side`` trades the
+  other way (time grows with the square of the side).
 - **AUTO**: HOG, then the CNN only when HOG finds nothing, so the CNN's cost is paid for
   profiles and empty photos only.
 
 Each detector works on a copy downscaled (anti-aliased) to at most ``detect_max_side`` (HOG) or
-``cnn_max_side`` (CNN) pixels on the longest side: detection time grows with the pixel count
-and faces in evidence photos are rarely too small at 1600 px. The trade-off: a face narrower
-than about 40 px *after* downscaling is missed (2.5 % of the longest side for HOG at 1600 px,
-4 % for the CNN at 1000 px). Boxes are mapped back to full resolution, where alignment runs.
+``cnn_max_side`` (CNN) pixels on the longest side, and boxes are mapped back to full
+resolution, where alignment runs. The trade-off: with the defaults, HOG misses faces narrower
+than about 2.5 % of the photo's longest side, the CNN faces narrower than about 7 %.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ HOG_THRESHOLD = 0.0
 quality floor instead, which can say why."""
 
 CNN_UPSAMPLE = 0
-"""The CNN's window is already small (about 40 px); upsampling would cost 4× per level."""
+"""No upsampling for the CNN: each doubling costs 4× the time (a 1000 px photo would take
+about 30 s instead of 8); ``cnn_max_side`` is the knob for small faces."""
 
 
 def detect(
@@ -73,7 +76,8 @@ def detect_hog(
 
 
 def detect_cnn(image: DecodedImage, models: DlibModels, *, max_side: int) -> list[Detection]:
-    """MMOD CNN detections; ``confidence`` is the MMOD score (real faces measure about 1.0+)."""
+    """MMOD CNN detections; ``confidence`` is the MMOD score (real faces we measured:
+    1.05–1.10, half a face 0.55)."""
     pixels, scale = downscale(image.pixels, max_side)
     return [
         Detection(box=scale_box(box, 1 / scale), confidence=score, detector=DetectorKind.CNN)

@@ -4,7 +4,7 @@ dlib's ResNet takes a list of 150 × 150 chips in one call. Embedding the chips 
 :func:`probity.engine.align.align` gives exactly the descriptor
 ``compute_face_descriptor(full_image, shape)`` gives (measured: maximum difference 0.0 on every
 face in tests/data and ../shared/faces), because that call cuts the same chip internally.
-Batching saves the per-call overhead, not arithmetic: about 90 ms a face either way on this
+Batching saves the per-call overhead, not arithmetic: about 75–80 ms a face either way on this
 2-core machine with the ``dlib-bin`` wheel (a source build with OpenBLAS is 4–5× faster).
 
 Descriptors are returned as float32 (dlib computes float32 and hands back float64 copies); they

@@ -67,13 +67,27 @@ def write_manifest(path: Path, photos: dict[str, str], folder: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["path", "subject", "source", "lawful_basis", "collected_at", "jurisdiction",
-             "collected_by"]
+            [
+                "path",
+                "subject",
+                "source",
+                "lawful_basis",
+                "collected_at",
+                "jurisdiction",
+                "collected_by",
+            ]
         )
         for name, ref in photos.items():
             writer.writerow(
-                [str(folder / name), ref, f"nasa-portraits/{name}", "public_task", "2026-09-01",
-                 "US", "test-suite"]
+                [
+                    str(folder / name),
+                    ref,
+                    f"nasa-portraits/{name}",
+                    "public_task",
+                    "2026-09-01",
+                    "US",
+                    "test-suite",
+                ]
             )
     return path
 
@@ -91,10 +105,24 @@ def nasa_home(tmp_path_factory: pytest.TempPathFactory) -> NasaHome:
     faces = shared_faces()
     home = tmp_path_factory.mktemp("nasa") / "home"
     assert main(["init", "--home", str(home)]) == 0
-    assert main([
-        "gallery", "create", "crew", "--home", str(home), "--policy", "NASA crew portraits",
-        "--retention-days", "3650", "--jurisdiction", "US",
-    ]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "create",
+                "crew",
+                "--home",
+                str(home),
+                "--policy",
+                "NASA crew portraits",
+                "--retention-days",
+                "3650",
+                "--jurisdiction",
+                "US",
+            ]
+        )
+        == 0
+    )
     manifest = write_manifest(home.parent / "crew.csv", GALLERY_PHOTOS, faces)
     import io
     from contextlib import redirect_stdout
@@ -102,10 +130,24 @@ def nasa_home(tmp_path_factory: pytest.TempPathFactory) -> NasaHome:
     buffer = io.StringIO()
     with redirect_stdout(buffer):
         code = main(["enrol", "crew", "--manifest", str(manifest), "--home", str(home), "--json"])
-    assert main([
-        "case", "open", "CASE-1", "--home", str(home), "--offence", "kidnapping",
-        "--justification", "probe photos from the scene", "--authorisation", "AUTH-1",
-    ]) == 0
+    assert (
+        main(
+            [
+                "case",
+                "open",
+                "CASE-1",
+                "--home",
+                str(home),
+                "--offence",
+                "kidnapping",
+                "--justification",
+                "probe photos from the scene",
+                "--authorisation",
+                "AUTH-1",
+            ]
+        )
+        == 0
+    )
     return NasaHome(home, code, buffer.getvalue())
 
 

@@ -19,8 +19,16 @@ from probity.storage.keyring import load_master_key, unseal
 from tests.cli.conftest import DATA
 
 GOOD = [
-    "--subject", "S-1", "--source", "custody/1", "--lawful-basis", "law_enforcement",
-    "--collected-at", "2026-10-01", "--jurisdiction", "GB",
+    "--subject",
+    "S-1",
+    "--source",
+    "custody/1",
+    "--lawful-basis",
+    "law_enforcement",
+    "--collected-at",
+    "2026-10-01",
+    "--jurisdiction",
+    "GB",
 ]
 
 
@@ -30,13 +38,56 @@ def base_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     home = tmp_path_factory.mktemp("errors") / "home"
     assert main(["init", "--home", str(home)]) == 0
-    assert main(["gallery", "create", "custody", "--home", str(home), "--policy",
-                 "charged persons", "--retention-days", "365"]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "create",
+                "custody",
+                "--home",
+                str(home),
+                "--policy",
+                "charged persons",
+                "--retention-days",
+                "365",
+            ]
+        )
+        == 0
+    )
     assert main(["enrol", "custody", str(DATA / "obama.jpg"), "--home", str(home), *GOOD]) == 0
-    assert main(["enrol", "custody", str(DATA / "biden.jpg"), "--home", str(home),
-                 *GOOD[:1], "S-2", *GOOD[2:]]) == 0
-    assert main(["case", "open", "C-1", "--home", str(home), "--offence", "robbery",
-                 "--justification", "still from the scene", "--authorisation", "A-1"]) == 0
+    assert (
+        main(
+            [
+                "enrol",
+                "custody",
+                str(DATA / "biden.jpg"),
+                "--home",
+                str(home),
+                *GOOD[:1],
+                "S-2",
+                *GOOD[2:],
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "case",
+                "open",
+                "C-1",
+                "--home",
+                str(home),
+                "--offence",
+                "robbery",
+                "--justification",
+                "still from the scene",
+                "--authorisation",
+                "A-1",
+            ]
+        )
+        == 0
+    )
     return home
 
 
@@ -53,7 +104,7 @@ def db_digest(home: Path) -> str:
     with sqlite3.connect(home / "probity.db") as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in sorted(tables):
-            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1"):  # noqa: S608
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1"):
                 digest.update(repr(row).encode())
     return digest.hexdigest()
 
@@ -78,7 +129,9 @@ def bad_images(folder: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("command", ["enrol", "search"])
-def test_bad_images_give_one_error_line_and_change_nothing(probity, home: Path, tmp_path: Path, command: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_images_give_one_error_line_and_change_nothing(
+    probity, home: Path, tmp_path: Path, command: str
+) -> None:  # type: ignore[no-untyped-def]
     before = db_digest(home)
     for name, path in bad_images(tmp_path).items():
         if command == "enrol":
@@ -96,9 +149,13 @@ def test_bad_images_give_one_error_line_and_change_nothing(probity, home: Path, 
 
 @pytest.mark.parametrize(
     ("drop", "flag"),
-    [("--source", "source"), ("--lawful-basis", "lawful_basis"),
-     ("--collected-at", "collected_at"), ("--jurisdiction", "jurisdiction"),
-     ("--subject", "subject")],
+    [
+        ("--source", "source"),
+        ("--lawful-basis", "lawful_basis"),
+        ("--collected-at", "collected_at"),
+        ("--jurisdiction", "jurisdiction"),
+        ("--subject", "subject"),
+    ],
 )
 def test_missing_provenance_names_the_field(probity, home: Path, drop: str, flag: str) -> None:  # type: ignore[no-untyped-def]
     args = list(GOOD)
@@ -119,14 +176,29 @@ def test_search_needs_an_open_case(probity, home: Path) -> None:  # type: ignore
 
 
 def test_pending_authorisation_older_than_48_hours_blocks_search(probity, home: Path) -> None:  # type: ignore[no-untyped-def]
-    assert probity("case", "open", "C-P", "--home", str(home), "--offence", "robbery",
-                   "--justification", "urgent, warrant requested", "--pending").code == 0
+    assert (
+        probity(
+            "case",
+            "open",
+            "C-P",
+            "--home",
+            str(home),
+            "--offence",
+            "robbery",
+            "--justification",
+            "urgent, warrant requested",
+            "--pending",
+        ).code
+        == 0
+    )
     run = probity("search", str(DATA / "obama2.jpg"), "--case", "C-P", "--home", str(home))
     assert run.code == 0, run.err
     old = (datetime.now(UTC) - timedelta(hours=49)).replace(tzinfo=None)
     with sqlite3.connect(home / "probity.db") as db:
-        db.execute("UPDATE cases SET auth_requested_at = ? WHERE reference = 'C-P'",
-                   (old.isoformat(sep=" "),))
+        db.execute(
+            "UPDATE cases SET auth_requested_at = ? WHERE reference = 'C-P'",
+            (old.isoformat(sep=" "),),
+        )
     run = probity("search", str(DATA / "obama2.jpg"), "--case", "C-P", "--home", str(home))
     assert run.code == 5
     assert "error[case_not_searchable]" in run.err and "48 h" in run.err
@@ -151,13 +223,30 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     stored = normalise(vector[None, :].astype(np.float32), 128).tobytes()
     index_file = home / "index" / f"{gallery_id}.faiss"
     assert stored in index_file.read_bytes()
-    run = probity("subject", "remove", "S-1", "--gallery", "custody", "--reason", "acquitted",
-                  "--home", str(home))
+    run = probity(
+        "subject",
+        "remove",
+        "S-1",
+        "--gallery",
+        "custody",
+        "--reason",
+        "acquitted",
+        "--home",
+        str(home),
+    )
     assert run.code == 0, run.err
     assert stored not in index_file.read_bytes()
     assert index_file.stat().st_size > 0
-    run = probity("search", str(DATA / "obama2.jpg"), "--case", "C-1", "--home", str(home),
-                  "--no-threshold", "--json")
+    run = probity(
+        "search",
+        str(DATA / "obama2.jpg"),
+        "--case",
+        "C-1",
+        "--home",
+        str(home),
+        "--no-threshold",
+        "--json",
+    )
     assert "S-1" not in run.out and "S-2" in run.out
 
 
@@ -166,7 +255,9 @@ def test_index_rebuild_from_encrypted_templates(probity, home: Path) -> None:  #
         f.unlink()
     run = probity("index", "rebuild", "--home", str(home), "--json")
     assert run.code == 0 and '"vectors": 2' in run.out
-    run = probity("search", str(DATA / "obama2.jpg"), "--case", "C-1", "--home", str(home), "--json")
+    run = probity(
+        "search", str(DATA / "obama2.jpg"), "--case", "C-1", "--home", str(home), "--json"
+    )
     assert '"subject": "S-1"' in run.out
 
 
@@ -176,13 +267,17 @@ def test_commands_refuse_an_uninitialised_home(probity, tmp_path: Path) -> None:
 
 
 def test_exif_rotated_probe_still_finds_the_subject(probity, home: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    image = Image.open(DATA / "obama2.jpg").rotate(90, expand=True)  # stored turned 90° anticlockwise
+    image = Image.open(DATA / "obama2.jpg").rotate(
+        90, expand=True
+    )  # stored turned 90° anticlockwise
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation 6: the viewer rotates 90° clockwise to show it upright
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif.tobytes())
     probe = tmp_path / "rotated.jpg"
     probe.write_bytes(buffer.getvalue())
-    run = probity("search", str(probe), "--case", "C-1", "--home", str(home), "--json", "--top", "1")
+    run = probity(
+        "search", str(probe), "--case", "C-1", "--home", str(home), "--json", "--top", "1"
+    )
     assert run.code == 0, run.err
     assert '"subject": "S-1"' in run.out

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy import text
 
 from probity.errors import SubjectNotFound
@@ -18,7 +18,9 @@ def test_chain_verifies_then_names_the_altered_event(
     svc: Services, gallery: str, fake_engine: FakeEngine
 ) -> None:
     image = fake_engine.register(make_image(1), unit(1))
-    svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE)
+    svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE
+    )
     ok = svc.audit.verify(actor=ACTOR)
     assert ok.ok and ok.events_checked >= 3
     with svc.db.transaction() as s:
@@ -62,23 +64,32 @@ def test_remove_subject_erases_rows_blobs_key_and_index_bytes(
     keep = unit(11)
     gone = unit(12)
     svc.enrolment.enrol(
-        actor=ACTOR, gallery=gallery, subject="KEEP",
-        image=fake_engine.register(make_image(11), keep), provenance=PROVENANCE,
+        actor=ACTOR,
+        gallery=gallery,
+        subject="KEEP",
+        image=fake_engine.register(make_image(11), keep),
+        provenance=PROVENANCE,
     )
     outcome = svc.enrolment.enrol(
-        actor=ACTOR, gallery=gallery, subject="GONE",
-        image=fake_engine.register(make_image(12), gone), provenance=PROVENANCE,
+        actor=ACTOR,
+        gallery=gallery,
+        subject="GONE",
+        image=fake_engine.register(make_image(12), gone),
+        provenance=PROVENANCE,
     )
     assert outcome.enrolment is not None
     g = svc.galleries.get(gallery)
     index_path = svc.indexes.path(g.id)
     assert stored_bytes(gone) in index_path.read_bytes()
     with svc.db.transaction() as s:
-        blob = s.execute(text("SELECT image_blob FROM enrolments WHERE id = :i"),
-                         {"i": outcome.enrolment.id}).scalar_one()
+        blob = s.execute(
+            text("SELECT image_blob FROM enrolments WHERE id = :i"), {"i": outcome.enrolment.id}
+        ).scalar_one()
     assert svc.enrolment.vault.blobs.exists(blob)
 
-    removal = svc.subjects.remove(actor=ACTOR, gallery=gallery, reference="GONE", reason="court order 12")
+    removal = svc.subjects.remove(
+        actor=ACTOR, gallery=gallery, reference="GONE", reason="court order 12"
+    )
     assert (removal.enrolments, removal.index_vectors_removed) == (1, 1)
     data = index_path.read_bytes()
     assert stored_bytes(gone) not in data
@@ -98,8 +109,11 @@ def test_index_rebuild_recreates_from_templates(
 ) -> None:
     for i in range(3):
         svc.enrolment.enrol(
-            actor=ACTOR, gallery=gallery, subject=f"S{i}",
-            image=fake_engine.register(make_image(20 + i), unit(20 + i)), provenance=PROVENANCE,
+            actor=ACTOR,
+            gallery=gallery,
+            subject=f"S{i}",
+            image=fake_engine.register(make_image(20 + i), unit(20 + i)),
+            provenance=PROVENANCE,
         )
     g = svc.galleries.get(gallery)
     svc.indexes.path(g.id).unlink()

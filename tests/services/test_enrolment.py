@@ -55,7 +55,9 @@ def test_missing_provenance_field_is_named_and_nothing_written(
     before = counts(svc)
     fields = {**PROVENANCE, missing: None}
     with pytest.raises(MissingProvenance) as info:
-        svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=fields)
+        svc.enrolment.enrol(
+            actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=fields
+        )
     assert info.value.field == missing
     assert missing in info.value.message
     assert counts(svc) == before
@@ -78,7 +80,10 @@ def test_bad_provenance_is_refused_with_reason(
     image = fake_engine.register(make_image(3), unit(3))
     with pytest.raises(InvalidInput, match=fragment):
         svc.enrolment.enrol(
-            actor=ACTOR, gallery=gallery, subject="S", image=image,
+            actor=ACTOR,
+            gallery=gallery,
+            subject="S",
+            image=image,
             provenance={**PROVENANCE, field: value},
         )
 
@@ -143,9 +148,13 @@ def test_two_good_faces_refused(svc: Services, gallery: str, fake_engine: FakeEn
         )
 
 
-def test_same_image_twice_is_a_conflict(svc: Services, gallery: str, fake_engine: FakeEngine) -> None:
+def test_same_image_twice_is_a_conflict(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
     image = fake_engine.register(make_image(12), unit(12))
-    svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE)
+    svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE
+    )
     with pytest.raises(AlreadyEnrolled):
         svc.enrolment.enrol(
             actor=ACTOR, gallery=gallery, subject="S", image=image, provenance=PROVENANCE
@@ -189,7 +198,9 @@ def test_manifest_is_resumable_and_lists_refusals(
     )
     progress: list[tuple[int, int]] = []
     summary = svc.enrolment.enrol_manifest(
-        actor=ACTOR, gallery=gallery, manifest=manifest,
+        actor=ACTOR,
+        gallery=gallery,
+        manifest=manifest,
         on_progress=lambda d, t: progress.append((d, t)),
     )
     assert progress[-1] == (6, 6)

@@ -9,14 +9,15 @@ import pytest
 from probity.domain.search import SearchOutcome
 from probity.services.container import Services
 from tests.fakes import FakeEngine, make_image, near, unit
-from tests.pg import postgres_url  # noqa: F401 - fixture
 from tests.services.conftest import ACTOR, PROVENANCE
 
 pytestmark = pytest.mark.postgres
 
 
 def test_full_flow_on_postgres(
-    make_services: Callable[..., Services], postgres_url: str, fake_engine: FakeEngine  # noqa: F811
+    make_services: Callable[..., Services],
+    postgres_url: str,
+    fake_engine: FakeEngine,
 ) -> None:
     svc = make_services(database_url=postgres_url)
     svc.galleries.create(
@@ -25,12 +26,18 @@ def test_full_flow_on_postgres(
     people = {f"P{i}": unit(i) for i in range(4)}
     for i, (ref, v) in enumerate(people.items()):
         svc.enrolment.enrol(
-            actor=ACTOR, gallery="custody", subject=ref,
-            image=fake_engine.register(make_image(i), v), provenance=PROVENANCE,
+            actor=ACTOR,
+            gallery="custody",
+            subject=ref,
+            image=fake_engine.register(make_image(i), v),
+            provenance=PROVENANCE,
         )
     svc.cases.open(
-        actor=ACTOR, reference="PG-1", offence="fraud",
-        justification="suspect photographed at the bank counter", authorisation="A-1",
+        actor=ACTOR,
+        reference="PG-1",
+        offence="fraud",
+        justification="suspect photographed at the bank counter",
+        authorisation="A-1",
     )
     probe = fake_engine.register(make_image(99), near(people["P2"], 0.3, 5))
     result = svc.search.search(actor=ACTOR, case_reference="PG-1", probe=probe)

@@ -22,12 +22,19 @@ def enrolled(svc: Services, gallery: str, fake_engine: FakeEngine) -> dict[str, 
     people = {f"S-{i}": unit(500 + i) for i in range(5)}
     for i, (ref, vector) in enumerate(people.items()):
         image = fake_engine.register(make_image(600 + i), vector)
-        svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject=ref, image=image, provenance=PROVENANCE)
+        svc.enrolment.enrol(
+            actor=ACTOR, gallery=gallery, subject=ref, image=image, provenance=PROVENANCE
+        )
     second = fake_engine.register(make_image(700), near(people["S-0"], 0.3, 1))
-    svc.enrolment.enrol(actor=ACTOR, gallery=gallery, subject="S-0", image=second, provenance=PROVENANCE)
+    svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject="S-0", image=second, provenance=PROVENANCE
+    )
     svc.cases.open(
-        actor=ACTOR, reference="C-1", offence="robbery",
-        justification="suspect seen on a still from the scene", authorisation="AUTH-1",
+        actor=ACTOR,
+        reference="C-1",
+        offence="robbery",
+        justification="suspect seen on a still from the scene",
+        authorisation="AUTH-1",
     )
     return people
 
@@ -57,9 +64,7 @@ def test_threshold_gives_explicit_no_candidate(
     assert result.outcome is SearchOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
     assert result.faces[0].candidates == ()
     assert result.threshold.max_distance == 0.6
-    strict = svc.search.search(
-        actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=0.0003
-    )
+    strict = svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=0.0003)
     assert strict.threshold.max_distance == 0.55
     with pytest.raises(InvalidInput, match="lowest measured"):
         svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=1e-6)
@@ -100,8 +105,11 @@ def test_pending_authorisation_locks_after_48_hours(
 ) -> None:
     probe = fake_engine.register(make_image(805), enrolled["S-3"])
     svc.cases.open(
-        actor=ACTOR, reference="C-P", offence="robbery",
-        justification="urgent: suspect at large, warrant requested", authorisation=None,
+        actor=ACTOR,
+        reference="C-P",
+        offence="robbery",
+        justification="urgent: suspect at large, warrant requested",
+        authorisation=None,
         pending=True,
     )
     clock.advance(timedelta(hours=47))
@@ -131,8 +139,11 @@ def test_pending_authorisation_locks_after_48_hours(
 )
 def test_case_open_validation(svc: Services, kwargs: dict[str, object], fragment: str) -> None:
     base: dict[str, object] = {
-        "actor": ACTOR, "reference": "C-X", "offence": "robbery",
-        "justification": "suspect seen on camera", "authorisation": "A-1",
+        "actor": ACTOR,
+        "reference": "C-X",
+        "offence": "robbery",
+        "justification": "suspect seen on camera",
+        "authorisation": "A-1",
     }
     with pytest.raises(InvalidInput, match=fragment):
         svc.cases.open(**{**base, **kwargs})  # type: ignore[arg-type]

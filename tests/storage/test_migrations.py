@@ -11,7 +11,6 @@ from alembic.runtime.migration import MigrationContext
 
 from probity.storage.db import Database
 from probity.storage.tables import Base
-from tests.pg import postgres_url  # noqa: F401 - fixture
 
 
 def test_sqlite_migration_matches_tables(tmp_path: Path) -> None:
