@@ -83,7 +83,13 @@ class FakeEngine:
         faces = self._faces.setdefault(_pixel_key(image), [])
         faces.append(AnalysedFace(FaceBox(10 + 100 * len(faces), 10, 50, 50), quality, descriptor))
 
-    def analyse(self, image: DecodedImage, mode: DetectorMode | None = None) -> list[AnalysedFace]:
+    def analyse(
+        self,
+        image: DecodedImage,
+        mode: DetectorMode | None = None,
+        *,
+        hog_pixel_budget: int | None = None,
+    ) -> list[AnalysedFace]:
         self.calls += 1
         return list(self._faces.get(hashlib.sha256(image.pixels.tobytes()).hexdigest(), []))
 

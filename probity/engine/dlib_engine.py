@@ -37,11 +37,19 @@ class DlibEngine:
         """Load and verify every model now rather than on the first photo."""
         self.models.load_all()
 
-    def analyse(self, image: DecodedImage, mode: DetectorMode | None = None) -> list[AnalysedFace]:
+    def analyse(
+        self,
+        image: DecodedImage,
+        mode: DetectorMode | None = None,
+        *,
+        hog_pixel_budget: int | None = None,
+    ) -> list[AnalysedFace]:
         """Every face in ``image``, left to right, with its quality and 128-d descriptor.
 
         ``mode`` overrides the configured detector for this call (for instance CNN for a probe
-        where HOG found nothing the user can pick).
+        where HOG found nothing the user can pick). ``hog_pixel_budget`` caps the pixels HOG
+        scans, which is cheaper on large photos (enrolment uses it: gallery images are
+        portraits); None uses ``hog_upsample`` (faces from about 40 px at any photo size).
         """
         settings = self.settings
         detections = detect(
@@ -51,6 +59,7 @@ class DlibEngine:
             hog_upsample=settings.hog_upsample,
             detect_max_side=settings.detect_max_side,
             cnn_max_side=settings.cnn_max_side,
+            hog_pixel_budget=hog_pixel_budget,
         )
         aligned = [align(image, detection, self.models) for detection in detections]
         descriptors = embed(aligned, self.models, jitters=settings.embed_jitters)

@@ -40,16 +40,25 @@ class InlineAnalysisPool:
 
     workers = 1
 
-    def __init__(self, engine: FaceEngine, *, max_bytes: int, max_pixels: int) -> None:
+    def __init__(
+        self,
+        engine: FaceEngine,
+        *,
+        max_bytes: int,
+        max_pixels: int,
+        hog_pixel_budget: int | None = None,
+    ) -> None:
         self.engine = engine
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.hog_pixel_budget = hog_pixel_budget
 
     def submit(self, data: bytes) -> Future[Analysis]:
         future: Future[Analysis] = Future()
         try:
             image = decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-            future.set_result((image.sha256, self.engine.analyse(image)))
+            faces = self.engine.analyse(image, hog_pixel_budget=self.hog_pixel_budget)
+            future.set_result((image.sha256, faces))
         except Exception as exc:
             future.set_exception(exc)
         return future
@@ -60,36 +69,46 @@ class InlineAnalysisPool:
 
 _worker_engine: FaceEngine | None = None
 _worker_limits: tuple[int, int] = (0, 0)
+_worker_pixel_budget: int | None = None
 
 
-def _init_worker(settings: EngineSettings, max_bytes: int, max_pixels: int) -> None:
+def _init_worker(
+    settings: EngineSettings, max_bytes: int, max_pixels: int, hog_pixel_budget: int | None
+) -> None:
     # A per-process engine: each worker process holds its own copy of the models.
-    global _worker_engine, _worker_limits
+    global _worker_engine, _worker_limits, _worker_pixel_budget
     from probity.engine.dlib_engine import DlibEngine
 
     _worker_engine = DlibEngine(settings)
     _worker_limits = (max_bytes, max_pixels)
+    _worker_pixel_budget = hog_pixel_budget
 
 
 def _analyse_in_worker(data: bytes) -> Analysis:
     assert _worker_engine is not None, "worker not initialised"
     max_bytes, max_pixels = _worker_limits
     image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    return image.sha256, _worker_engine.analyse(image)
+    return image.sha256, _worker_engine.analyse(image, hog_pixel_budget=_worker_pixel_budget)
 
 
 class ProcessAnalysisPool:
     """``workers`` processes, each with its own DlibEngine built from ``settings``."""
 
     def __init__(
-        self, settings: EngineSettings, *, workers: int, max_bytes: int, max_pixels: int
+        self,
+        settings: EngineSettings,
+        *,
+        workers: int,
+        max_bytes: int,
+        max_pixels: int,
+        hog_pixel_budget: int | None = None,
     ) -> None:
         self.workers = workers
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(settings, max_bytes, max_pixels),
+            initargs=(settings, max_bytes, max_pixels, hog_pixel_budget),
         )
 
     def submit(self, data: bytes) -> Future[Analysis]:

@@ -76,6 +76,13 @@ class FaceEngine(Protocol):
     @property
     def model(self) -> ModelVersion: ...
 
-    def analyse(self, image: DecodedImage, mode: DetectorMode | None = None) -> list[AnalysedFace]:
-        """Detect, align, assess and embed every face in ``image`` (empty list: no face)."""
+    def analyse(
+        self,
+        image: DecodedImage,
+        mode: DetectorMode | None = None,
+        *,
+        hog_pixel_budget: int | None = None,
+    ) -> list[AnalysedFace]:
+        """Detect, align, assess and embed every face in ``image`` (empty list: no face).
+        ``hog_pixel_budget``: cap the pixels HOG scans (cheaper on large photos)."""
         ...

@@ -109,9 +109,13 @@ def build_services(
                 workers=workers,
                 max_bytes=limits.max_upload_bytes,
                 max_pixels=limits.max_image_pixels,
+                hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
             )
         return InlineAnalysisPool(
-            face_engine, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_image_pixels
+            face_engine,
+            max_bytes=limits.max_upload_bytes,
+            max_pixels=limits.max_image_pixels,
+            hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
         )
 
     galleries = GalleryService(db=db, audit=audit, clock=clock, model=face_engine.model)
