@@ -84,10 +84,14 @@ def baseline(paths: list[Path]) -> tuple[float, float, int]:
     return time.perf_counter() - t0, loaded - t0, faces
 
 
-def probity_run(paths: list[Path], repeat: int, workdir: Path) -> tuple[float, dict]:
+def probity_run(
+    paths: list[Path], repeat: int, workdir: Path, workers: int | None = None
+) -> tuple[float, dict]:
     home = workdir / "home"
     probity = [sys.executable, "-m", "probity.interfaces.cli.main"]
     env = {**os.environ, "PROBITY_HOME": str(home)}
+    if workers is not None:
+        env["PROBITY_ENGINE__WORKERS"] = str(workers)
     subprocess.run([*probity, "init"], check=True, env=env, capture_output=True)
     subprocess.run(
         [
@@ -153,6 +157,8 @@ def main() -> None:
     base_total, base_load, base_faces = baseline(runs)
     with tempfile.TemporaryDirectory() as tmp:
         prob_total, summary = probity_run(paths, args.repeat, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        single_total, _ = probity_run(paths, args.repeat, Path(tmp), workers=1)
     n = len(runs)
     result = {
         "photos": n,
@@ -167,6 +173,10 @@ def main() -> None:
         "probity_enrolled": summary["enrolled"],
         "probity_refused": summary["refused"],
         "ratio_probity_over_baseline": round((n / prob_total) / (n / base_total), 3),
+        "probity_one_worker_seconds": round(single_total, 2),
+        "probity_one_worker_photos_per_s": round(n / single_total, 2),
+        "ratio_one_worker_over_baseline": round(base_total / single_total, 3),
+        "cpu_count": os.cpu_count(),
     }
     out = REPO / "bench" / "results" / "enrol_throughput.json"
     out.parent.mkdir(exist_ok=True)
