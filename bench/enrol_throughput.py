@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def probity_run(
                         f"S{r}-{i}",
                         f"bench/{p.name}",
                         "public_task",
-                        "2026-09-01",
+                        (date.today() - timedelta(days=60)).isoformat(),
                         "US",
                         "bench",
                     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ GALLERY_PHOTOS = {
     "peggy_whitson_1.jpg": "WHITSON",
     "anne_mcclain_1.jpg": "MCCLAIN",
 }
+
+
+COLLECTED_AT = (date.today() - timedelta(days=60)).isoformat()  # tests must not age
 
 
 @dataclass
@@ -84,7 +88,7 @@ def write_manifest(path: Path, photos: dict[str, str], folder: Path) -> Path:
                     ref,
                     f"nasa-portraits/{name}",
                     "public_task",
-                    "2026-09-01",
+                    COLLECTED_AT,
                     "US",
                     "test-suite",
                 ]

@@ -7,7 +7,7 @@ import hashlib
 import io
 import shutil
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ GOOD = [
     "--lawful-basis",
     "law_enforcement",
     "--collected-at",
-    "2026-10-01",
+    (date.today() - timedelta(days=30)).isoformat(),
     "--jurisdiction",
     "GB",
 ]
@@ -281,3 +281,39 @@ def test_exif_rotated_probe_still_finds_the_subject(probity, home: Path, tmp_pat
     )
     assert run.code == 0, run.err
     assert '"subject": "S-1"' in run.out
+
+
+def test_gallery_quality_floor_can_be_raised(probity, home: Path) -> None:  # type: ignore[no-untyped-def]
+    run = probity(
+        "gallery",
+        "create",
+        "strict",
+        "--home",
+        str(home),
+        "--policy",
+        "passports",
+        "--retention-days",
+        "365",
+        "--floor",
+        "min_inter_eye_px=150",
+        "--json",
+    )
+    assert run.code == 0, run.err
+    assert '"min_inter_eye_px": 150.0' in run.out
+    run = probity("enrol", "strict", str(DATA / "obama.jpg"), "--home", str(home), *GOOD)
+    assert run.code == 2
+    assert "error[quality_refused]" in run.err and "150" in run.err
+    bad = probity(
+        "gallery",
+        "create",
+        "x",
+        "--home",
+        str(home),
+        "--policy",
+        "p",
+        "--retention-days",
+        "30",
+        "--floor",
+        "eyes=3",
+    )
+    assert bad.code == 2 and "KEY=VALUE" in bad.err

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from probity.domain.faces import QualityFloor
+from probity.errors import InvalidInput
 from probity.interfaces.cli.app import app, gallery_app
 from probity.interfaces.cli.common import (
     ActorOpt,
@@ -43,11 +46,20 @@ def gallery_create(
         list[str] | None,
         typer.Option("--jurisdiction", help="ISO 3166 code the gallery covers (repeatable)."),
     ] = None,
+    floor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--floor",
+            help="Quality floor override KEY=VALUE (repeatable), e.g. min_inter_eye_px=40. "
+            f"Keys: {', '.join(QualityFloor.__dataclass_fields__)}.",
+        ),
+    ] = None,
     home: HomeOpt = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a gallery bound to the current model version."""
+    quality_floor = parse_floor(floor or [])
     with services(home) as s:
         g = s.galleries.create(
             actor=actor_name(actor),
@@ -55,11 +67,35 @@ def gallery_create(
             inclusion_policy=policy,
             retention_days=retention_days,
             jurisdictions=jurisdiction or [],
+            quality_floor=quality_floor,
         )
     if json_out:
-        print_json({"id": g.id, "name": g.name, "model": g.model.key})
+        print_json(
+            {
+                "id": g.id,
+                "name": g.name,
+                "model": g.model.key,
+                "quality_floor": g.quality_floor.as_dict(),
+            }
+        )
     else:
         out.print(f"Gallery '{g.name}' created (model {g.model.key}).")
+
+
+def parse_floor(items: list[str]) -> QualityFloor:
+    """``["min_inter_eye_px=40", ...]`` on top of the default floor."""
+    values: dict[str, float] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in QualityFloor.__dataclass_fields__:
+            keys = ", ".join(QualityFloor.__dataclass_fields__)
+            raise InvalidInput(f"--floor {item!r}: use KEY=VALUE with KEY one of {keys}")
+        try:
+            values[key] = float(raw)
+        except ValueError:
+            raise InvalidInput(f"--floor {item!r}: {raw!r} is not a number") from None
+    return replace(QualityFloor(), **values)
 
 
 @gallery_app.command("list")
