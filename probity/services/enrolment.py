@@ -228,7 +228,15 @@ class EnrolmentService:
             return prepared
         assert future is not None
         try:
-            outcome, vector = self._persist(actor, gallery, prepared, future.result())
+            analysis = future.result()
+        except ProbityError as exc:
+            return EnrolOutcome(RowStatus.REFUSED, prepared.reference, reason=exc.message)
+        except Exception as exc:
+            # Not a refusal of this row: a worker died or the engine broke. Stop the run
+            # (rows already written stay written; rerunning the manifest resumes).
+            raise ProbityError(f"face analysis failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            outcome, vector = self._persist(actor, gallery, prepared, analysis)
         except ProbityError as exc:
             return EnrolOutcome(RowStatus.REFUSED, prepared.reference, reason=exc.message)
         if outcome.enrolment is not None and vector is not None:
