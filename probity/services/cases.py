@@ -83,7 +83,7 @@ class CaseService:
         return case
 
     def get(self, reference: str) -> Case:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             case = Cases(session).by_reference(reference)
         if case is None:
             raise CaseNotFound(f"no case with reference '{reference}'")
@@ -133,5 +133,5 @@ class CaseService:
         )
 
     def list(self) -> list[Case]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             return Cases(session).all()

@@ -261,7 +261,7 @@ class EnrolmentService:
                 f"the image is {len(image)} bytes, over the {self.max_upload_bytes}-byte limit"
             )
         sha256 = hashlib.sha256(image).hexdigest()
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             if Enrolments(session).find_image(gallery.id, reference, sha256):
                 return EnrolOutcome(RowStatus.SKIPPED, reference)
         return _Prepared(reference, parsed, image, sha256)

@@ -84,7 +84,7 @@ class GalleryService:
         return gallery
 
     def get(self, name: str) -> Gallery:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             gallery = Galleries(session).by_name(name)
         if gallery is None:
             raise GalleryNotFound(f"no gallery named '{name}'")
@@ -92,7 +92,7 @@ class GalleryService:
 
     def list(self) -> list[tuple[Gallery, int, int]]:
         """Every gallery with its subject and enrolment counts."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             return [
                 (g, Subjects(session).count(g.id), Enrolments(session).count(g.id))
                 for g in Galleries(session).all()

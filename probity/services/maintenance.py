@@ -46,7 +46,7 @@ class IndexMaintenance:
     def status(self) -> list[IndexStatus]:
         out = []
         for gallery, _, _ in self.galleries.list():
-            with self.db.transaction() as session:
+            with self.db.read() as session:
                 count = Enrolments(session).count(gallery.id)
             out.append(IndexStatus(gallery.name, count, self.indexes.size(gallery.id)))
         return out
@@ -58,7 +58,7 @@ class IndexMaintenance:
         for gallery, _, _ in self.galleries.list():
             ids: list[int] = []
             vectors = []
-            with self.db.transaction() as session:
+            with self.db.read() as session:
                 keys: dict[str, bytes] = {}
                 for t in Templates(session).for_gallery(gallery.id):
                     if t.subject_id not in keys:

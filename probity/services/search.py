@@ -217,7 +217,7 @@ class SearchService:
     ) -> dict[int, list[_Scored]]:
         """Exact dlib distances for every hit, from the decrypted templates."""
         wanted = {tid for hits in raw.values() for tid, _ in hits}
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             sealed = Templates(session).get_many(wanted)
             keys = {
                 sid: self.vault.subject_key(session, sid)
@@ -255,7 +255,7 @@ class SearchService:
         scored = sorted(scored, key=lambda s: s.distance)
         if threshold.max_distance is not None:
             scored = [s for s in scored if s.distance <= threshold.max_distance]
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             enrolments = Enrolments(session).by_template_ids(s.template_id for s in scored)
             subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
         candidates: list[Candidate] = []

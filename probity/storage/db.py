@@ -34,28 +34,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
+def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create the SQLAlchemy engine for ``url`` with the per-backend settings above."""
+def _sqlite_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, for_writing: bool = True) -> Engine:
+    """Create the SQLAlchemy engine for ``url`` with the per-backend settings above.
+
+    On SQLite, a writing engine starts every transaction with ``BEGIN IMMEDIATE`` (takes the
+    write lock at once); a reading engine with a plain ``BEGIN``, so readers run beside a
+    writer under WAL."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        begin = _sqlite_begin_immediate if for_writing else _sqlite_begin_deferred
+        event.listen(engine, "begin", begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 class Database:
-    """The engine plus a session factory. ``transaction()`` is the unit of work: everything
-    inside commits together or not at all."""
+    """The engine plus session factories. ``transaction()`` is the unit of work: everything
+    inside commits together or not at all. ``read()`` is for code that only reads: on SQLite it
+    does not take the write lock, so searches do not queue behind enrolments."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if self.engine.dialect.name == "sqlite":
+            self._read_engine = make_engine(url, for_writing=False)
+            self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        else:
+            self._read_engine = self.engine
+            self._read_sessions = self._sessions
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,6 +80,11 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def migrate(self) -> None:
@@ -82,6 +103,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()
 
 
 def alembic_config() -> Config:

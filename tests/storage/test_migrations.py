@@ -36,3 +36,26 @@ def test_postgres_migration_matches_tables(postgres_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     db.dispose()
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """WAL + BEGIN IMMEDIATE for writers only: a read runs while a write transaction is
+    open, and a second writer waits (here: times out) instead of forking the audit chain."""
+    import sqlite3
+
+    import pytest
+    from sqlalchemy import text
+
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    db.migrate()
+    with db.transaction() as writer:
+        writer.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'x')"))
+        with db.read() as reader:
+            assert reader.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 0
+        other = sqlite3.connect(tmp_path / "p.db", timeout=0.2, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+    with db.read() as reader:
+        assert reader.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 1
+    db.dispose()
