@@ -3,11 +3,13 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from probity.storage.db import Database
 from probity.storage.tables import Base
@@ -41,11 +43,6 @@ def test_postgres_migration_matches_tables(postgres_url: str) -> None:
 def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     """WAL + BEGIN IMMEDIATE for writers only: a read runs while a write transaction is
     open, and a second writer waits (here: times out) instead of forking the audit chain."""
-    import sqlite3
-
-    import pytest
-    from sqlalchemy import text
-
     db = Database(f"sqlite:///{tmp_path / 'p.db'}")
     db.migrate()
     with db.transaction() as writer:
