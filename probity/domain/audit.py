@@ -109,6 +109,27 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
+CHECKPOINT_EVERY = 50
+"""A signed checkpoint is written every this many events, and at every verification."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str
+    public_key: str
+    signature: bytes
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.seq, self.hash, self.at)
+
+
+def checkpoint_message(seq: int, event_hash: str, at: str) -> bytes:
+    """The bytes a checkpoint signs."""
+    return f"probity-audit-checkpoint|{seq}|{event_hash}|{at}".encode()
+
+
 @dataclass(frozen=True, slots=True)
 class ChainVerification:
     ok: bool
@@ -116,6 +137,7 @@ class ChainVerification:
     first_broken_seq: int | None = None
     reason: str | None = None
     last_hash: str | None = None  # hash of the last event checked, when the chain is intact
+    checkpoints_checked: int = 0
 
 
 def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:

@@ -1,5 +1,12 @@
 """The audit trail: every action appends a hash-chained event in the same transaction as the
-action itself, so an action without its event (or the reverse) cannot be committed."""
+action itself, so an action without its event (or the reverse) cannot be committed.
+
+The hash chain alone shows that the log was altered, unless the whole chain after the change
+was recomputed by someone who can write to the database. Signed checkpoints close that gap: every
+CHECKPOINT_EVERY events, and at every verification, the head (seq, hash) is signed with an
+Ed25519 key derived from the master key, which is never in the database. ``verify`` checks
+every checkpoint's signature and that the event it names still has the signed hash.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,33 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from probity.domain.audit import (
+    CHECKPOINT_EVERY,
     AuditAction,
     AuditEvent,
     AuditRecord,
     ChainVerification,
+    Checkpoint,
     canonical_bytes,
     chain_hash,
+    checkpoint_message,
     verify_chain,
 )
 from probity.services.clock import Clock
 from probity.storage.db import Database
+from probity.storage.keyring import CheckpointSigner
 from probity.storage.repositories import AuditLog
 
 
-def record(session: Session, entry: AuditRecord, *, at: datetime, organisation: str) -> AuditEvent:
-    """Append one event inside the caller's transaction (the head row is locked until commit)."""
+def record(
+    session: Session,
+    entry: AuditRecord,
+    *,
+    at: datetime,
+    organisation: str,
+    signer: CheckpointSigner,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction (the head row is locked until commit),
+    and a signed checkpoint every CHECKPOINT_EVERY events."""
     log = AuditLog(session)
     seq, prev = log.lock_head()
     seq += 1
@@ -54,7 +73,43 @@ def record(session: Session, entry: AuditRecord, *, at: datetime, organisation: 
         hash=chain_hash(prev, body),
     )
     log.append(event)
+    if seq % CHECKPOINT_EVERY == 0:
+        sign_checkpoint(log, signer, seq=seq, event_hash=event.hash, at=at)
     return event
+
+
+def sign_checkpoint(
+    log: AuditLog, signer: CheckpointSigner, *, seq: int, event_hash: str, at: datetime
+) -> None:
+    stamp = at.isoformat()
+    log.add_checkpoint(
+        Checkpoint(
+            seq=seq,
+            hash=event_hash,
+            at=stamp,
+            public_key=signer.public_hex,
+            signature=signer.sign(checkpoint_message(seq, event_hash, stamp)),
+        )
+    )
+
+
+def check_checkpoints(log: AuditLog, signer: CheckpointSigner) -> tuple[int, str | None, int]:
+    """(checkpoints checked, reason of the first failure or None, its seq)."""
+    checked = 0
+    for cp in log.checkpoints():
+        checked += 1
+        if cp.public_key != signer.public_hex:
+            return checked, f"checkpoint at event #{cp.seq} was signed by another key", cp.seq
+        if not signer.verify(cp.message(), cp.signature):
+            return checked, f"checkpoint at event #{cp.seq} has an invalid signature", cp.seq
+        if log.hash_at(cp.seq) != cp.hash:
+            return (
+                checked,
+                f"event #{cp.seq} no longer has the hash its signed checkpoint records "
+                "(the chain was rewritten)",
+                cp.seq,
+            )
+    return checked, None, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +119,18 @@ class VerifyReport:
 
 
 class AuditService:
-    def __init__(self, *, db: Database, clock: Clock, organisation: str) -> None:
+    def __init__(
+        self, *, db: Database, clock: Clock, organisation: str, signer: CheckpointSigner
+    ) -> None:
         self.db = db
         self.clock = clock
         self.organisation = organisation
+        self.signer = signer
 
     def record(self, session: Session, entry: AuditRecord) -> AuditEvent:
-        return record(session, entry, at=self.clock(), organisation=self.organisation)
+        return record(
+            session, entry, at=self.clock(), organisation=self.organisation, signer=self.signer
+        )
 
     def record_alone(self, entry: AuditRecord) -> AuditEvent:
         """Record an event in a transaction of its own (e.g. a refused action)."""
@@ -95,6 +155,22 @@ class AuditService:
                     result.events_checked + 1,
                     f"log truncated or head altered: the head records {head_seq} events, "
                     f"{result.events_checked} found",
+                )
+            if result.ok:
+                checked, failure, at_seq = check_checkpoints(log, self.signer)
+                result = (
+                    ChainVerification(
+                        True,
+                        result.events_checked,
+                        last_hash=result.last_hash,
+                        checkpoints_checked=checked,
+                    )
+                    if failure is None
+                    else ChainVerification(False, result.events_checked, at_seq, failure)
+                )
+            if result.ok and head_seq:
+                sign_checkpoint(
+                    log, self.signer, seq=head_seq, event_hash=head_hash, at=self.clock()
                 )
             self.record(
                 session,

@@ -25,7 +25,12 @@ from probity.services.search import SearchService
 from probity.services.subjects import SubjectService
 from probity.storage.blobs import FileBlobStore
 from probity.storage.db import Database
-from probity.storage.keyring import Keyring, create_master_key_file, load_master_key
+from probity.storage.keyring import (
+    CheckpointSigner,
+    Keyring,
+    create_master_key_file,
+    load_master_key,
+)
 from probity.storage.repositories import AuditLog
 from probity.storage.vault import Vault
 
@@ -58,10 +63,16 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
     created = False
     if not settings.master_key:
         created = create_master_key_file(settings.master_key_path)
+    master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
-        audit = AuditService(db=db, clock=clock, organisation=settings.organisation)
+        audit = AuditService(
+            db=db,
+            clock=clock,
+            organisation=settings.organisation,
+            signer=CheckpointSigner(master),
+        )
         with db.transaction() as session:
             empty = AuditLog(session).count() == 0
             if empty:
@@ -97,7 +108,9 @@ def build_services(
         backend=settings.index_backend,
         dimension=face_engine.model.dimension,
     )
-    audit = AuditService(db=db, clock=clock, organisation=settings.organisation)
+    audit = AuditService(
+        db=db, clock=clock, organisation=settings.organisation, signer=CheckpointSigner(master)
+    )
     limits = settings.limits
 
     def pool_factory(workers: int) -> AnalysisPool:

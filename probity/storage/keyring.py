@@ -20,8 +20,11 @@ import os
 import secrets
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from probity.errors import IntegrityError, NotInitialised
 
@@ -105,3 +108,31 @@ def _decode_key(text: str, where: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise IntegrityError(f"the master key in {where} must decode to {KEY_BYTES} bytes")
     return key
+
+
+class CheckpointSigner:
+    """Signs audit checkpoints with an Ed25519 key derived from the master key (HKDF-SHA256,
+    its own label), so the key never sits in the database: someone who can rewrite the audit
+    table and recompute every hash still cannot forge the signatures. ``public_hex`` is what
+    an external auditor needs to check them."""
+
+    def __init__(self, master_key: bytes) -> None:
+        seed = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"probity/audit-checkpoint/v1"
+        ).derive(master_key)
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public_hex = (
+            self._key.public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            .hex()
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            self._key.public_key().verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True

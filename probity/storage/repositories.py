@@ -10,13 +10,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from probity.domain.audit import GENESIS_HASH, AuditEvent
+from probity.domain.audit import GENESIS_HASH, AuditEvent, Checkpoint
 from probity.domain.case import Authorisation, AuthorisationStatus, Case
 from probity.domain.faces import DetectorKind, FaceBox, ModelVersion, Quality, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, LawfulBasis, Provenance, Subject
 from probity.domain.ids import CaseId, EnrolmentId, GalleryId, SubjectId, TemplateId
 from probity.domain.search import SearchResult
 from probity.storage.tables import (
+    AuditCheckpointRow,
     AuditEventRow,
     AuditHeadRow,
     CaseRow,
@@ -513,6 +514,26 @@ class AuditLog:
 
     def count(self) -> int:
         return int(self.s.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
+
+    def hash_at(self, seq: int) -> str | None:
+        return self.s.scalar(select(AuditEventRow.hash).where(AuditEventRow.seq == seq))
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if self.s.get(AuditCheckpointRow, checkpoint.seq) is None:
+            self.s.add(
+                AuditCheckpointRow(
+                    seq=checkpoint.seq,
+                    hash=checkpoint.hash,
+                    at=checkpoint.at,
+                    public_key=checkpoint.public_key,
+                    signature=checkpoint.signature,
+                )
+            )
+            self.s.flush()
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self.s.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq))
+        return [Checkpoint(r.seq, r.hash, r.at, r.public_key, r.signature) for r in rows]
 
 
 __all__: Sequence[str] = (

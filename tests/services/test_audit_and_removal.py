@@ -7,9 +7,12 @@ import pytest
 from numpy.typing import NDArray
 from sqlalchemy import text
 
+from probity.domain.audit import chain_hash, verify_chain
 from probity.errors import SubjectNotFound
 from probity.index.vectors import normalise
 from probity.services.container import Services
+from probity.storage.keyring import CheckpointSigner, new_data_key
+from probity.storage.repositories import AuditLog
 from tests.fakes import FakeEngine, make_image, unit
 from tests.services.conftest import ACTOR, PROVENANCE
 
@@ -121,3 +124,43 @@ def test_index_rebuild_recreates_from_templates(
     rebuilt = svc.maintenance.rebuild(actor=ACTOR)
     assert rebuilt[0].vectors == 3
     assert svc.maintenance.status()[0].in_step
+
+
+def rewrite_chain_from(svc: Services, seq: int, actor: str) -> None:
+    """What an attacker with write access to the database could do: change an event and
+    recompute every hash after it, so that the bare hash chain verifies again."""
+
+    with svc.db.transaction() as s:
+        s.execute(text("UPDATE audit_events SET actor = :a WHERE seq = :q"), {"a": actor, "q": seq})
+        events = list(AuditLog(s).events())
+        prev = events[seq - 2].hash if seq > 1 else "0" * 64
+        for e in events[seq - 1 :]:
+            new_hash = chain_hash(prev, e.canonical())
+            s.execute(
+                text("UPDATE audit_events SET prev_hash = :p, hash = :h WHERE seq = :q"),
+                {"p": prev, "h": new_hash, "q": e.seq},
+            )
+            prev = new_hash
+        s.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+
+
+def test_signed_checkpoints_catch_a_recomputed_chain(svc: Services, gallery: str) -> None:
+    first = svc.audit.verify(actor=ACTOR)  # signs a checkpoint at the head
+    assert first.ok and first.checkpoints_checked == 0
+    assert svc.audit.verify(actor=ACTOR).checkpoints_checked == 1
+    rewrite_chain_from(svc, 2, "mallory")
+
+    with svc.db.read() as s:
+        assert verify_chain(AuditLog(s).events()).ok  # the bare chain is fooled
+    result = svc.audit.verify(actor=ACTOR)
+    assert not result.ok
+    assert "rewritten" in (result.reason or "")
+    assert result.first_broken_seq is not None and result.first_broken_seq >= 2
+
+
+def test_checkpoints_signed_with_another_key_are_refused(svc: Services, gallery: str) -> None:
+    assert svc.audit.verify(actor=ACTOR).ok
+
+    svc.audit.signer = CheckpointSigner(new_data_key())
+    result = svc.audit.verify(actor=ACTOR)
+    assert not result.ok and "another key" in (result.reason or "")

@@ -62,12 +62,16 @@ def audit_verify(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt
             {
                 "ok": v.ok,
                 "events_checked": v.events_checked,
+                "checkpoints_checked": v.checkpoints_checked,
                 "first_broken_event": v.first_broken_seq,
                 "reason": v.reason,
             }
         )
     elif v.ok:
-        out.print(f"Audit chain intact: {v.events_checked} events verified.")
+        out.print(
+            f"Audit chain intact: {v.events_checked} events and {v.checkpoints_checked} signed "
+            "checkpoint(s) verified."
+        )
     else:
         err.print(
             f"Audit chain BROKEN at event #{v.first_broken_seq}: {v.reason} "
