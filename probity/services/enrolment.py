@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -234,7 +234,14 @@ class EnrolmentService:
         except Exception as exc:
             # Not a refusal of this row: a worker died or the engine broke. Stop the run
             # (rows already written stay written; rerunning the manifest resumes).
-            raise ProbityError(f"face analysis failed: {type(exc).__name__}: {exc}") from exc
+            hint = (
+                " (a worker process stopped; a program that calls Probity must guard its entry "
+                "point with `if __name__ == '__main__':`, as multiprocessing requires, or set "
+                "PROBITY_ENGINE__WORKERS=1)"
+                if isinstance(exc, BrokenExecutor)
+                else ""
+            )
+            raise ProbityError(f"face analysis failed: {type(exc).__name__}: {exc}{hint}") from exc
         try:
             outcome, vector = self._persist(actor, gallery, prepared, analysis)
         except ProbityError as exc:
