@@ -120,11 +120,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
     return DecodedImage(pixels=pixels, sha256=hashlib.sha256(data).hexdigest(), format=fmt)
 
 
-def read_image_file(path: Path | str, *, max_bytes: int, max_pixels: int) -> DecodedImage:
-    """Read and decode the file at ``path``; its size is checked before it is read.
+def read_image_bytes(path: Path | str, *, max_bytes: int) -> bytes:
+    """The bytes of the file at ``path``, refusing (before reading) one over ``max_bytes``.
 
-    Raises :class:`InvalidInput` when the file cannot be read, otherwise as
-    :func:`decode_image`.
+    Raises :class:`ImageTooLarge`, or :class:`InvalidInput` when the file cannot be read.
     """
     path = Path(path)
     try:
@@ -135,8 +134,22 @@ def read_image_file(path: Path | str, *, max_bytes: int, max_pixels: int) -> Dec
             )
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)  # +1: a file that grew since stat() is caught
+    except FileNotFoundError:
+        raise InvalidInput(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a folder, not an image file") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return data
+
+
+def read_image_file(path: Path | str, *, max_bytes: int, max_pixels: int) -> DecodedImage:
+    """Read and decode the file at ``path``; its size is checked before it is read.
+
+    Raises :class:`InvalidInput` when the file cannot be read, otherwise as
+    :func:`decode_image`.
+    """
+    data = read_image_bytes(path, max_bytes=max_bytes)
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 

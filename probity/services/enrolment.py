@@ -24,6 +24,7 @@ from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import FaceRefusal, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, Provenance, Subject
 from probity.domain.ids import EnrolmentId, SubjectId, new_id
+from probity.engine.images import read_image_bytes
 from probity.engine.pool import Analysis, AnalysisPool
 from probity.engine.quality import quality_reasons
 from probity.engine.types import AnalysedFace, FaceEngine
@@ -177,7 +178,7 @@ class EnrolmentService:
                 try:
                     if row.error:
                         raise InvalidInput(row.error)
-                    data = _read_file(row.path, self.max_upload_bytes)
+                    data = read_image_bytes(row.path, max_bytes=self.max_upload_bytes)
                     prepared = self._prepare(target, row.subject, data, row.provenance)
                     future = None if isinstance(prepared, EnrolOutcome) else pool.submit(data)
                     in_flight.append((row, prepared, future))
@@ -396,16 +397,3 @@ class _IndexBatch:
         if self.ids:
             self.indexes.add(self.gallery_id, self.ids, np.stack(self.vectors))
             self.ids, self.vectors = [], []
-
-
-def _read_file(path: Path, max_bytes: int) -> bytes:
-    """Read an image file, refusing missing files and (before reading) oversized ones."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InvalidInput(f"file not found: {path}") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    if size > max_bytes:
-        raise ImageTooLarge(f"{path.name} is {size} bytes, over the {max_bytes}-byte limit")
-    return path.read_bytes()

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from probity.engine.images import read_image_bytes
 from probity.errors import InvalidInput, MissingProvenance
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import (
@@ -20,6 +21,7 @@ from probity.interfaces.cli.common import (
     out,
     print_json,
     services,
+    settings_for,
 )
 from probity.interfaces.cli.render import bulk_json, enrol_json
 from probity.services.enrolment import BulkSummary, RowStatus
@@ -90,7 +92,7 @@ def enrol(
         if not fields[name]:
             flag = "--" + name.replace("_", "-")
             raise MissingProvenance(name, f"provenance field '{name}' is required ({flag})")
-    data = _read(image)
+    data = _read(image, home)
     with services(home) as s:
         outcome = s.enrolment.enrol(
             actor=who, gallery=gallery, subject=subject, image=data, provenance=fields
@@ -111,15 +113,10 @@ def enrol(
         )
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{path} is a folder, not an image file") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+def _read(path: Path, home: Path | None) -> bytes:
+    """The file's bytes, refused before reading when over the configured upload limit."""
+    limit = settings_for(home).limits.max_upload_bytes
+    return read_image_bytes(path, max_bytes=limit)
 
 
 def _enrol_manifest(

@@ -52,7 +52,7 @@ def search(
 ) -> None:
     """Search a probe photo within a case. The result is an investigative lead, never an
     identification."""
-    data = _read(image)
+    data = _read(image, home)
     with services(home) as s:
         result = s.search.search(
             actor=actor_name(actor),
