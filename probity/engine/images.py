@@ -135,9 +135,9 @@ def read_image_bytes(path: Path | str, *, max_bytes: int) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)  # +1: a file that grew since stat() is caught
     except FileNotFoundError:
-        raise InvalidInput(f"file not found: {path}") from None
+        raise InvalidInput(f"cannot read {path}: file not found") from None
     except IsADirectoryError:
-        raise InvalidInput(f"{path} is a folder, not an image file") from None
+        raise InvalidInput(f"cannot read {path}: it is a folder, not an image file") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
     return data
