@@ -1,0 +1,110 @@
+"""The one access decision: ``decide(actor, action, resource, context) -> Decision``.
+
+Every interface calls the services, and the services call this (never the routes), so a
+rule lives in exactly one place. The rules, in the order they are checked:
+
+1. The account must be approved by a supervisor and active.
+2. One of the actor's roles must grant the action (``ROLE_ACTIONS``).
+3. Resources of an organisation are reachable only from inside it; only admins act on the
+   deployment (organisations, accounts) across organisations.
+4. Searching needs an organisation whose kind may search (deployment configuration, default
+   law enforcement only) and a training attestation that has not lapsed.
+5. A reviewer may review a candidate once: a second review must come from someone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from probity.domain.accounts import Action, Actor, OrganisationKind, Resource, Role
+from probity.errors import NotPermitted
+from probity.policy.decision import Decision
+
+A = Action
+ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(
+        {A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.KEY_CREATE}
+    ),
+    Role.SUPERVISOR: frozenset(
+        {
+            A.ORG_READ, A.USER_APPROVE, A.USER_READ, A.KEY_CREATE, A.GALLERY_READ,
+            A.CASE_READ, A.CASE_AUTHORISE, A.SEARCH_READ, A.LEAD_READ, A.AUDIT_READ,
+            A.AUDIT_VERIFY, A.REPORT_CASE, A.REPORT_ANNUAL,
+        }
+    ),
+    Role.CURATOR: frozenset(
+        {
+            A.KEY_CREATE, A.GALLERY_CREATE, A.GALLERY_READ, A.ENROL, A.SUBJECT_REMOVE,
+            A.INDEX_REBUILD,
+        }
+    ),
+    Role.INVESTIGATOR: frozenset(
+        {
+            A.KEY_CREATE, A.GALLERY_READ, A.CASE_OPEN, A.CASE_READ, A.SEARCH_RUN,
+            A.SEARCH_READ, A.REVIEW_RECORD, A.LEAD_READ, A.REPORT_CASE,
+        }
+    ),
+    Role.EXAMINER: frozenset(
+        {A.KEY_CREATE, A.CASE_READ, A.SEARCH_READ, A.REVIEW_RECORD, A.LEAD_READ}
+    ),
+    Role.AUDITOR: frozenset(
+        {A.KEY_CREATE, A.AUDIT_READ, A.AUDIT_VERIFY, A.REPORT_CASE, A.REPORT_ANNUAL}
+    ),
+    Role.PRIVACY_OFFICER: frozenset(
+        {A.KEY_CREATE, A.GALLERY_READ, A.SUBJECT_REMOVE, A.RIGHTS_HANDLE, A.AUDIT_READ}
+    ),
+}  # fmt: skip
+
+DEPLOYMENT_ACTIONS = frozenset({A.ORG_CREATE, A.USER_CREATE})
+"""Actions on the deployment itself: an admin may take them for any organisation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    now: datetime
+    searching_kinds: frozenset[OrganisationKind] = field(
+        default_factory=lambda: frozenset({OrganisationKind.LAW_ENFORCEMENT})
+    )
+
+
+def decide(actor: Actor, action: Action, resource: Resource, context: Context) -> Decision:
+    if not actor.active:
+        return Decision.deny("the account is deactivated")
+    if not actor.approved:
+        return Decision.deny("the account has not been approved by a supervisor")
+    granting = sorted(r.value for r in actor.roles if action in ROLE_ACTIONS[r])
+    if not granting:
+        roles = ", ".join(sorted(r.value for r in actor.roles)) or "no role"
+        return Decision.deny(f"{action.value} is not allowed for {roles}")
+    foreign = resource.organisation_id not in (None, actor.organisation_id)
+    admin_on_deployment = action in DEPLOYMENT_ACTIONS and Role.ADMIN in actor.roles
+    if foreign and not admin_on_deployment:
+        return Decision.deny("the resource belongs to another organisation")
+    if action is A.SEARCH_RUN:
+        if actor.organisation_kind not in context.searching_kinds:
+            kinds = ", ".join(sorted(k.value for k in context.searching_kinds))
+            return Decision.deny(
+                f"organisations of kind {actor.organisation_kind.value} may not search "
+                f"(this deployment allows: {kinds})"
+            )
+        if actor.training_expires is None:
+            return Decision.deny("no training attestation on file")
+        if actor.training_expires <= context.now:
+            return Decision.deny(
+                f"the training attestation lapsed on {actor.training_expires.date()}"
+            )
+    if action is A.REVIEW_RECORD and actor.user_id in resource.reviewed_by:
+        return Decision.deny(
+            "you have already reviewed this candidate; the second review must come from "
+            "another examiner"
+        )
+    return Decision.allow(f"{action.value} allowed as {', '.join(granting)}")
+
+
+def ensure(actor: Actor, action: Action, resource: Resource, context: Context) -> None:
+    """``decide``, raising NotPermitted with the reason when denied."""
+    decision = decide(actor, action, resource, context)
+    if not decision.allowed:
+        raise NotPermitted(decision.reason)
