@@ -32,6 +32,10 @@ class AuditAction(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     AUDIT_READ = "audit.read"
     INDEX_REBUILD = "index.rebuild"
+    ORG_CREATE = "organisation.create"
+    USER_CREATE = "user.create"
+    USER_APPROVE = "user.approve"
+    KEY_CREATE = "apikey.create"
 
 
 @dataclass(frozen=True, slots=True)

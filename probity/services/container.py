@@ -14,6 +14,7 @@ from probity.engine.dlib_engine import DlibEngine
 from probity.engine.pool import AnalysisPool, InlineAnalysisPool, ProcessAnalysisPool
 from probity.engine.types import FaceEngine
 from probity.errors import NotInitialised
+from probity.services.accounts import AccountService
 from probity.services.audit import AuditService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock, system_clock
@@ -49,6 +50,7 @@ class Services:
     subjects: SubjectService
     indexes: IndexSet
     maintenance: IndexMaintenance
+    accounts: AccountService
 
     def close(self) -> None:
         self.db.dispose()
@@ -175,4 +177,5 @@ def build_services(
         maintenance=IndexMaintenance(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
         ),
+        accounts=AccountService(db=db, audit=audit, clock=clock),
     )

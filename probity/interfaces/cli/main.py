@@ -9,7 +9,15 @@ from __future__ import annotations
 import sys
 
 from probity.errors import ProbityError
-from probity.interfaces.cli import admin, case, demo, enrol, gallery, search  # noqa: F401
+from probity.interfaces.cli import (  # noqa: F401 - registers the commands
+    accounts,
+    admin,
+    case,
+    demo,
+    enrol,
+    gallery,
+    search,
+)
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import err
 

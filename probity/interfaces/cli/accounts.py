@@ -1,0 +1,122 @@
+"""``probity org create``, ``probity user create|approve``, ``probity key create``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated
+
+import typer
+
+from probity.domain.accounts import OrganisationKind, Role
+from probity.errors import InvalidInput
+from probity.interfaces.cli.app import key_app, org_app, user_app
+from probity.interfaces.cli.common import (
+    ActorOpt,
+    HomeOpt,
+    JsonOpt,
+    actor_name,
+    err,
+    out,
+    print_json,
+    services,
+)
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="Organisation name.")],
+    kind: Annotated[
+        OrganisationKind,
+        typer.Option("--kind", help="law_enforcement, public_body or other."),
+    ],
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an organisation. Which kinds may search is deployment configuration."""
+    with services(home) as s:
+        org = s.accounts.create_organisation(actor=actor_name(actor), name=name, kind=kind)
+    if json_out:
+        print_json({"id": org.id, "name": org.name, "kind": org.kind.value})
+    else:
+        out.print(f"Organisation '{org.name}' ({org.kind.value}) created.")
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    org: Annotated[str, typer.Option("--org", help="Organisation name.")],
+    role: Annotated[list[Role], typer.Option("--role", help="Role (repeatable).")],
+    training_expires: Annotated[
+        str | None,
+        typer.Option("--training-expires", help="Training attestation valid until YYYY-MM-DD."),
+    ] = None,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an account; it can do nothing until a supervisor approves it."""
+    expires = _date(training_expires) if training_expires else None
+    with services(home) as s:
+        info = s.accounts.create_user(
+            actor=actor_name(actor),
+            organisation=org,
+            username=username,
+            roles=role,
+            training_expires=expires,
+        )
+    if json_out:
+        print_json(
+            {
+                "user": info.username,
+                "organisation": info.organisation,
+                "roles": list(info.roles),
+                "approved": info.approved,
+            }
+        )
+    else:
+        out.print(f"User '{info.username}' created in '{info.organisation}'; awaiting approval.")
+
+
+@user_app.command("approve")
+def user_approve(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    supervisor: Annotated[
+        str | None,
+        typer.Option("--supervisor", help="The approving supervisor (omit only for the first)."),
+    ] = None,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Record a supervisor's approval of an account."""
+    with services(home) as s:
+        info = s.accounts.approve_user(
+            actor=actor_name(actor), username=username, supervisor=supervisor
+        )
+    out.print(f"User '{info.username}' approved.")
+
+
+@key_app.command("create")
+def key_create(
+    username: Annotated[str, typer.Argument(help="Login name of the key's owner.")],
+    label: Annotated[str, typer.Option("--label", help="What the key is for.")] = "api",
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an API key. It is printed once; only its hash is stored."""
+    with services(home) as s:
+        key = s.accounts.create_api_key(actor=actor_name(actor), username=username, label=label)
+    if json_out:
+        print_json({"key_id": key.key_id, "key": key.secret})
+    else:
+        out.print(key.secret, markup=False, highlight=False)
+        err.print("Store this key now: it is not shown again.")
+
+
+def _date(text: str) -> datetime:
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, time.max, tzinfo=UTC)

@@ -1,0 +1,229 @@
+"""Organisations, user accounts and API keys: the admin steps of a server deployment.
+
+No self sign-up. The local operator (whoever runs the CLI on the server) or an admin creates
+organisations and users; a user can act only once approved by a supervisor of their own
+organisation. The first supervisor of an organisation has nobody to approve them, so the
+local operator does, and the audit event says so. API keys are shown once and stored as an
+argon2 hash; the key's public id makes lookup a single row read.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
+
+from probity.domain.accounts import Actor, Organisation, OrganisationKind, Role
+from probity.domain.audit import AuditAction, AuditRecord
+from probity.domain.ids import new_id
+from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted
+from probity.services.audit import AuditService
+from probity.services.clock import Clock
+from probity.storage.accounts import ApiKeys, Organisations, Users
+from probity.storage.db import Database
+from probity.storage.tables import ApiKeyRow, UserRow
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+KEY_PREFIX = "pb"
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    username: str
+    organisation: str
+    roles: tuple[str, ...]
+    approved: bool
+    training_expires: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key_id: str
+    secret: str  # shown once: "pb_<key id>_<secret>"
+
+
+class AccountService:
+    def __init__(self, *, db: Database, audit: AuditService, clock: Clock) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self.hasher = PasswordHasher()
+
+    def create_organisation(self, *, actor: str, name: str, kind: OrganisationKind) -> Organisation:
+        if not name.strip():
+            raise InvalidInput("an organisation needs a name")
+        org = Organisation(new_id(), name.strip(), kind)
+        with self.db.transaction() as session:
+            orgs = Organisations(session)
+            if orgs.by_name(org.name) is not None:
+                raise AlreadyExists(f"organisation '{org.name}' already exists")
+            orgs.add(org, at=self.clock(), by=actor)
+            self._record(
+                session,
+                actor,
+                AuditAction.ORG_CREATE,
+                {"organisation": org.name, "kind": kind.value},
+            )
+        return org
+
+    def create_user(
+        self,
+        *,
+        actor: str,
+        organisation: str,
+        username: str,
+        roles: list[Role],
+        training_expires: datetime | None,
+    ) -> UserInfo:
+        """A new account, not yet approved: it can do nothing until a supervisor approves."""
+        if not _USERNAME.match(username):
+            raise InvalidInput(
+                f"username {username!r}: 2-64 lower-case letters, digits, '.', '_' or '-'"
+            )
+        if not roles:
+            raise InvalidInput("a user needs at least one role")
+        with self.db.transaction() as session:
+            org = Organisations(session).by_name(organisation)
+            if org is None:
+                raise NotFound(f"no organisation named '{organisation}'")
+            users = Users(session)
+            if users.by_username(username) is not None:
+                raise AlreadyExists(f"user '{username}' already exists")
+            users.add(
+                UserRow(
+                    id=new_id(),
+                    organisation_id=org.id,
+                    username=username,
+                    roles=sorted({r.value for r in roles}),
+                    active=True,
+                    training_expires=training_expires,
+                    created_at=self.clock(),
+                    created_by=actor,
+                )
+            )
+            self._record(
+                session,
+                actor,
+                AuditAction.USER_CREATE,
+                {
+                    "user": username,
+                    "organisation": org.name,
+                    "roles": sorted(r.value for r in roles),
+                },
+            )
+        return UserInfo(
+            username, org.name, tuple(sorted(r.value for r in roles)), False, training_expires
+        )
+
+    def approve_user(self, *, actor: str, username: str, supervisor: str | None) -> UserInfo:
+        """Record a supervisor's approval. ``supervisor`` must be an approved supervisor of the
+        same organisation; it may be omitted only while the organisation has none (bootstrap:
+        the local operator approves, and the event says so)."""
+        with self.db.transaction() as session:
+            users = Users(session)
+            user = users.by_username(username)
+            if user is None:
+                raise NotFound(f"no user named '{username}'")
+            if user.approved_at is not None:
+                raise AlreadyExists(f"user '{username}' is already approved")
+            supervisors = users.approved_with_role(user.organisation_id, Role.SUPERVISOR)
+            if supervisor is None:
+                if supervisors:
+                    raise NotPermitted(
+                        "this organisation has approved supervisors: name the one approving "
+                        "(--supervisor)"
+                    )
+                approver = f"local operator {actor} (bootstrap: no supervisor yet)"
+            else:
+                if supervisor == username:
+                    raise NotPermitted("nobody may approve their own account")
+                if supervisor not in {s.username for s in supervisors}:
+                    raise NotPermitted(
+                        f"'{supervisor}' is not an approved supervisor of this organisation"
+                    )
+                approver = supervisor
+            user.approved_by = approver
+            user.approved_at = self.clock()
+            org = Organisations(session).get(user.organisation_id)
+            self._record(
+                session,
+                actor,
+                AuditAction.USER_APPROVE,
+                {"user": username, "approved_by": approver},
+            )
+            return UserInfo(
+                username, org.name if org else "?", tuple(user.roles), True, user.training_expires
+            )
+
+    def create_api_key(self, *, actor: str, username: str, label: str) -> NewApiKey:
+        """A new key for ``username``; the secret is returned once and never stored."""
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        with self.db.transaction() as session:
+            user = Users(session).by_username(username)
+            if user is None:
+                raise NotFound(f"no user named '{username}'")
+            if user.approved_at is None:
+                raise NotPermitted(f"user '{username}' is not approved yet")
+            ApiKeys(session).add(
+                ApiKeyRow(
+                    id=key_id,
+                    user_id=user.id,
+                    secret_hash=self.hasher.hash(secret),
+                    label=label,
+                    created_at=self.clock(),
+                )
+            )
+            self._record(
+                session,
+                actor,
+                AuditAction.KEY_CREATE,
+                {"user": username, "key_id": key_id, "label": label},
+            )
+        return NewApiKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
+
+    def authenticate_key(self, presented: str) -> Actor:
+        """The actor behind an API key, or NotPermitted. Unknown ids cost one argon2
+        verification too, so timing does not tell which key ids exist."""
+        parts = presented.split("_", 2)
+        well_formed = len(parts) == 3 and parts[0] == KEY_PREFIX
+        key_id, secret = (parts[1], parts[2]) if well_formed else ("", "")
+        with self.db.read() as session:
+            row = ApiKeys(session).get(key_id) if key_id else None
+            usable = row is not None and row.revoked_at is None
+            stored = row.secret_hash if row is not None and usable else self._dummy_hash
+            try:
+                self.hasher.verify(stored, secret or "-")
+            except (VerificationError, InvalidHashError):
+                raise NotPermitted("invalid API key") from None
+            if row is None or not usable:
+                raise NotPermitted("invalid API key")
+            user = session.get(UserRow, row.user_id)
+            assert user is not None
+            org = Organisations(session).get(user.organisation_id)
+            assert org is not None
+            return Actor(
+                user_id=user.id,
+                organisation_id=org.id,
+                organisation_kind=org.kind,
+                roles=frozenset(Role(r) for r in user.roles),
+                approved=user.approved_at is not None,
+                active=user.active,
+                training_expires=user.training_expires,
+            )
+
+    def _record(
+        self, session: Session, actor: str, action: AuditAction, details: dict[str, object]
+    ) -> None:
+        self.audit.record(session, AuditRecord(actor=actor, action=action, details=details))
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        """Verified against when the key id is unknown, so failures take the same time."""
+        return self.hasher.hash(secrets.token_urlsafe(32))

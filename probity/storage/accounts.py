@@ -1,0 +1,64 @@
+"""Repositories for organisations, users and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from probity.domain.accounts import Organisation, OrganisationKind, Role
+from probity.storage.tables import ApiKeyRow, OrganisationRow, UserRow
+
+
+class Organisations:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, org: Organisation, *, at: datetime, by: str) -> None:
+        self.s.add(
+            OrganisationRow(
+                id=org.id, name=org.name, kind=org.kind.value, created_at=at, created_by=by
+            )
+        )
+        self.s.flush()
+
+    def by_name(self, name: str) -> Organisation | None:
+        row = self.s.scalars(select(OrganisationRow).where(OrganisationRow.name == name)).first()
+        return None if row is None else Organisation(row.id, row.name, OrganisationKind(row.kind))
+
+    def get(self, org_id: str) -> Organisation | None:
+        row = self.s.get(OrganisationRow, org_id)
+        return None if row is None else Organisation(row.id, row.name, OrganisationKind(row.kind))
+
+
+class Users:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, row: UserRow) -> None:
+        self.s.add(row)
+        self.s.flush()
+
+    def by_username(self, username: str) -> UserRow | None:
+        return self.s.scalars(select(UserRow).where(UserRow.username == username)).first()
+
+    def approved_with_role(self, organisation_id: str, role: Role) -> list[UserRow]:
+        rows = self.s.scalars(
+            select(UserRow).where(
+                UserRow.organisation_id == organisation_id, UserRow.approved_at.is_not(None)
+            )
+        )
+        return [r for r in rows if role.value in r.roles and r.active]
+
+
+class ApiKeys:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, row: ApiKeyRow) -> None:
+        self.s.add(row)
+        self.s.flush()
+
+    def get(self, key_id: str) -> ApiKeyRow | None:
+        return self.s.get(ApiKeyRow, key_id)
