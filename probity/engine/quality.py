@@ -231,8 +231,3 @@ def quality_reasons(quality: Quality, floor: QualityFloor) -> list[str]:
             f"below the floor {floor.min_landmark_consistency:.2f}"
         )
     return reasons
-
-
-def passes(quality: Quality, floor: QualityFloor) -> bool:
-    """True when ``quality`` meets every part of ``floor``."""
-    return not quality_reasons(quality, floor)

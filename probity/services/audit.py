@@ -10,7 +10,6 @@ every checkpoint's signature and that the event it names still has the signed ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -110,12 +109,6 @@ def check_checkpoints(log: AuditLog, signer: CheckpointSigner) -> tuple[int, str
                 cp.seq,
             )
     return checked, None, 0
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    verification: ChainVerification
-    head_seq: int
 
 
 class AuditService:

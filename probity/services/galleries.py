@@ -90,6 +90,11 @@ class GalleryService:
             raise GalleryNotFound(f"no gallery named '{name}'")
         return gallery
 
+    def all(self) -> list[Gallery]:
+        """Every gallery, by name (no counts: this is on the search path)."""
+        with self.db.read() as session:
+            return Galleries(session).all()
+
     def list(self) -> list[tuple[Gallery, int, int]]:
         """Every gallery with its subject and enrolment counts."""
         with self.db.read() as session:

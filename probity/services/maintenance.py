@@ -45,7 +45,7 @@ class IndexMaintenance:
 
     def status(self) -> list[IndexStatus]:
         out = []
-        for gallery, _, _ in self.galleries.list():
+        for gallery in self.galleries.all():
             with self.db.read() as session:
                 count = Enrolments(session).count(gallery.id)
             out.append(IndexStatus(gallery.name, count, self.indexes.size(gallery.id)))
@@ -55,7 +55,7 @@ class IndexMaintenance:
         """Recreate every gallery's index from its templates (decrypting each with its
         subject's key) and save it atomically."""
         out = []
-        for gallery, _, _ in self.galleries.list():
+        for gallery in self.galleries.all():
             ids: list[int] = []
             vectors = []
             with self.db.read() as session:

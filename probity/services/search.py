@@ -16,7 +16,7 @@ import numpy as np
 
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import DetectorMode, QualityFloor
-from probity.domain.gallery import Gallery
+from probity.domain.gallery import Enrolment, Gallery, Subject
 from probity.domain.ids import CaseId, SearchId, new_id
 from probity.domain.search import (
     Candidate,
@@ -44,6 +44,14 @@ from probity.storage.vault import Vault
 OVERFETCH = 4
 """Templates fetched from the index per wanted candidate: a subject with several enrolments
 takes several index hits, and we want ``top_k`` distinct subjects."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """The enrolments (by template id) and subjects (by id) behind a search's index hits."""
+
+    enrolments: dict[int, Enrolment]
+    subjects: dict[str, Subject]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,7 @@ class SearchService:
         if names:
             targets = [self.galleries.get(n) for n in dict.fromkeys(names)]
         else:
-            targets = [g for g, _, _ in self.galleries.list()]
+            targets = self.galleries.all()
         if not targets:
             raise InvalidInput("there is no gallery to search: create and fill one first")
         for g in targets:
@@ -200,6 +208,7 @@ class SearchService:
     ) -> list[FaceResult]:
         searchable = [(i, f) for i, f in faces if not quality_reasons(f.quality, self.probe_floor)]
         hits_per_face: dict[int, list[_Scored]] = {i: [] for i, _ in searchable}
+        found = _Found({}, {})
         if searchable:
             queries = np.stack([f.descriptor for _, f in searchable]).astype(np.float32)
             raw: dict[int, list[tuple[int, Gallery]]] = {i: [] for i, _ in searchable}
@@ -207,15 +216,18 @@ class SearchService:
                 per_query = self.indexes.search(gallery.id, queries, k * OVERFETCH)
                 for (i, _), hits in zip(searchable, per_query, strict=True):
                     raw[i].extend((h.id, gallery) for h in hits)
-            hits_per_face = self._rescore(searchable, raw)
-        return [self._face_result(i, f, hits_per_face.get(i), k, threshold) for i, f in faces]
+            hits_per_face, found = self._rescore(searchable, raw)
+        return [
+            self._face_result(i, f, hits_per_face.get(i), found, k, threshold) for i, f in faces
+        ]
 
     def _rescore(
         self,
         searchable: list[tuple[int, AnalysedFace]],
         raw: dict[int, list[tuple[int, Gallery]]],
-    ) -> dict[int, list[_Scored]]:
-        """Exact dlib distances for every hit, from the decrypted templates."""
+    ) -> tuple[dict[int, list[_Scored]], _Found]:
+        """Exact dlib distances for every hit, from the decrypted templates, and the
+        enrolments and subjects behind the hits: all read in one transaction."""
         wanted = {tid for hits in raw.values() for tid, _ in hits}
         with self.db.read() as session:
             sealed = Templates(session).get_many(wanted)
@@ -223,6 +235,8 @@ class SearchService:
                 sid: self.vault.subject_key(session, sid)
                 for sid in {t.subject_id for t in sealed.values()}
             }
+            enrolments = Enrolments(session).by_template_ids(sealed)
+            subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
         vectors = {
             tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
             for tid, t in sealed.items()
@@ -234,13 +248,14 @@ class SearchService:
                 for tid, gallery in raw[i]
                 if tid in vectors  # a stale index entry without a template is ignored
             ]
-        return scored
+        return scored, _Found(enrolments, subjects)
 
     def _face_result(
         self,
         index: int,
         face: AnalysedFace,
         scored: list[_Scored] | None,
+        found: _Found,
         k: int,
         threshold: Threshold,
     ) -> FaceResult:
@@ -255,9 +270,7 @@ class SearchService:
         scored = sorted(scored, key=lambda s: s.distance)
         if threshold.max_distance is not None:
             scored = [s for s in scored if s.distance <= threshold.max_distance]
-        with self.db.read() as session:
-            enrolments = Enrolments(session).by_template_ids(s.template_id for s in scored)
-            subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
+        enrolments, subjects = found.enrolments, found.subjects
         candidates: list[Candidate] = []
         seen: set[str] = set()
         for s in scored:

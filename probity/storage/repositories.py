@@ -302,10 +302,6 @@ class Enrolments:
         rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))
         return [(_enrolment(r), r.image_blob) for r in rows]
 
-    def image_blob(self, enrolment_id: str) -> str | None:
-        row = self.s.get(EnrolmentRow, enrolment_id)
-        return None if row is None else row.image_blob
-
     def count(self, gallery_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(EnrolmentRow)
         if gallery_id is not None:
@@ -429,10 +425,6 @@ class Searches:
                     )
                 )
         self.s.flush()
-
-    def count_for_case(self, case_id: str) -> int:
-        stmt = select(func.count()).select_from(SearchRow).where(SearchRow.case_id == case_id)
-        return int(self.s.scalar(stmt) or 0)
 
 
 # -- audit ---------------------------------------------------------------------------------------

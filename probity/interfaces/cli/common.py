@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from probity.config import Settings
+from probity.engine.images import read_image_bytes
 from probity.services.container import Services, build_services
 
 HomeOpt = Annotated[
@@ -38,6 +39,11 @@ err = Console(stderr=True, soft_wrap=True)
 
 def settings_for(home: Path | None) -> Settings:
     return Settings(home=home.expanduser().resolve()) if home else Settings()
+
+
+def read_input_file(path: Path, home: Path | None) -> bytes:
+    """An image file's bytes, refused before reading when over the configured upload limit."""
+    return read_image_bytes(path, max_bytes=settings_for(home).limits.max_upload_bytes)
 
 
 def actor_name(actor: str | None) -> str:

@@ -20,7 +20,7 @@ import probity
 from probity.errors import AlreadyExists, InvalidInput
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import ActorOpt, actor_name, out, services, settings_for
-from probity.interfaces.cli.enrol import _print_summary
+from probity.interfaces.cli.enrol import print_summary
 from probity.interfaces.cli.search import print_result
 from probity.services.container import initialise
 
@@ -73,7 +73,7 @@ def demo(
                 jurisdictions=["GB"],
             )
         out.print(f"\n[bold]1. Enrol[/bold] {len(ENROL)} photos into '{GALLERY}' from a manifest")
-        _print_summary(s.enrolment.enrol_manifest(actor=who, gallery=GALLERY, manifest=manifest))
+        print_summary(s.enrolment.enrol_manifest(actor=who, gallery=GALLERY, manifest=manifest))
         out.print(f"\n[bold]2. Open case[/bold] {CASE}")
         with contextlib.suppress(AlreadyExists):
             s.cases.open(

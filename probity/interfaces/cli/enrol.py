@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from probity.engine.images import read_image_bytes
 from probity.errors import InvalidInput, MissingProvenance
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import (
@@ -20,8 +19,8 @@ from probity.interfaces.cli.common import (
     err,
     out,
     print_json,
+    read_input_file,
     services,
-    settings_for,
 )
 from probity.interfaces.cli.render import bulk_json, enrol_json
 from probity.services.enrolment import BulkSummary, RowStatus
@@ -92,7 +91,7 @@ def enrol(
         if not fields[name]:
             flag = "--" + name.replace("_", "-")
             raise MissingProvenance(name, f"provenance field '{name}' is required ({flag})")
-    data = _read(image, home)
+    data = read_input_file(image, home)
     with services(home) as s:
         outcome = s.enrolment.enrol(
             actor=who, gallery=gallery, subject=subject, image=data, provenance=fields
@@ -111,12 +110,6 @@ def enrol(
             f"  another face at {refusal.box.as_list()} was not enrolled: "
             + "; ".join(refusal.reasons)
         )
-
-
-def _read(path: Path, home: Path | None) -> bytes:
-    """The file's bytes, refused before reading when over the configured upload limit."""
-    limit = settings_for(home).limits.max_upload_bytes
-    return read_image_bytes(path, max_bytes=limit)
 
 
 def _enrol_manifest(
@@ -143,12 +136,12 @@ def _enrol_manifest(
     if json_out:
         print_json(bulk_json(summary))
     else:
-        _print_summary(summary)
+        print_summary(summary)
     if summary.count(RowStatus.REFUSED):
         raise typer.Exit(code=8)
 
 
-def _print_summary(summary: BulkSummary) -> None:
+def print_summary(summary: BulkSummary) -> None:
     out.print(
         f"{summary.count(RowStatus.ENROLLED)} enrolled, {summary.count(RowStatus.SKIPPED)} "
         f"already enrolled (skipped), {summary.count(RowStatus.REFUSED)} refused."

@@ -19,9 +19,9 @@ from probity.interfaces.cli.common import (
     actor_name,
     out,
     print_json,
+    read_input_file,
     services,
 )
-from probity.interfaces.cli.enrol import _read
 from probity.interfaces.cli.render import search_json
 
 
@@ -52,7 +52,7 @@ def search(
 ) -> None:
     """Search a probe photo within a case. The result is an investigative lead, never an
     identification."""
-    data = _read(image, home)
+    data = read_input_file(image, home)
     with services(home) as s:
         result = s.search.search(
             actor=actor_name(actor),
