@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from probity.domain.accounts import OrganisationKind
 from probity.domain.faces import DetectorMode
 
 
@@ -62,6 +63,36 @@ class SearchSettings(BaseModel):
     default_target_fmr: float = Field(
         0.005, description="target false-match rate; mapped to a distance by engine/thresholds"
     )
+    per_user_per_minute: int = Field(
+        30, ge=1, description="searches one person may run in any 60 s (server accounts)"
+    )
+    per_organisation_per_minute: int = Field(
+        120, ge=1, description="searches one organisation may run in any 60 s"
+    )
+
+
+class ServerSettings(BaseModel):
+    searching_kinds: list[OrganisationKind] = Field(
+        default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
+        description="organisation kinds allowed to search (default: law enforcement only)",
+    )
+    session_hours: float = Field(8.0, gt=0, description="a web login lasts this long")
+    login_attempts: int = Field(
+        5, ge=1, description="failed logins per username (and per client address) per window"
+    )
+    login_window_s: int = Field(900, ge=1, description="the login rate-limit window, seconds")
+    secure_cookies: bool = Field(
+        False, description="mark the session cookie Secure (set true behind HTTPS)"
+    )
+    analysis_workers: int = Field(
+        1,
+        ge=0,
+        le=32,
+        description=(
+            "processes analysing probe faces for the server; 0 analyses in the request thread "
+            "(dlib holds the GIL, so only processes run searches in parallel)"
+        ),
+    )
 
 
 class Settings(BaseSettings):
@@ -94,6 +125,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @property
     def resolved_database_url(self) -> str:

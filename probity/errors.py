@@ -12,13 +12,18 @@ Services and lower layers raise these; only interfaces translate them (the CLI p
     │   ├── QualityRefused (422)           every face is below the quality floor
     │   └── ManifestError (400)            a manifest file is unreadable or lacks columns
     ├── NotFound (404)
-    │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound
+    │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound, SearchNotFound,
+    │   └── CandidateNotFound
     ├── Conflict (409)
     │   ├── AlreadyExists                  a gallery/case reference in use
-    │   └── AlreadyEnrolled                the same image is already enrolled for the subject
+    │   ├── AlreadyEnrolled                the same image is already enrolled for the subject
+    │   └── AlreadyReviewed                this person already reviewed this candidate
+    ├── Unauthenticated (401)              no credentials, or a bad key, password or session
     ├── NotPermitted (403)
     │   ├── CaseNotSearchable              authorisation pending > 48 h, rejected or expired
+    │   ├── CsrfFailed                     a session request without its CSRF token
     │   └── NoOpenCase                     a search without a case
+    ├── RateLimited (429)                  too many searches or login attempts; retry later
     ├── NotInitialised (409)               the home folder has no database or master key
     └── IntegrityError (500)               stored data fails its check (decryption, model)
 """
@@ -92,6 +97,14 @@ class CaseNotFound(NotFound):
     code = "case_not_found"
 
 
+class SearchNotFound(NotFound):
+    code = "search_not_found"
+
+
+class CandidateNotFound(NotFound):
+    code = "candidate_not_found"
+
+
 class Conflict(ProbityError):
     code = "conflict"
     status = 409
@@ -106,10 +119,34 @@ class AlreadyEnrolled(Conflict):
     code = "already_enrolled"
 
 
+class AlreadyReviewed(Conflict):
+    code = "already_reviewed"
+
+
 class NotPermitted(ProbityError):
     code = "not_permitted"
     status = 403
     exit_code = 5
+
+
+class Unauthenticated(ProbityError):
+    code = "unauthenticated"
+    status = 401
+    exit_code = 5
+
+
+class CsrfFailed(NotPermitted):
+    code = "csrf_failed"
+
+
+class RateLimited(ProbityError):
+    code = "rate_limited"
+    status = 429
+    exit_code = 10
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class CaseNotSearchable(NotPermitted):

@@ -72,6 +72,8 @@ class Actor:
     approved: bool
     active: bool = True
     training_expires: datetime | None = None  # None: no attestation on file
+    username: str = ""  # recorded as the audit event's actor
+    organisation_name: str = ""  # recorded as the audit event's organisation
 
 
 @dataclass(frozen=True, slots=True)

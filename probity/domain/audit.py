@@ -36,6 +36,14 @@ class AuditAction(StrEnum):
     USER_CREATE = "user.create"
     USER_APPROVE = "user.approve"
     KEY_CREATE = "apikey.create"
+    PASSWORD_SET = "user.password"
+    LOGIN = "session.login"
+    LOGIN_FAILED = "session.login_failed"
+    LOGOUT = "session.logout"
+    CASE_PURGE = "case.purge"
+    REVIEW = "review.record"
+    LEAD = "lead.confirmed"
+    REPORT_CASE = "report.case"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,3 +37,4 @@ class Case:
     authorisation: Authorisation
     opened_at: datetime
     opened_by: str
+    organisation_id: str | None = None  # None: opened by the local operator (CLI)

@@ -35,6 +35,11 @@ class FaceBox:
     def as_list(self) -> list[int]:
         return [self.left, self.top, self.width, self.height]
 
+    @classmethod
+    def from_list(cls, values: list[int]) -> FaceBox:
+        left, top, width, height = (int(v) for v in values)
+        return cls(left, top, width, height)
+
 
 @dataclass(frozen=True, slots=True)
 class Quality:
@@ -75,6 +80,19 @@ class Quality:
             "detector_confidence": round(self.detector_confidence, 3),
             "landmark_consistency": round(self.landmark_consistency, 3),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, float | str]) -> Quality:
+        """The inverse of ``as_dict`` (values come back rounded as stored)."""
+        return cls(
+            inter_eye_px=float(data["inter_eye_px"]),
+            face_width_px=float(data["face_width_px"]),
+            sharpness=float(data["sharpness"]),
+            yaw_ratio=float(data["yaw_ratio"]),
+            detector=DetectorKind(str(data["detector"])),
+            detector_confidence=float(data["detector_confidence"]),
+            landmark_consistency=float(data["landmark_consistency"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

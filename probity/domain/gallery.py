@@ -36,6 +36,7 @@ class Gallery:
     model: ModelVersion
     created_at: datetime
     created_by: str
+    organisation_id: str | None = None  # the controller; None: shared across the deployment
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ A candidate is an investigative lead, never an identification: no field here say
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from probity.domain.faces import FaceBox, Quality
@@ -77,3 +78,5 @@ class SearchResult:
     top_k: int
     outcome: SearchOutcome
     faces: tuple[FaceResult, ...] = field(default_factory=tuple)
+    at: datetime | None = None  # when it ran (set on stored searches read back)
+    actor: str | None = None  # who ran it (set on stored searches read back)

@@ -19,10 +19,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from probity.domain.accounts import Actor, Organisation, OrganisationKind, Role
+from probity.domain.accounts import Action, Actor, Organisation, OrganisationKind, Resource, Role
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.ids import new_id
 from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted
+from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.storage.accounts import ApiKeys, Organisations, Users
@@ -31,6 +32,7 @@ from probity.storage.tables import ApiKeyRow, UserRow
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 KEY_PREFIX = "pb"
+MIN_PASSWORD_LENGTH = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,33 @@ class UserInfo:
     training_expires: datetime | None
 
 
+def _info(user: UserRow, organisation: str) -> UserInfo:
+    return UserInfo(
+        user.username,
+        organisation,
+        tuple(user.roles),
+        user.approved_at is not None,
+        user.training_expires,
+    )
+
+
+def actor_for(session: Session, user: UserRow) -> Actor:
+    """The policy's view of a stored account."""
+    org = Organisations(session).get(user.organisation_id)
+    assert org is not None  # users.organisation_id is a foreign key
+    return Actor(
+        user_id=user.id,
+        organisation_id=org.id,
+        organisation_kind=org.kind,
+        roles=frozenset(Role(r) for r in user.roles),
+        approved=user.approved_at is not None,
+        active=user.active,
+        training_expires=user.training_expires,
+        username=user.username,
+        organisation_name=org.name,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NewApiKey:
     key_id: str
@@ -49,13 +78,17 @@ class NewApiKey:
 
 
 class AccountService:
-    def __init__(self, *, db: Database, audit: AuditService, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, audit: AuditService, clock: Clock, guard: AccessGuard
+    ) -> None:
         self.db = db
         self.audit = audit
         self.clock = clock
+        self.guard = guard
         self.hasher = PasswordHasher()
 
-    def create_organisation(self, *, actor: str, name: str, kind: OrganisationKind) -> Organisation:
+    def create_organisation(self, *, actor: Who, name: str, kind: OrganisationKind) -> Organisation:
+        self.guard.check(actor, Action.ORG_CREATE)
         if not name.strip():
             raise InvalidInput("an organisation needs a name")
         org = Organisation(new_id(), name.strip(), kind)
@@ -63,7 +96,7 @@ class AccountService:
             orgs = Organisations(session)
             if orgs.by_name(org.name) is not None:
                 raise AlreadyExists(f"organisation '{org.name}' already exists")
-            orgs.add(org, at=self.clock(), by=actor)
+            orgs.add(org, at=self.clock(), by=name_of(actor))
             self._record(
                 session,
                 actor,
@@ -75,7 +108,7 @@ class AccountService:
     def create_user(
         self,
         *,
-        actor: str,
+        actor: Who,
         organisation: str,
         username: str,
         roles: list[Role],
@@ -92,6 +125,7 @@ class AccountService:
             org = Organisations(session).by_name(organisation)
             if org is None:
                 raise NotFound(f"no organisation named '{organisation}'")
+            self.guard.check(actor, Action.USER_CREATE, Resource(org.id))
             users = Users(session)
             if users.by_username(username) is not None:
                 raise AlreadyExists(f"user '{username}' already exists")
@@ -104,7 +138,7 @@ class AccountService:
                     active=True,
                     training_expires=training_expires,
                     created_at=self.clock(),
-                    created_by=actor,
+                    created_by=name_of(actor),
                 )
             )
             self._record(
@@ -121,15 +155,19 @@ class AccountService:
             username, org.name, tuple(sorted(r.value for r in roles)), False, training_expires
         )
 
-    def approve_user(self, *, actor: str, username: str, supervisor: str | None) -> UserInfo:
+    def approve_user(self, *, actor: Who, username: str, supervisor: str | None = None) -> UserInfo:
         """Record a supervisor's approval. ``supervisor`` must be an approved supervisor of the
         same organisation; it may be omitted only while the organisation has none (bootstrap:
-        the local operator approves, and the event says so)."""
+        the local operator approves, and the event says so). A signed-in supervisor approves
+        as themselves."""
+        if not isinstance(actor, str):
+            supervisor = actor.username
         with self.db.transaction() as session:
             users = Users(session)
             user = users.by_username(username)
-            if user is None:
+            if user is None or not self.guard.sees(actor, user.organisation_id):
                 raise NotFound(f"no user named '{username}'")
+            self.guard.check(actor, Action.USER_APPROVE, Resource(user.organisation_id))
             if user.approved_at is not None:
                 raise AlreadyExists(f"user '{username}' is already approved")
             supervisors = users.approved_with_role(user.organisation_id, Role.SUPERVISOR)
@@ -139,7 +177,7 @@ class AccountService:
                         "this organisation has approved supervisors: name the one approving "
                         "(--supervisor)"
                     )
-                approver = f"local operator {actor} (bootstrap: no supervisor yet)"
+                approver = f"local operator {name_of(actor)} (bootstrap: no supervisor yet)"
             else:
                 if supervisor == username:
                     raise NotPermitted("nobody may approve their own account")
@@ -161,8 +199,12 @@ class AccountService:
                 username, org.name if org else "?", tuple(user.roles), True, user.training_expires
             )
 
-    def create_api_key(self, *, actor: str, username: str, label: str) -> NewApiKey:
-        """A new key for ``username``; the secret is returned once and never stored."""
+    def create_api_key(self, *, actor: Who, username: str, label: str) -> NewApiKey:
+        """A new key for ``username``; the secret is returned once and never stored. A
+        signed-in person may create keys for their own account only."""
+        self.guard.check(actor, Action.KEY_CREATE)
+        if not isinstance(actor, str) and actor.username != username:
+            raise NotPermitted("API keys can only be created for your own account")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         with self.db.transaction() as session:
@@ -206,22 +248,54 @@ class AccountService:
                 raise NotPermitted("invalid API key")
             user = session.get(UserRow, row.user_id)
             assert user is not None
-            org = Organisations(session).get(user.organisation_id)
-            assert org is not None
-            return Actor(
-                user_id=user.id,
-                organisation_id=org.id,
-                organisation_kind=org.kind,
-                roles=frozenset(Role(r) for r in user.roles),
-                approved=user.approved_at is not None,
-                active=user.active,
-                training_expires=user.training_expires,
-            )
+            return actor_for(session, user)
+
+    def list_users(self, *, actor: Who) -> list[UserInfo]:
+        """Accounts the actor may see: their organisation's (an admin's: everyone's)."""
+        self.guard.check(actor, Action.USER_READ)
+        everyone = isinstance(actor, str) or Role.ADMIN in actor.roles
+        with self.db.read() as session:
+            orgs = {o.id: o.name for o in Organisations(session).all()}
+            return [
+                _info(u, orgs.get(u.organisation_id, "?"))
+                for u in Users(session).all()
+                if everyone or self.guard.sees(actor, u.organisation_id)
+            ]
+
+    def list_organisations(self, *, actor: Who) -> list[Organisation]:
+        self.guard.check(actor, Action.ORG_READ)
+        everyone = isinstance(actor, str) or Role.ADMIN in actor.roles
+        with self.db.read() as session:
+            return [
+                o for o in Organisations(session).all() if everyone or self.guard.sees(actor, o.id)
+            ]
+
+    def set_password(self, *, actor: Who, username: str, password: str) -> None:
+        """Set a web login password (argon2). Only the local operator, or the person
+        themselves, may set it."""
+        if not isinstance(actor, str) and actor.username != username:
+            raise NotPermitted("you can only change your own password")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        with self.db.transaction() as session:
+            user = Users(session).by_username(username)
+            if user is None:
+                raise NotFound(f"no user named '{username}'")
+            user.password_hash = self.hasher.hash(password)
+            self._record(session, actor, AuditAction.PASSWORD_SET, {"user": username})
 
     def _record(
-        self, session: Session, actor: str, action: AuditAction, details: dict[str, object]
+        self, session: Session, actor: Who, action: AuditAction, details: dict[str, object]
     ) -> None:
-        self.audit.record(session, AuditRecord(actor=actor, action=action, details=details))
+        self.audit.record(
+            session,
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=action,
+                details=details,
+            ),
+        )
 
     @cached_property
     def _dummy_hash(self) -> str:

@@ -10,10 +10,13 @@ every checkpoint's signature and that the event it names still has the signed ha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from probity.domain.accounts import Action
 from probity.domain.audit import (
     CHECKPOINT_EVERY,
     AuditAction,
@@ -26,6 +29,7 @@ from probity.domain.audit import (
     checkpoint_message,
     verify_chain,
 )
+from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.clock import Clock
 from probity.storage.db import Database
 from probity.storage.keyring import CheckpointSigner
@@ -113,12 +117,20 @@ def check_checkpoints(log: AuditLog, signer: CheckpointSigner) -> tuple[int, str
 
 class AuditService:
     def __init__(
-        self, *, db: Database, clock: Clock, organisation: str, signer: CheckpointSigner
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        organisation: str,
+        signer: CheckpointSigner,
+        guard: AccessGuard | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.organisation = organisation
         self.signer = signer
+        # Without a guard (``initialise``) only the local operator can act.
+        self.guard = guard or AccessGuard(clock, frozenset())
 
     def record(self, session: Session, entry: AuditRecord) -> AuditEvent:
         return record(
@@ -130,9 +142,10 @@ class AuditService:
         with self.db.transaction() as session:
             return self.record(session, entry)
 
-    def verify(self, *, actor: str) -> ChainVerification:
+    def verify(self, *, actor: Who) -> ChainVerification:
         """Re-hash the whole chain, compare its end with the stored head (catches truncation),
         and record the verification itself as an audit event."""
+        self.guard.check(actor, Action.AUDIT_VERIFY)
         with self.db.transaction() as session:
             log = AuditLog(session)
             head_seq, head_hash = log.lock_head()
@@ -168,7 +181,8 @@ class AuditService:
             self.record(
                 session,
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.AUDIT_VERIFY,
                     details={
                         "ok": result.ok,
@@ -182,26 +196,52 @@ class AuditService:
     def events(
         self,
         *,
-        actor: str,
+        actor: Who,
         action: str | None = None,
         case_reference: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: str | None = None,
         limit: int | None = None,
-    ) -> list[AuditEvent]:
-        """Read events (oldest first). Reading the log is itself audited."""
+        offset: int = 0,
+    ) -> AuditPage:
+        """Read events (oldest first), filtered by action, case, acting user (``by``) and time
+        (``since`` inclusive, ``until`` exclusive). A person signed in to the server sees only
+        their own organisation's events. Reading the log is itself audited."""
+        self.guard.check(actor, Action.AUDIT_READ)
+        scope = None if isinstance(actor, str) else (actor.organisation_name or "?")
+        filters: dict[str, Any] = {
+            "action": action,
+            "case_reference": case_reference,
+            "since": since,
+            "until": until,
+            "actor": by,
+            "organisation": scope,
+        }
         with self.db.transaction() as session:
-            found = list(
-                AuditLog(session).events(action=action, case_reference=case_reference, limit=limit)
-            )
+            log = AuditLog(session)
+            total = log.count_matching(**filters)
+            found = list(log.events(limit=limit, offset=offset, **filters))
             self.record(
                 session,
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.AUDIT_READ,
                     details={
                         "filter_action": action,
                         "filter_case": case_reference,
+                        "filter_actor": by,
+                        "since": since.isoformat() if since else None,
+                        "until": until.isoformat() if until else None,
                         "returned": len(found),
                     },
                 ),
             )
-        return found
+        return AuditPage(found, total)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    events: list[AuditEvent]
+    total: int  # events matching the filter, before limit and offset

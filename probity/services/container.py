@@ -14,6 +14,8 @@ from probity.engine.dlib_engine import DlibEngine
 from probity.engine.pool import AnalysisPool, InlineAnalysisPool, ProcessAnalysisPool
 from probity.engine.types import FaceEngine
 from probity.errors import NotInitialised
+from probity.policy.ratelimit import SearchLimits
+from probity.services.access import AccessGuard, name_of, organisation_of
 from probity.services.accounts import AccountService
 from probity.services.audit import AuditService
 from probity.services.cases import CaseService
@@ -22,7 +24,11 @@ from probity.services.enrolment import EnrolmentService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.services.maintenance import IndexMaintenance
+from probity.services.reports import ReportService
+from probity.services.results import ResultService
+from probity.services.reviews import ReviewService
 from probity.services.search import SearchService
+from probity.services.sessions import SessionService
 from probity.services.subjects import SubjectService
 from probity.storage.blobs import FileBlobStore
 from probity.storage.db import Database
@@ -51,6 +57,10 @@ class Services:
     indexes: IndexSet
     maintenance: IndexMaintenance
     accounts: AccountService
+    sessions: SessionService
+    results: ResultService
+    reviews: ReviewService
+    reports: ReportService
 
     def close(self) -> None:
         self.db.dispose()
@@ -81,7 +91,8 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
                 audit.record(
                     session,
                     AuditRecord(
-                        actor=actor,
+                        actor=name_of(actor),
+                        organisation=organisation_of(actor),
                         action=AuditAction.INIT,
                         details={"home": str(settings.home), "database": db.engine.dialect.name},
                     ),
@@ -110,8 +121,13 @@ def build_services(
         backend=settings.index_backend,
         dimension=face_engine.model.dimension,
     )
+    guard = AccessGuard(clock, frozenset(settings.server.searching_kinds))
     audit = AuditService(
-        db=db, clock=clock, organisation=settings.organisation, signer=CheckpointSigner(master)
+        db=db,
+        clock=clock,
+        organisation=settings.organisation,
+        signer=CheckpointSigner(master),
+        guard=guard,
     )
     limits = settings.limits
 
@@ -133,8 +149,20 @@ def build_services(
             hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
         )
 
-    galleries = GalleryService(db=db, audit=audit, clock=clock, model=face_engine.model)
-    cases = CaseService(db=db, audit=audit, clock=clock, offences=settings.offence_categories)
+    galleries = GalleryService(
+        db=db, audit=audit, clock=clock, model=face_engine.model, guard=guard
+    )
+    cases = CaseService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        offences=settings.offence_categories,
+        guard=guard,
+        vault=vault,
+    )
+    results = ResultService(db=db, cases=cases, guard=guard)
+    reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
+    server = settings.server
     return Services(
         settings=settings,
         db=db,
@@ -169,6 +197,11 @@ def build_services(
             max_image_pixels=limits.max_image_pixels,
             default_top_k=settings.search.default_top_k,
             default_target_fmr=settings.search.default_target_fmr,
+            guard=guard,
+            limits=SearchLimits(
+                per_user=settings.search.per_user_per_minute,
+                per_organisation=settings.search.per_organisation_per_minute,
+            ),
         ),
         subjects=SubjectService(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
@@ -177,5 +210,18 @@ def build_services(
         maintenance=IndexMaintenance(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
         ),
-        accounts=AccountService(db=db, audit=audit, clock=clock),
+        accounts=AccountService(db=db, audit=audit, clock=clock, guard=guard),
+        sessions=SessionService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            session_hours=server.session_hours,
+            max_failures=server.login_attempts,
+            window_s=server.login_window_s,
+        ),
+        results=results,
+        reviews=reviews,
+        reports=ReportService(
+            db=db, audit=audit, clock=clock, results=results, guard=guard, model=face_engine.model
+        ),
     )

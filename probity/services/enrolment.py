@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import FaceRefusal, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, Provenance, Subject
@@ -38,6 +39,7 @@ from probity.errors import (
     QualityRefused,
 )
 from probity.policy.provenance import parse_provenance
+from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
@@ -112,7 +114,7 @@ class EnrolmentService:
     def enrol(
         self,
         *,
-        actor: str,
+        actor: Who,
         gallery: str,
         subject: str,
         image: bytes,
@@ -120,7 +122,7 @@ class EnrolmentService:
     ) -> EnrolOutcome:
         """Enrol one image. Raises a ProbityError (nothing written) if it cannot be enrolled;
         an image already enrolled for this subject raises AlreadyEnrolled."""
-        target = self.galleries.get(gallery)
+        target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
         prepared = self._prepare(target, subject, image, provenance)
         if isinstance(prepared, EnrolOutcome):
             raise AlreadyEnrolled(
@@ -142,7 +144,7 @@ class EnrolmentService:
     def enrol_manifest(
         self,
         *,
-        actor: str,
+        actor: Who,
         gallery: str,
         manifest: Path,
         on_progress: Callable[[int, int], None] | None = None,
@@ -156,7 +158,7 @@ class EnrolmentService:
         never silently dropped. Face analysis runs in ``workers`` processes (default: the
         engine setting); rows are written to the database in manifest order.
         """
-        target = self.galleries.get(gallery)
+        target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
         rows = read_manifest(manifest)
         wanted = workers or self.workers
         pool = self.pools(wanted if len(rows) >= 2 * wanted else 1)
@@ -199,7 +201,8 @@ class EnrolmentService:
             batch.flush()
             self.audit.record_alone(
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.ENROL_BULK,
                     galleries=(target.name,),
                     details={
@@ -219,7 +222,7 @@ class EnrolmentService:
 
     def _finish_row(
         self,
-        actor: str,
+        actor: Who,
         gallery: Gallery,
         prepared: _Prepared | EnrolOutcome,
         future: Future[Analysis] | None,
@@ -275,7 +278,7 @@ class EnrolmentService:
         return _Prepared(reference, parsed, image, sha256)
 
     def _persist(
-        self, actor: str, gallery: Gallery, prepared: _Prepared, analysis: Analysis
+        self, actor: Who, gallery: Gallery, prepared: _Prepared, analysis: Analysis
     ) -> tuple[EnrolOutcome, NDArray[np.float32] | None]:
         """Choose the one face to enrol and write everything in one transaction."""
         sha256, faces = analysis
@@ -313,13 +316,14 @@ class EnrolmentService:
                 box=face.box,
                 quality=face.quality,
                 created_at=now,
-                created_by=actor,
+                created_by=name_of(actor),
             )
             Enrolments(session).add(enrolment, image_blob=blob_id)
             self.audit.record(
                 session,
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.ENROL,
                     galleries=(gallery.name,),
                     subject_ids=(subject_row.id,),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
+from probity.domain.accounts import Action, Resource
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import ModelVersion, QualityFloor
 from probity.domain.gallery import Gallery
 from probity.domain.ids import GalleryId, new_id
 from probity.errors import AlreadyExists, GalleryNotFound, InvalidInput
+from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.storage.db import Database
@@ -20,23 +22,35 @@ _JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
 
 class GalleryService:
-    def __init__(self, *, db: Database, audit: AuditService, clock: Clock, model: ModelVersion):
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditService,
+        clock: Clock,
+        model: ModelVersion,
+        guard: AccessGuard,
+    ) -> None:
         self.db = db
         self.audit = audit
         self.clock = clock
         self.model = model
+        self.guard = guard
 
     def create(
         self,
         *,
-        actor: str,
+        actor: Who,
         name: str,
         inclusion_policy: str,
         retention_days: int,
         jurisdictions: list[str] | None = None,
         quality_floor: QualityFloor | None = None,
     ) -> Gallery:
-        """Create a gallery bound to the engine's current model version."""
+        """Create a gallery bound to the engine's current model version. A gallery created
+        by a server account belongs to its organisation; one created by the local operator
+        is shared across the deployment."""
+        self.guard.check(actor, Action.GALLERY_CREATE)
         if not _NAME.match(name):
             raise InvalidInput(
                 f"gallery name {name!r}: use 1-100 letters, digits, spaces, '.', '_' or '-'"
@@ -58,7 +72,8 @@ class GalleryService:
             quality_floor=quality_floor or QualityFloor(),
             model=self.model,
             created_at=self.clock(),
-            created_by=actor,
+            created_by=name_of(actor),
+            organisation_id=organisation_id_of(actor),
         )
         with self.db.transaction() as session:
             repo = Galleries(session)
@@ -68,7 +83,8 @@ class GalleryService:
             self.audit.record(
                 session,
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.GALLERY_CREATE,
                     galleries=(name,),
                     details={
@@ -83,22 +99,35 @@ class GalleryService:
             )
         return gallery
 
-    def get(self, name: str) -> Gallery:
+    def get(self, name: str, *, actor: Who | None = None, action: Action | None = None) -> Gallery:
+        """The gallery called ``name``; with ``actor``, only if they may take ``action`` (by
+        default, read) on it. Another organisation's gallery reads as not found."""
         with self.db.read() as session:
             gallery = Galleries(session).by_name(name)
-        if gallery is None:
+        if gallery is None or (
+            actor is not None and not self.guard.sees(actor, gallery.organisation_id)
+        ):
             raise GalleryNotFound(f"no gallery named '{name}'")
+        if actor is not None:
+            self.guard.check(
+                actor, action or Action.GALLERY_READ, Resource(gallery.organisation_id)
+            )
         return gallery
 
-    def all(self) -> list[Gallery]:
-        """Every gallery, by name (no counts: this is on the search path)."""
+    def all(self, actor: Who | None = None) -> list[Gallery]:
+        """Every gallery (that ``actor`` may see), by name; no counts: this is on the search
+        path."""
         with self.db.read() as session:
-            return Galleries(session).all()
+            found = Galleries(session).all()
+        return [g for g in found if actor is None or self.guard.sees(actor, g.organisation_id)]
 
-    def list(self) -> list[tuple[Gallery, int, int]]:
-        """Every gallery with its subject and enrolment counts."""
+    def list(self, actor: Who | None = None) -> list[tuple[Gallery, int, int]]:
+        """Every gallery (that ``actor`` may see) with its subject and enrolment counts."""
+        if actor is not None:
+            self.guard.check(actor, Action.GALLERY_READ)
         with self.db.read() as session:
             return [
                 (g, Subjects(session).count(g.id), Enrolments(session).count(g.id))
                 for g in Galleries(session).all()
+                if actor is None or self.guard.sees(actor, g.organisation_id)
             ]

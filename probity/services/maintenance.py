@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from probity.domain.audit import AuditAction, AuditRecord
+from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
@@ -51,7 +52,7 @@ class IndexMaintenance:
             out.append(IndexStatus(gallery.name, count, self.indexes.size(gallery.id)))
         return out
 
-    def rebuild(self, *, actor: str) -> list[IndexStatus]:
+    def rebuild(self, *, actor: Who) -> list[IndexStatus]:
         """Recreate every gallery's index from its templates (decrypting each with its
         subject's key) and save it atomically."""
         out = []
@@ -76,7 +77,8 @@ class IndexMaintenance:
             out.append(IndexStatus(gallery.name, len(ids), self.indexes.size(gallery.id)))
         self.audit.record_alone(
             AuditRecord(
-                actor=actor,
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
                 action=AuditAction.INDEX_REBUILD,
                 galleries=tuple(s.gallery for s in out),
                 details={"vectors": {s.gallery: s.vectors for s in out}},

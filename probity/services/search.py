@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from sqlalchemy.orm import Session
 
+from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import DetectorMode, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, Subject
@@ -30,15 +33,18 @@ from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
 from probity.engine.thresholds import distance_to_score, threshold_for_fmr
 from probity.engine.types import AnalysedFace, FaceEngine
-from probity.errors import CaseNotSearchable, InvalidInput
+from probity.errors import CaseNotSearchable, InvalidInput, RateLimited
 from probity.policy.cases import case_search_decision
+from probity.policy.ratelimit import SEARCH_WINDOW_S, SearchLimits, search_rate_decision
+from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
+from probity.storage.casework import Probes, StoredSearches
 from probity.storage.db import Database
-from probity.storage.repositories import Enrolments, Searches, Subjects, Templates
+from probity.storage.repositories import Cases, Enrolments, Searches, Subjects, Templates
 from probity.storage.vault import Vault
 
 OVERFETCH = 4
@@ -78,6 +84,8 @@ class SearchService:
         max_image_pixels: int,
         default_top_k: int,
         default_target_fmr: float,
+        guard: AccessGuard,
+        limits: SearchLimits,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -92,11 +100,13 @@ class SearchService:
         self.max_image_pixels = max_image_pixels
         self.default_top_k = default_top_k
         self.default_target_fmr = default_target_fmr
+        self.guard = guard
+        self.limits = limits
 
     def search(
         self,
         *,
-        actor: str,
+        actor: Who,
         case_reference: str,
         probe: bytes,
         galleries: Sequence[str] = (),
@@ -107,23 +117,19 @@ class SearchService:
         detector: DetectorMode | None = None,
     ) -> SearchResult:
         """Search every face of ``probe`` (or only face number ``face``, 1-based, left to
-        right) in the named galleries (all when empty). ``top_k`` subjects per face."""
-        case = self.cases.get(case_reference)
+        right) in the named galleries (all the actor may see, when empty). ``top_k``
+        subjects per face. The probe image is kept, encrypted with the case's key, until
+        the case's results are purged."""
+        case = self.cases.get(case_reference, actor=actor, action=Action.SEARCH_RUN)
         decision = case_search_decision(case, self.clock())
         if not decision.allowed:
-            self.audit.record_alone(
-                AuditRecord(
-                    actor=actor,
-                    action=AuditAction.SEARCH_DENIED,
-                    case_reference=case.reference,
-                    details={"reason": decision.reason},
-                )
-            )
+            self._deny(actor, case.reference, decision.reason)
             raise CaseNotSearchable(decision.reason)
+        self._check_rate(actor, case.reference)
         k = top_k or self.default_top_k
         if not 1 <= k <= 100:
             raise InvalidInput("top-k must be between 1 and 100")
-        targets = self._targets(galleries)
+        targets = self._targets(galleries, actor)
         threshold = threshold_for_fmr(
             self.engine.model.name,
             None if threshold_off else (target_fmr or self.default_target_fmr),
@@ -149,46 +155,109 @@ class SearchService:
             outcome=outcome,
             faces=tuple(results),
         )
-        with self.db.transaction() as session:
-            Searches(session).add(result, actor=actor, at=self.clock())
-            self.audit.record(
-                session,
-                AuditRecord(
-                    actor=actor,
-                    action=AuditAction.SEARCH,
-                    case_reference=case.reference,
-                    galleries=result.gallery_names,
-                    subject_ids=tuple(
-                        sorted({c.subject_id for f in results for c in f.candidates})
-                    ),
-                    details={
-                        "search_id": result.id,
-                        "probe_sha256": image.sha256,
-                        "model": result.model_key,
-                        "threshold": threshold.max_distance,
-                        "target_fmr": threshold.target_fmr,
-                        "top_k": k,
-                        "outcome": outcome.value,
-                        "faces": [
-                            {
-                                "face": f.index,
-                                "outcome": f.outcome.value,
-                                "candidates": [
-                                    [c.subject_id, c.enrolment_id, c.distance] for c in f.candidates
-                                ],
-                            }
-                            for f in results
-                        ],
-                    },
-                ),
-            )
+        blob_id = new_id()
+        try:
+            with self.db.transaction() as session:
+                self._record(session, actor, result, image.sha256)
+                self._keep_probe(session, case.id, result.id, blob_id, image.sha256, probe)
+        except BaseException:
+            self.vault.blobs.delete(blob_id)  # the probe must not outlive a failed search
+            raise
         return result
 
-    def _targets(self, names: Sequence[str]) -> list[Gallery]:
+    def _keep_probe(
+        self, session: Session, case_id: str, search_id: str, blob_id: str, sha: str, probe: bytes
+    ) -> None:
+        key = self.vault.case_key(session, case_id)
+        if key is None:  # a case opened before probes were kept
+            key, wrapped = self.vault.new_case_key(case_id)
+            Cases(session).set_wrapped_probe_key(case_id, wrapped)
+        self.vault.put_probe(key, case_id, blob_id, probe)
+        Probes(session).add(
+            probe_id=new_id(),
+            case_id=case_id,
+            search_id=search_id,
+            sha256=sha,
+            blob_id=blob_id,
+            at=self.clock(),
+        )
+
+    def _deny(self, actor: Who, case_reference: str, reason: str) -> None:
+        self.audit.record_alone(
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=AuditAction.SEARCH_DENIED,
+                case_reference=case_reference,
+                details={"reason": reason},
+            )
+        )
+
+    def _check_rate(self, actor: Who, case_reference: str) -> None:
+        if isinstance(actor, str):
+            return  # the local operator's batch work is not rate limited
+        since = self.clock() - timedelta(seconds=SEARCH_WINDOW_S)
+        with self.db.read() as session:
+            searches = StoredSearches(session)
+            decision = search_rate_decision(
+                user_count=searches.count_since(since, user_id=actor.user_id),
+                organisation_count=searches.count_since(
+                    since, organisation_id=actor.organisation_id
+                ),
+                limits=self.limits,
+            )
+        if not decision.allowed:
+            self._deny(actor, case_reference, decision.reason)
+            raise RateLimited(decision.reason, retry_after_s=SEARCH_WINDOW_S)
+
+    def _record(self, session: Session, actor: Who, result: SearchResult, sha: str) -> None:
+        """Save the search and append its audit event (ids, distances, digest: no images)."""
+        Searches(session).add(
+            result,
+            actor=name_of(actor),
+            at=self.clock(),
+            user_id=None if isinstance(actor, str) else actor.user_id,
+            organisation_id=organisation_id_of(actor),
+        )
+        threshold = result.threshold
+        self.audit.record(
+            session,
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=AuditAction.SEARCH,
+                case_reference=result.case_reference,
+                galleries=result.gallery_names,
+                subject_ids=tuple(
+                    sorted({c.subject_id for f in result.faces for c in f.candidates})
+                ),
+                details={
+                    "search_id": result.id,
+                    "probe_sha256": sha,
+                    "model": result.model_key,
+                    "threshold": threshold.max_distance,
+                    "target_fmr": threshold.target_fmr,
+                    "top_k": result.top_k,
+                    "outcome": result.outcome.value,
+                    "faces": [
+                        {
+                            "face": f.index,
+                            "outcome": f.outcome.value,
+                            "candidates": [
+                                [c.subject_id, c.enrolment_id, c.distance] for c in f.candidates
+                            ],
+                        }
+                        for f in result.faces
+                    ],
+                },
+            ),
+        )
+
+    def _targets(self, names: Sequence[str], actor: Who) -> list[Gallery]:
         if names:
-            targets = [self.galleries.get(n) for n in dict.fromkeys(names)]
+            targets = [self.galleries.get(n, actor=actor) for n in dict.fromkeys(names)]
         else:
-            targets = self.galleries.all()
+            targets = self.galleries.all(actor)
         if not targets:
             raise InvalidInput("there is no gallery to search: create and fill one first")
         for g in targets:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.ids import SubjectId
 from probity.errors import InvalidInput, SubjectNotFound
+from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
@@ -48,10 +50,10 @@ class SubjectService:
         self.vault = vault
         self.indexes = indexes
 
-    def remove(self, *, actor: str, gallery: str, reference: str, reason: str) -> Removal:
+    def remove(self, *, actor: Who, gallery: str, reference: str, reason: str) -> Removal:
         if len(reason.strip()) < 3:
             raise InvalidInput("a reason for the removal is required")
-        target = self.galleries.get(gallery)
+        target = self.galleries.get(gallery, actor=actor, action=Action.SUBJECT_REMOVE)
         with self.db.transaction() as session:
             subjects = Subjects(session)
             subject = subjects.find(target.id, reference)
@@ -67,7 +69,8 @@ class SubjectService:
             event = self.audit.record(
                 session,
                 AuditRecord(
-                    actor=actor,
+                    actor=name_of(actor),
+                    organisation=organisation_of(actor),
                     action=AuditAction.SUBJECT_REMOVE,
                     galleries=(target.name,),
                     subject_ids=(subject.id,),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Organisation, OrganisationKind, Role
-from probity.storage.tables import ApiKeyRow, OrganisationRow, UserRow
+from probity.storage.tables import ApiKeyRow, OrganisationRow, SessionRow, UserRow
 
 
 class Organisations:
@@ -31,6 +31,10 @@ class Organisations:
         row = self.s.get(OrganisationRow, org_id)
         return None if row is None else Organisation(row.id, row.name, OrganisationKind(row.kind))
 
+    def all(self) -> list[Organisation]:
+        rows = self.s.scalars(select(OrganisationRow).order_by(OrganisationRow.name))
+        return [Organisation(r.id, r.name, OrganisationKind(r.kind)) for r in rows]
+
 
 class Users:
     def __init__(self, session: Session) -> None:
@@ -39,6 +43,12 @@ class Users:
     def add(self, row: UserRow) -> None:
         self.s.add(row)
         self.s.flush()
+
+    def all(self) -> list[UserRow]:
+        return list(self.s.scalars(select(UserRow).order_by(UserRow.username)))
+
+    def get(self, user_id: str) -> UserRow | None:
+        return self.s.get(UserRow, user_id)
 
     def by_username(self, username: str) -> UserRow | None:
         return self.s.scalars(select(UserRow).where(UserRow.username == username)).first()
@@ -62,3 +72,22 @@ class ApiKeys:
 
     def get(self, key_id: str) -> ApiKeyRow | None:
         return self.s.get(ApiKeyRow, key_id)
+
+
+class Sessions:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, row: SessionRow) -> None:
+        self.s.add(row)
+        self.s.flush()
+
+    def get(self, token_hash: str) -> SessionRow | None:
+        return self.s.get(SessionRow, token_hash)
+
+    def delete(self, token_hash: str) -> None:
+        self.s.execute(delete(SessionRow).where(SessionRow.token_hash == token_hash))
+
+    def delete_expired(self, now: datetime) -> int:
+        result = self.s.execute(delete(SessionRow).where(SessionRow.expires_at <= now))
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -69,6 +69,13 @@ class Keyring:
     def unwrap(self, subject_id: str, wrapped: bytes) -> bytes:
         return unseal(self._master, wrapped, b"probity/subject-key/" + subject_id.encode())
 
+    def wrap_case_key(self, case_id: str, data_key: bytes) -> bytes:
+        """A case's key for its probe images (a different purpose, so different AAD)."""
+        return seal(self._master, data_key, b"probity/case-key/" + case_id.encode())
+
+    def unwrap_case_key(self, case_id: str, wrapped: bytes) -> bytes:
+        return unseal(self._master, wrapped, b"probity/case-key/" + case_id.encode())
+
 
 def create_master_key_file(path: Path) -> bool:
     """Write a new random master key to ``path`` (mode 0600) unless one exists.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -44,6 +45,7 @@ def _gallery(row: GalleryRow) -> Gallery:
         model=ModelVersion(row.model_name, row.model_version, row.model_dimension),
         created_at=row.created_at,
         created_by=row.created_by,
+        organisation_id=row.organisation_id,
     )
 
 
@@ -65,6 +67,7 @@ class Galleries:
                 model_dimension=gallery.model.dimension,
                 created_at=gallery.created_at,
                 created_by=gallery.created_by,
+                organisation_id=gallery.organisation_id,
             )
         )
         self.s.flush()
@@ -297,6 +300,13 @@ class Enrolments:
         rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.template_id.in_(wanted)))
         return {r.template_id: _enrolment(r) for r in rows}
 
+    def get_many(self, ids: Iterable[str]) -> dict[str, Enrolment]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.id.in_(wanted)))
+        return {r.id: _enrolment(r) for r in rows}
+
     def for_subject(self, subject_id: str) -> list[tuple[Enrolment, str]]:
         """The subject's enrolments with each one's image blob id."""
         rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))
@@ -329,6 +339,7 @@ def _case(row: CaseRow) -> Case:
         ),
         opened_at=row.opened_at,
         opened_by=row.opened_by,
+        organisation_id=row.organisation_id,
     )
 
 
@@ -336,7 +347,7 @@ class Cases:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def add(self, case: Case) -> None:
+    def add(self, case: Case, *, wrapped_probe_key: bytes | None = None) -> None:
         a = case.authorisation
         self.s.add(
             CaseRow(
@@ -350,6 +361,8 @@ class Cases:
                 auth_requested_at=a.requested_at,
                 opened_at=case.opened_at,
                 opened_by=case.opened_by,
+                organisation_id=case.organisation_id,
+                wrapped_probe_key=wrapped_probe_key,
             )
         )
         self.s.flush()
@@ -368,8 +381,27 @@ class Cases:
         row.auth_requested_at = authorisation.requested_at
         self.s.flush()
 
-    def all(self) -> list[Case]:
-        return [_case(r) for r in self.s.scalars(select(CaseRow).order_by(CaseRow.opened_at))]
+    def get(self, case_id: str) -> Case | None:
+        row = self.s.get(CaseRow, case_id)
+        return None if row is None else _case(row)
+
+    def wrapped_probe_key(self, case_id: str) -> bytes | None:
+        row = self.s.get(CaseRow, case_id)
+        return None if row is None else row.wrapped_probe_key
+
+    def set_wrapped_probe_key(self, case_id: str, wrapped: bytes) -> None:
+        row = self.s.get(CaseRow, case_id)
+        if row is None:
+            raise KeyError(case_id)
+        row.wrapped_probe_key = wrapped
+        self.s.flush()
+
+    def all(self, organisation_id: str | None = None) -> list[Case]:
+        """Every case, or only one organisation's (``organisation_id``)."""
+        query = select(CaseRow).order_by(CaseRow.opened_at)
+        if organisation_id is not None:
+            query = query.where(CaseRow.organisation_id == organisation_id)
+        return [_case(r) for r in self.s.scalars(query)]
 
 
 # -- searches ------------------------------------------------------------------------------------
@@ -379,7 +411,15 @@ class Searches:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def add(self, result: SearchResult, *, actor: str, at: datetime) -> None:
+    def add(
+        self,
+        result: SearchResult,
+        *,
+        actor: str,
+        at: datetime,
+        user_id: str | None = None,
+        organisation_id: str | None = None,
+    ) -> None:
         t = result.threshold
         self.s.add(
             SearchRow(
@@ -387,6 +427,8 @@ class Searches:
                 case_id=result.case_id,
                 at=at,
                 actor=actor,
+                user_id=user_id,
+                organisation_id=organisation_id,
                 probe_sha256=result.probe_sha256,
                 galleries=list(result.gallery_names),
                 model_key=result.model_key,
@@ -490,19 +532,68 @@ class AuditLog:
         action: str | None = None,
         case_reference: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        organisation: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> Iterator[AuditEvent]:
-        stmt = select(AuditEventRow).order_by(AuditEventRow.seq)
+        """Events oldest first, filtered; ``since`` inclusive, ``until`` exclusive."""
+        stmt = self._filtered(
+            select(AuditEventRow), action, case_reference, since, until, actor, organisation
+        ).order_by(AuditEventRow.seq)
+        if offset:
+            stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        for row in self.s.scalars(stmt.execution_options(yield_per=1000)):
+            yield _event(row)
+
+    def count_matching(
+        self,
+        *,
+        action: str | None = None,
+        case_reference: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        organisation: str | None = None,
+    ) -> int:
+        stmt = self._filtered(
+            select(func.count()).select_from(AuditEventRow),
+            action,
+            case_reference,
+            since,
+            until,
+            actor,
+            organisation,
+        )
+        return int(self.s.scalar(stmt) or 0)
+
+    @staticmethod
+    def _filtered(
+        stmt: Any,
+        action: str | None,
+        case_reference: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        actor: str | None,
+        organisation: str | None,
+    ) -> Any:
+        # ``at`` is stored as ISO 8601 text in UTC, so text order is time order.
         if action is not None:
             stmt = stmt.where(AuditEventRow.action == action)
         if case_reference is not None:
             stmt = stmt.where(AuditEventRow.case_reference == case_reference)
         if since is not None:
             stmt = stmt.where(AuditEventRow.at >= since.isoformat())
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        for row in self.s.scalars(stmt.execution_options(yield_per=1000)):
-            yield _event(row)
+        if until is not None:
+            stmt = stmt.where(AuditEventRow.at < until.isoformat())
+        if actor is not None:
+            stmt = stmt.where(AuditEventRow.actor == actor)
+        if organisation is not None:
+            stmt = stmt.where(AuditEventRow.organisation == organisation)
+        return stmt
 
     def count(self) -> int:
         return int(self.s.scalar(select(func.count()).select_from(AuditEventRow)) or 0)

@@ -43,6 +43,7 @@ class GalleryRow(Base):
     model_dimension: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
 
 
 class SubjectRow(Base):
@@ -118,6 +119,9 @@ class CaseRow(Base):
     auth_requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_by: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    # The case's data key for its probe images, wrapped by the master key (keyring.py).
+    wrapped_probe_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class SearchRow(Base):
@@ -134,6 +138,9 @@ class SearchRow(Base):
     top_k: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(40))
     faces: Mapped[Any] = mapped_column(JSONText)  # per face: box, quality, outcome
+    # Who searched, for rate limits and reports (None for the local operator).
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
 
 
 class SearchCandidateRow(Base):
@@ -228,3 +235,50 @@ class ApiKeyRow(Base):
     label: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ProbeRow(Base):
+    """A probe image, encrypted with its case's data key; deleted with the case's results."""
+
+    __tablename__ = "probes"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id"), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReviewRow(Base):
+    """One person's decision on one candidate. A person reviews a candidate at most once."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint(
+            "search_id", "face_index", "subject_id", "reviewer_id", name="uq_review_once"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id"), index=True)
+    face_index: Mapped[int] = mapped_column(Integer)
+    subject_id: Mapped[str] = mapped_column(ID)
+    reviewer_id: Mapped[str] = mapped_column(ID, index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionRow(Base):
+    """A web login. Only the sha256 of the session token is stored, so a database reader
+    cannot take over a session; the CSRF token is compared on every unsafe request."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

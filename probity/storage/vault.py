@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from probity.errors import IntegrityError
 from probity.storage.blobs import BlobStore
 from probity.storage.keyring import Keyring, new_data_key, seal, unseal
-from probity.storage.repositories import Subjects
+from probity.storage.repositories import Cases, Subjects
 
 
 class Vault:
@@ -44,6 +44,23 @@ class Vault:
     def put_image(self, key: bytes, subject_id: str, blob_id: str, image: bytes) -> None:
         aad = f"probity/image/{subject_id}/{blob_id}".encode()
         self.blobs.put(blob_id, seal(key, image, aad))
+
+    def new_case_key(self, case_id: str) -> tuple[bytes, bytes]:
+        """A fresh data key for a case's probes: (plain key, wrapped key to store)."""
+        key = new_data_key()
+        return key, self.keyring.wrap_case_key(case_id, key)
+
+    def case_key(self, session: Session, case_id: str) -> bytes | None:
+        """The case's probe key, or None if the case has none yet (opened before probes
+        were kept)."""
+        wrapped = Cases(session).wrapped_probe_key(case_id)
+        return None if wrapped is None else self.keyring.unwrap_case_key(case_id, wrapped)
+
+    def put_probe(self, key: bytes, case_id: str, blob_id: str, image: bytes) -> None:
+        self.blobs.put(blob_id, seal(key, image, f"probity/probe/{case_id}/{blob_id}".encode()))
+
+    def get_probe(self, key: bytes, case_id: str, blob_id: str) -> bytes:
+        return unseal(key, self.blobs.get(blob_id), f"probity/probe/{case_id}/{blob_id}".encode())
 
     def get_image(self, key: bytes, subject_id: str, blob_id: str) -> bytes:
         aad = f"probity/image/{subject_id}/{blob_id}".encode()

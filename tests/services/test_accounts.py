@@ -54,7 +54,7 @@ def test_new_accounts_wait_for_a_supervisor(svc: Services, org: str, clock: Manu
     svc.accounts.approve_user(actor=OPERATOR, username="ann", supervisor="sup")
     with pytest.raises(AlreadyExists):
         svc.accounts.approve_user(actor=OPERATOR, username="ann", supervisor="sup")
-    events = svc.audit.events(actor="auditor", action="user.approve")
+    events = svc.audit.events(actor="auditor", action="user.approve").events
     assert "bootstrap" in events[0].details["approved_by"]
     assert events[1].details["approved_by"] == "sup"
 

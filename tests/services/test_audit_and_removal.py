@@ -45,13 +45,13 @@ def test_truncating_the_log_is_detected(svc: Services, gallery: str) -> None:
 
 
 def test_reading_the_log_is_audited(svc: Services, gallery: str) -> None:
-    svc.audit.events(actor="auditor")
-    events = svc.audit.events(actor="auditor", action="audit.read")
+    svc.audit.events(actor="auditor").events
+    events = svc.audit.events(actor="auditor", action="audit.read").events
     assert events and events[0].actor == "auditor"
 
 
 def test_every_event_records_actor_and_organisation(svc: Services, gallery: str) -> None:
-    events = svc.audit.events(actor=ACTOR)
+    events = svc.audit.events(actor=ACTOR).events
     assert [e.action for e in events[:2]] == ["system.init", "gallery.create"]
     assert all(e.actor == ACTOR and e.organisation == "local" for e in events)
 

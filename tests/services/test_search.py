@@ -124,7 +124,7 @@ def test_pending_authorisation_locks_after_48_hours(
     svc.cases.set_authorisation(actor=ACTOR, reference="C-P", status=AuthorisationStatus.REJECTED)
     with pytest.raises(CaseNotSearchable, match="rejected"):
         svc.search.search(actor=ACTOR, case_reference="C-P", probe=probe)
-    denied = [e for e in svc.audit.events(actor=ACTOR, action="search.denied")]
+    denied = [e for e in svc.audit.events(actor=ACTOR, action="search.denied").events]
     assert len(denied) == 2
 
 

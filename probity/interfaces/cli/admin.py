@@ -94,7 +94,7 @@ def audit_log(
     with services(home) as s:
         events = s.audit.events(
             actor=actor_name(actor), action=action, case_reference=case, limit=limit
-        )
+        ).events
     if json_out:
         print_json(
             [

@@ -1,0 +1,1 @@
+"""Renderers shared by the API and the web pages."""

@@ -1,0 +1,111 @@
+"""Reading stored searches back: the same ``SearchResult`` a search returned, rebuilt from
+the saved rows, with candidates' names and provenance joined in at read time. A candidate
+whose subject has since been removed from its gallery is left out (their data is gone; the
+audit log still records that they were returned)."""
+
+from __future__ import annotations
+
+from probity.domain.accounts import Action, Resource
+from probity.domain.case import Case
+from probity.domain.faces import FaceBox, Quality
+from probity.domain.ids import CaseId, EnrolmentId, GalleryId, SearchId, SubjectId
+from probity.domain.search import (
+    Candidate,
+    FaceOutcome,
+    FaceResult,
+    SearchOutcome,
+    SearchResult,
+    Threshold,
+)
+from probity.errors import SearchNotFound
+from probity.services.access import AccessGuard, Who
+from probity.services.cases import CaseService
+from probity.storage.casework import StoredSearch, StoredSearches
+from probity.storage.db import Database
+from probity.storage.repositories import Cases, Enrolments, Galleries, Subjects
+
+
+class ResultService:
+    def __init__(self, *, db: Database, cases: CaseService, guard: AccessGuard) -> None:
+        self.db = db
+        self.cases = cases
+        self.guard = guard
+
+    def get(self, search_id: str, *, actor: Who) -> SearchResult:
+        """One stored search, if ``actor`` may read its case's results."""
+        with self.db.read() as session:
+            stored = StoredSearches(session).get(search_id)
+            case = Cases(session).get(stored.case_id) if stored else None
+        if stored is None or case is None or not self.guard.sees(actor, case.organisation_id):
+            raise SearchNotFound(f"no search with id '{search_id}'")
+        self.guard.check(actor, Action.SEARCH_READ, Resource(case.organisation_id))
+        return self.rebuild(case, [stored])[0]
+
+    def for_case(
+        self, case_reference: str, *, actor: Who, action: Action = Action.SEARCH_READ
+    ) -> tuple[Case, list[SearchResult]]:
+        """Every search of a case, oldest first."""
+        case = self.cases.get(case_reference, actor=actor, action=action)
+        with self.db.read() as session:
+            stored = StoredSearches(session).for_case(case.id)
+        return case, self.rebuild(case, stored)
+
+    def rebuild(self, case: Case, stored: list[StoredSearch]) -> list[SearchResult]:
+        """Join names and provenance into stored searches (three queries in all)."""
+        candidates = [c for s in stored for c in s.candidates]
+        with self.db.read() as session:
+            enrolments = Enrolments(session).get_many(c.enrolment_id for c in candidates)
+            subjects = Subjects(session).get_many(c.subject_id for c in candidates)
+            galleries: dict[str, str] = {g.id: g.name for g in Galleries(session).all()}
+        out = []
+        for s in stored:
+            faces = []
+            for f in s.faces:
+                index = int(f["index"])
+                found = []
+                for c in s.candidates:
+                    enrolment = enrolments.get(c.enrolment_id)
+                    subject = subjects.get(c.subject_id)
+                    if c.face != index or enrolment is None or subject is None:
+                        continue
+                    found.append(
+                        Candidate(
+                            rank=c.rank,
+                            subject_id=SubjectId(c.subject_id),
+                            subject_reference=subject.reference,
+                            gallery_id=GalleryId(c.gallery_id),
+                            gallery_name=galleries.get(c.gallery_id, "?"),
+                            enrolment_id=EnrolmentId(c.enrolment_id),
+                            score=c.score,
+                            distance=c.distance,
+                            provenance=enrolment.provenance,
+                        )
+                    )
+                faces.append(
+                    FaceResult(
+                        index=index,
+                        box=FaceBox.from_list(f["box"]),
+                        quality=Quality.from_dict(f["quality"]),
+                        outcome=FaceOutcome(f["outcome"]),
+                        candidates=tuple(found),
+                        refusal_reasons=tuple(f.get("refusal_reasons", ())),
+                    )
+                )
+            t = s.threshold
+            out.append(
+                SearchResult(
+                    id=SearchId(s.id),
+                    case_id=CaseId(case.id),
+                    case_reference=case.reference,
+                    gallery_names=tuple(s.galleries),
+                    probe_sha256=s.probe_sha256,
+                    model_key=s.model_key,
+                    threshold=Threshold(t.get("target_fmr"), t.get("max_distance"), t["source"]),
+                    top_k=s.top_k,
+                    outcome=SearchOutcome(s.outcome),
+                    faces=tuple(faces),
+                    at=s.at,
+                    actor=s.actor,
+                )
+            )
+        return out

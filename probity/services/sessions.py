@@ -1,0 +1,194 @@
+"""Web logins: argon2 passwords, server-side sessions with a CSRF token, and a login rate
+limit.
+
+- A session token is 32 random bytes (URL-safe text) sent as an HttpOnly cookie; only its
+  sha256 is stored, so someone who can read the database cannot ride a session.
+- Each session has its own CSRF token: every unsafe request made with the cookie must echo it
+  in the ``X-CSRF-Token`` header (the API checks this; API keys need no CSRF token because a
+  browser never sends them by itself).
+- An unknown username costs one argon2 verification, like a wrong password, so response time
+  does not reveal which usernames exist.
+- Failed logins are counted per username and per client address over a sliding window
+  (``server.login_window_s``); past ``server.login_attempts`` failures further attempts are
+  refused with 429 before any password is checked. The counts live in this process: several
+  API processes each keep their own, which multiplies the allowance by the process count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from probity.domain.accounts import Actor
+from probity.domain.audit import AuditAction, AuditRecord
+from probity.errors import RateLimited, Unauthenticated
+from probity.policy.ratelimit import login_allowed
+from probity.services.accounts import actor_for
+from probity.services.audit import AuditService
+from probity.services.clock import Clock
+from probity.storage.accounts import Sessions, Users
+from probity.storage.db import Database
+from probity.storage.tables import SessionRow
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    token: str  # the session cookie's value; shown once, stored hashed
+    csrf_token: str
+    actor: Actor
+    expires_in_s: int
+
+
+class FailureWindow:
+    """Failed attempts per key over a sliding window, in monotonic seconds."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._events: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return len(self._trim(key))
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._trim(key).append(time.monotonic())
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._events.pop(key, None)
+
+    def _trim(self, key: str) -> deque[float]:
+        events = self._events[key]
+        cutoff = time.monotonic() - self.window_s
+        while events and events[0] < cutoff:
+            events.popleft()
+        return events
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditService,
+        clock: Clock,
+        session_hours: float,
+        max_failures: int,
+        window_s: float,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self.lifetime = timedelta(hours=session_hours)
+        self.max_failures = max_failures
+        self.failures = FailureWindow(window_s)
+        self.hasher = PasswordHasher()
+
+    def login(self, *, username: str, password: str, client: str) -> Login:
+        """Check a password and open a session. Raises Unauthenticated (one message for every
+        failure) or RateLimited."""
+        keys = (f"user:{username.lower()}", f"client:{client}")
+        for key in keys:
+            if not login_allowed(self.failures.count(key), max_failures=self.max_failures).allowed:
+                raise RateLimited(
+                    "too many failed logins; wait before trying again",
+                    retry_after_s=int(self.failures.window_s),
+                )
+        with self.db.transaction() as session:
+            user = Users(session).by_username(username)
+            stored = user.password_hash if user is not None else None
+            try:
+                self.hasher.verify(stored or self._dummy_hash, password or "-")
+                ok = stored is not None
+            except (VerificationError, InvalidHashError):
+                ok = False
+            if not ok or user is None:
+                for key in keys:
+                    self.failures.add(key)
+                self.audit.record(
+                    session,
+                    AuditRecord(
+                        actor=username[:100] or "-",
+                        action=AuditAction.LOGIN_FAILED,
+                        details={"client": client},
+                    ),
+                )
+                failed = True
+            else:
+                failed = False
+                actor = actor_for(session, user)
+                token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+                now = self.clock()
+                Sessions(session).delete_expired(now)
+                Sessions(session).add(
+                    SessionRow(
+                        token_hash=_digest(token),
+                        user_id=user.id,
+                        csrf_token=csrf,
+                        created_at=now,
+                        expires_at=now + self.lifetime,
+                    )
+                )
+                self.audit.record(
+                    session,
+                    AuditRecord(
+                        actor=actor.username,
+                        organisation=actor.organisation_name,
+                        action=AuditAction.LOGIN,
+                        details={"client": client},
+                    ),
+                )
+        if failed:
+            # Raised after the transaction commits, so the failed attempt stays on record.
+            raise Unauthenticated("wrong username or password")
+        for key in keys:
+            self.failures.clear(key)
+        return Login(token, csrf, actor, int(self.lifetime.total_seconds()))
+
+    def resume(self, token: str) -> tuple[Actor, str]:
+        """The actor and CSRF token behind a session cookie, or Unauthenticated."""
+        with self.db.read() as session:
+            row = Sessions(session).get(_digest(token))
+            if row is None or row.expires_at <= self.clock():
+                raise Unauthenticated("the session has expired or was closed; log in again")
+            user = Users(session).get(row.user_id)
+            assert user is not None
+            return actor_for(session, user), row.csrf_token
+
+    def logout(self, token: str) -> None:
+        with self.db.transaction() as session:
+            digest = _digest(token)
+            row = Sessions(session).get(digest)
+            if row is None:
+                return
+            user = Users(session).get(row.user_id)
+            Sessions(session).delete(digest)
+            if user is not None:
+                actor = actor_for(session, user)
+                self.audit.record(
+                    session,
+                    AuditRecord(
+                        actor=actor.username,
+                        organisation=actor.organisation_name,
+                        action=AuditAction.LOGOUT,
+                    ),
+                )
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        return self.hasher.hash(secrets.token_urlsafe(16))
