@@ -9,8 +9,10 @@ argon2 hash; the key's public id makes lookup a single row read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from probity.domain.accounts import Action, Actor, Organisation, OrganisationKind, Resource, Role
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.ids import new_id
-from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted
+from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted, Unauthenticated
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -32,6 +34,8 @@ from probity.storage.tables import ApiKeyRow, UserRow
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 KEY_PREFIX = "pb"
+KEY_CACHE_S = 60.0
+"""How long a verified API key is trusted without another argon2 verification, seconds."""
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -86,6 +90,7 @@ class AccountService:
         self.clock = clock
         self.guard = guard
         self.hasher = PasswordHasher()
+        self._verified: dict[str, tuple[str, float]] = {}  # key id -> (sha256, expiry)
 
     def create_organisation(self, *, actor: Who, name: str, kind: OrganisationKind) -> Organisation:
         self.guard.check(actor, Action.ORG_CREATE)
@@ -231,21 +236,32 @@ class AccountService:
         return NewApiKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
 
     def authenticate_key(self, presented: str) -> Actor:
-        """The actor behind an API key, or NotPermitted. Unknown ids cost one argon2
-        verification too, so timing does not tell which key ids exist."""
+        """The actor behind an API key, or Unauthenticated. Unknown ids cost one argon2
+        verification too, so timing does not tell which key ids exist.
+
+        argon2 is deliberately slow (tens of ms), too slow to pay on every request of a busy
+        integration, so a key that verified is remembered for ``KEY_CACHE_S`` by the sha256
+        of the presented key (never the key itself). The account is read afresh on every
+        request, so a deactivated user or a changed role takes effect at once; revoking a
+        key takes effect within ``KEY_CACHE_S``."""
         parts = presented.split("_", 2)
         well_formed = len(parts) == 3 and parts[0] == KEY_PREFIX
         key_id, secret = (parts[1], parts[2]) if well_formed else ("", "")
+        digest = hashlib.sha256(presented.encode()).hexdigest()
         with self.db.read() as session:
             row = ApiKeys(session).get(key_id) if key_id else None
             usable = row is not None and row.revoked_at is None
-            stored = row.secret_hash if row is not None and usable else self._dummy_hash
-            try:
-                self.hasher.verify(stored, secret or "-")
-            except (VerificationError, InvalidHashError):
-                raise NotPermitted("invalid API key") from None
-            if row is None or not usable:
-                raise NotPermitted("invalid API key")
+            cached = self._verified.get(key_id)
+            if not (usable and cached and cached[0] == digest and cached[1] > time.monotonic()):
+                stored = row.secret_hash if row is not None and usable else self._dummy_hash
+                try:
+                    self.hasher.verify(stored, secret or "-")
+                except (VerificationError, InvalidHashError):
+                    raise Unauthenticated("invalid API key") from None
+                if row is None or not usable:
+                    raise Unauthenticated("invalid API key")
+                self._verified[key_id] = (digest, time.monotonic() + KEY_CACHE_S)
+            assert row is not None
             user = session.get(UserRow, row.user_id)
             assert user is not None
             return actor_for(session, user)

@@ -103,57 +103,5 @@ class NasaHome:
     bulk_out: str
 
 
-@pytest.fixture(scope="session")
-def nasa_home(tmp_path_factory: pytest.TempPathFactory) -> NasaHome:
-    """A home with gallery 'crew' holding GALLERY_PHOTOS and case 'CASE-1' (granted)."""
-    faces = shared_faces()
-    home = tmp_path_factory.mktemp("nasa") / "home"
-    assert main(["init", "--home", str(home)]) == 0
-    assert (
-        main(
-            [
-                "gallery",
-                "create",
-                "crew",
-                "--home",
-                str(home),
-                "--policy",
-                "NASA crew portraits",
-                "--retention-days",
-                "3650",
-                "--jurisdiction",
-                "US",
-            ]
-        )
-        == 0
-    )
-    manifest = write_manifest(home.parent / "crew.csv", GALLERY_PHOTOS, faces)
-    import io
-    from contextlib import redirect_stdout
-
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        code = main(["enrol", "crew", "--manifest", str(manifest), "--home", str(home), "--json"])
-    assert (
-        main(
-            [
-                "case",
-                "open",
-                "CASE-1",
-                "--home",
-                str(home),
-                "--offence",
-                "kidnapping",
-                "--justification",
-                "probe photos from the scene",
-                "--authorisation",
-                "AUTH-1",
-            ]
-        )
-        == 0
-    )
-    return NasaHome(home, code, buffer.getvalue())
-
-
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from probity.domain.accounts import Action, OrganisationKind, Resource, Role
-from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted
+from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted, Unauthenticated
 from probity.policy.access import Context, decide
 from probity.services.clock import ManualClock
 from probity.services.container import Services
@@ -82,7 +82,7 @@ def test_api_key_is_shown_once_stored_hashed_and_authenticates(
     clock.advance(timedelta(days=31))
     assert "lapsed" in decide(actor, Action.SEARCH_RUN, Resource(), Context(now=clock())).reason
     for wrong in (key.secret[:-1] + "x", f"pb_000000000000_{secret}", "garbage", ""):
-        with pytest.raises(NotPermitted, match="invalid API key"):
+        with pytest.raises(Unauthenticated, match="invalid API key"):
             svc.accounts.authenticate_key(wrong)
 
 

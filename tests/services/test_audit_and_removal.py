@@ -45,7 +45,7 @@ def test_truncating_the_log_is_detected(svc: Services, gallery: str) -> None:
 
 
 def test_reading_the_log_is_audited(svc: Services, gallery: str) -> None:
-    svc.audit.events(actor="auditor").events
+    svc.audit.events(actor="auditor")
     events = svc.audit.events(actor="auditor", action="audit.read").events
     assert events and events[0].actor == "auditor"
 

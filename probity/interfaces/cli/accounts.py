@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, time
 from typing import Annotated
 
@@ -112,6 +113,25 @@ def key_create(
     else:
         out.print(key.secret, markup=False, highlight=False)
         err.print("Store this key now: it is not shown again.")
+
+
+@user_app.command("password")
+def user_password(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Set the web login password of an account (argon2; at least 12 characters)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with services(home) as s:
+        s.accounts.set_password(actor=actor_name(actor), username=username, password=password)
+    out.print(f"Password set for '{username}'.")
 
 
 def _date(text: str) -> datetime:

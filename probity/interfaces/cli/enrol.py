@@ -22,7 +22,7 @@ from probity.interfaces.cli.common import (
     read_input_file,
     services,
 )
-from probity.interfaces.cli.render import bulk_json, enrol_json
+from probity.interfaces.render.results import bulk_json, enrol_json
 from probity.services.enrolment import BulkSummary, RowStatus
 
 

@@ -17,6 +17,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     enrol,
     gallery,
     search,
+    serve,
 )
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import err

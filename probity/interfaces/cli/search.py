@@ -22,7 +22,7 @@ from probity.interfaces.cli.common import (
     read_input_file,
     services,
 )
-from probity.interfaces.cli.render import search_json
+from probity.interfaces.render.results import search_json
 
 
 @app.command()

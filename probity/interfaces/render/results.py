@@ -1,5 +1,5 @@
-"""Turning service results into JSON-ready dicts (shared by --json output; the API will reuse
-the same shapes)."""
+"""Turning service results into JSON-ready dicts: ``probity ... --json`` and the API return
+exactly these shapes, so the two never drift."""
 
 from __future__ import annotations
 

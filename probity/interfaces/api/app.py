@@ -1,0 +1,185 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Routes are thin: they parse the request, call one service with the signed-in ``Actor`` and
+shape the answer. Access rules, case rules and the two-person rule live in the services and
+the policy, never here. Everything the app needs comes from ``build_services`` (the one
+composition root), built when the app is created and closed when it shuts down.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from probity import INVESTIGATIVE_LEAD_NOTICE, __version__
+from probity.config import Settings
+from probity.engine.types import FaceEngine
+from probity.interfaces.api import problems
+from probity.interfaces.api.observability import Metrics, monotonic_ms
+from probity.interfaces.api.routes import accounts, audit, cases, galleries, ops, searches
+from probity.services.clock import Clock, system_clock
+from probity.services.container import Services, build_services
+
+log = logging.getLogger("probity.api")
+
+MULTIPART_OVERHEAD = 1024 * 1024
+"""Bytes allowed on top of ``max_upload_bytes`` for multipart headers and form fields."""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 problem+json: up front from
+    Content-Length, or while streaming a chunked body, before the body is parsed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem(
+            413,
+            "request_too_large",
+            f"the request body is larger than {self.max_bytes} bytes",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestLog:
+    """One JSON log line and the HTTP metrics per request; echoes or assigns X-Request-ID."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or secrets.token_hex(
+            8
+        )
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(elapsed)
+            state: Any = scope.get("state") or {}
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": monotonic_ms(started),
+                    "actor": state.get("actor") if isinstance(state, dict) else None,
+                    "client": (scope.get("client") or ("?",))[0],
+                },
+            )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    engine: FaceEngine | None = None,
+    clock: Clock = system_clock,
+) -> FastAPI:
+    """The API app for an initialised home (``probity init``). ``services`` (tests) or
+    ``engine``/``clock`` may be given; the app closes services it built itself."""
+    settings = settings or (services.settings if services else Settings())
+    owned = services is None
+    built = services or build_services(settings, engine=engine, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            built.close()
+
+    app = FastAPI(
+        title="Probity",
+        version=__version__,
+        description=(
+            "Accountable face search. Every search runs inside a case with an authorisation; "
+            f"every result is an investigative lead. {INVESTIGATIVE_LEAD_NOTICE}."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    app.state.metrics = Metrics()
+    problems.install(app)
+    for module in (ops, accounts, galleries, cases, searches, audit):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (several worker processes): settings from the
+    ``PROBITY_`` environment, logs as JSON lines."""
+    from probity.interfaces.api.observability import configure_json_logging
+
+    configure_json_logging()
+    return create_app(Settings())

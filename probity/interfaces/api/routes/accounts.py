@@ -1,0 +1,152 @@
+"""Sign-in, the signed-in person, organisations, users and API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Request, Response, status
+
+from probity.domain.accounts import Organisation
+from probity.interfaces.api.deps import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    ActorDep,
+    PagingDep,
+    ServicesDep,
+)
+from probity.interfaces.api.schemas import (
+    ApiKeyIn,
+    ApiKeyOut,
+    LoginIn,
+    LoginOut,
+    Me,
+    OrganisationIn,
+    OrganisationOut,
+    Page,
+    UserIn,
+    UserOut,
+)
+from probity.services.accounts import UserInfo
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.post("/auth/login", response_model=LoginOut)
+def login(body: LoginIn, request: Request, response: Response, services: ServicesDep) -> LoginOut:
+    """Open a web session: sets the HttpOnly session cookie and returns the CSRF token that
+    every unsafe request made with the cookie must send as ``X-CSRF-Token``."""
+    client = request.client.host if request.client else "unknown"
+    done = services.sessions.login(username=body.username, password=body.password, client=client)
+    response.set_cookie(
+        SESSION_COOKIE,
+        done.token,
+        max_age=done.expires_in_s,
+        httponly=True,
+        samesite="strict",
+        secure=services.settings.server.secure_cookies,
+        path="/",
+    )
+    response.headers[CSRF_HEADER] = done.csrf_token
+    return LoginOut(
+        username=done.actor.username,
+        organisation=done.actor.organisation_name,
+        roles=sorted(r.value for r in done.actor.roles),
+        csrf_token=done.csrf_token,
+        expires_in_s=done.expires_in_s,
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(
+    actor: ActorDep,
+    services: ServicesDep,
+    response: Response,
+    probity_session: Annotated[str | None, Cookie()] = None,
+) -> None:
+    """Close the current web session (API keys have no session to close)."""
+    if probity_session:
+        services.sessions.logout(probity_session)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/me", response_model=Me)
+def me(actor: ActorDep) -> Me:
+    return Me(
+        username=actor.username,
+        organisation=actor.organisation_name,
+        organisation_kind=actor.organisation_kind,
+        roles=sorted(r.value for r in actor.roles),
+        training_expires=actor.training_expires,
+    )
+
+
+def _org(o: Organisation) -> OrganisationOut:
+    return OrganisationOut(id=o.id, name=o.name, kind=o.kind)
+
+
+@router.post("/organisations", response_model=OrganisationOut, status_code=201)
+def create_organisation(
+    body: OrganisationIn, actor: ActorDep, services: ServicesDep
+) -> OrganisationOut:
+    return _org(services.accounts.create_organisation(actor=actor, name=body.name, kind=body.kind))
+
+
+@router.get("/organisations", response_model=Page[OrganisationOut])
+def list_organisations(
+    actor: ActorDep, services: ServicesDep, paging: PagingDep
+) -> Page[OrganisationOut]:
+    found = [_org(o) for o in services.accounts.list_organisations(actor=actor)]
+    return Page(
+        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
+    )
+
+
+def _user(u: UserInfo) -> UserOut:
+    return UserOut(
+        username=u.username,
+        organisation=u.organisation,
+        roles=list(u.roles),
+        approved=u.approved,
+        training_expires=u.training_expires,
+    )
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut:
+    """A new account; it can do nothing until a supervisor of its organisation approves it."""
+    expires = (
+        datetime.combine(body.training_expires, time(23, 59, 59), tzinfo=UTC)
+        if body.training_expires
+        else None
+    )
+    return _user(
+        services.accounts.create_user(
+            actor=actor,
+            organisation=body.organisation,
+            username=body.username,
+            roles=list(body.roles),
+            training_expires=expires,
+        )
+    )
+
+
+@router.get("/users", response_model=Page[UserOut])
+def list_users(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[UserOut]:
+    found = [_user(u) for u in services.accounts.list_users(actor=actor)]
+    return Page(
+        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
+    )
+
+
+@router.post("/users/{username}/approval", response_model=UserOut)
+def approve_user(username: str, actor: ActorDep, services: ServicesDep) -> UserOut:
+    """A supervisor approves an account of their own organisation (never their own)."""
+    return _user(services.accounts.approve_user(actor=actor, username=username))
+
+
+@router.post("/keys", response_model=ApiKeyOut, status_code=201)
+def create_key(body: ApiKeyIn, actor: ActorDep, services: ServicesDep) -> ApiKeyOut:
+    """A new API key for yourself. The key is in this response only; it is stored hashed."""
+    key = services.accounts.create_api_key(actor=actor, username=actor.username, label=body.label)
+    return ApiKeyOut(key_id=key.key_id, key=key.secret)

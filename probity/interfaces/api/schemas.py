@@ -1,0 +1,312 @@
+"""Request and response bodies of the REST API (OpenAPI is generated from these).
+
+Search results have exactly the shape of ``probity search --json`` (built by
+``interfaces/render/results.py``); the models here only describe it. No field is named like
+"identified" or "match": a candidate is an investigative lead, and every search response
+carries the notice that says so.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from probity.domain.accounts import OrganisationKind, Role
+from probity.domain.case import AuthorisationStatus
+from probity.domain.review import ReviewDecision
+
+T = TypeVar("T")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. ``code`` is stable; ``detail`` is for people."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, object]] | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """Every list: ``data`` (this page), ``count`` (all matching), ``limit``, ``offset``."""
+
+    data: list[T]
+    count: int
+    limit: int
+    offset: int
+
+
+# -- auth and accounts ---------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class LoginOut(BaseModel):
+    username: str
+    organisation: str
+    roles: list[str]
+    csrf_token: str = Field(description="send as X-CSRF-Token on unsafe requests")
+    expires_in_s: int
+
+
+class Me(BaseModel):
+    username: str
+    organisation: str
+    organisation_kind: OrganisationKind
+    roles: list[str]
+    training_expires: datetime | None
+
+
+class OrganisationIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    kind: OrganisationKind
+
+
+class OrganisationOut(BaseModel):
+    id: str
+    name: str
+    kind: OrganisationKind
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=2, max_length=64)
+    organisation: str = Field(min_length=1, max_length=200)
+    roles: list[Role] = Field(min_length=1)
+    training_expires: date | None = None
+
+
+class UserOut(BaseModel):
+    username: str
+    organisation: str
+    roles: list[str]
+    approved: bool
+    training_expires: datetime | None
+
+
+class ApiKeyIn(BaseModel):
+    label: str = Field(min_length=1, max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    key: str = Field(description="shown once; store it now")
+
+
+# -- galleries and enrolment -----------------------------------------------------------------
+
+
+class GalleryIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    inclusion_policy: str = Field(min_length=1, max_length=2000)
+    retention_days: int = Field(ge=1, le=36500)
+    jurisdictions: list[str] = Field(default_factory=list, max_length=50)
+
+
+class GalleryOut(BaseModel):
+    id: str
+    name: str
+    inclusion_policy: str
+    retention_days: int
+    jurisdictions: list[str]
+    model: str
+    quality_floor: dict[str, float]
+    created_at: datetime
+    subjects: int | None = None
+    enrolments: int | None = None
+
+
+class Provenance(BaseModel):
+    source: str
+    lawful_basis: str
+    lawful_basis_reference: str | None
+    collected_at: str
+    collected_by: str | None
+    jurisdiction: str
+    retention_until: str
+
+
+class RefusedFace(BaseModel):
+    box: list[int]
+    reasons: list[str]
+
+
+class EnrolmentOut(BaseModel):
+    status: str
+    subject: str
+    reason: str | None
+    enrolment_id: str | None
+    box: list[int] | None
+    quality: dict[str, float | str] | None
+    provenance: Provenance | None
+    refused_faces: list[RefusedFace]
+
+
+class RemovalIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class RemovalOut(BaseModel):
+    subject_id: str
+    reference: str
+    gallery: str
+    enrolments: int
+    templates: int
+    index_vectors_removed: int
+
+
+# -- cases ---------------------------------------------------------------------------------
+
+
+class CaseIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200)
+    offence: str = Field(min_length=1, max_length=100)
+    justification: str = Field(min_length=10, max_length=5000)
+    authorisation: str | None = Field(None, max_length=200, description="id, when granted")
+    pending: bool = Field(False, description="searching on a pending authorisation (48 h)")
+    authority: str | None = Field(None, max_length=200)
+
+
+class AuthorisationIn(BaseModel):
+    status: AuthorisationStatus = Field(description="granted, rejected or expired")
+    authorisation: str | None = Field(None, max_length=200)
+    authority: str | None = Field(None, max_length=200)
+
+
+class AuthorisationOut(BaseModel):
+    status: AuthorisationStatus
+    reference: str | None
+    authority: str | None
+    requested_at: datetime
+
+
+class CaseOut(BaseModel):
+    id: str
+    reference: str
+    offence: str
+    justification: str
+    authorisation: AuthorisationOut
+    opened_at: datetime
+    opened_by: str
+    searchable: bool
+    searchable_reason: str
+
+
+# -- searches ------------------------------------------------------------------------------
+
+
+class ThresholdOut(BaseModel):
+    target_fmr: float | None
+    max_distance: float | None
+    source: str
+
+
+class CandidateOut(BaseModel):
+    rank: int
+    subject: str
+    subject_id: str
+    gallery: str
+    score: float = Field(description="max(0, 1 - distance); higher is more similar")
+    distance: float = Field(description="dlib Euclidean descriptor distance")
+    enrolment_id: str
+    provenance: Provenance
+
+
+class FaceOut(BaseModel):
+    face: int
+    box: list[int] = Field(description="left, top, width, height in probe pixels")
+    quality: dict[str, float | str]
+    outcome: str
+    refusal_reasons: list[str]
+    candidates: list[CandidateOut]
+
+
+class SearchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"description": "an investigative lead"})
+
+    search_id: str
+    case: str
+    notice: str
+    outcome: str
+    galleries: list[str]
+    model: str
+    threshold: ThresholdOut
+    top_k: int
+    probe_sha256: str
+    faces: list[FaceOut]
+    at: datetime | None = None
+    actor: str | None = None
+
+
+# -- reviews -------------------------------------------------------------------------------
+
+
+class ReviewIn(BaseModel):
+    decision: ReviewDecision
+    note: str = Field("", max_length=4000)
+
+
+class ReviewOut(BaseModel):
+    reviewer: str
+    decision: ReviewDecision
+    note: str
+    at: datetime
+
+
+class CandidateReviewsOut(BaseModel):
+    search_id: str
+    face: int
+    subject_id: str
+    reviews_recorded: int
+    hidden: bool = Field(
+        description="true while you could still review: others' decisions are withheld"
+    )
+    reviews: list[ReviewOut]
+    own: ReviewOut | None
+    lead: bool = Field(description="confirmed by two different reviewers")
+    notice: str
+
+
+class LeadOut(BaseModel):
+    search_id: str
+    face: int
+    subject_id: str
+    case: str
+    confirmed_by: list[str]
+    notice: str
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    organisation: str | None
+    action: str
+    case: str | None
+    galleries: list[str]
+    subjects: list[str]
+    details: dict[str, object]
+    hash: str
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    events_checked: int
+    first_broken_seq: int | None
+    reason: str | None
+    checkpoints_checked: int
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

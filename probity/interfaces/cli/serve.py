@@ -1,0 +1,53 @@
+"""``probity serve``: the REST API under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from probity.interfaces.cli.app import app
+from probity.interfaces.cli.common import HomeOpt, err, settings_for
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help=(
+                "API processes. dlib holds the GIL, so searches run in parallel only across "
+                "processes; each loads the models (about 100 MB)."
+            ),
+        ),
+    ] = 1,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on the home's database
+    (SQLite by default; PostgreSQL when PROBITY_DATABASE_URL points at it)."""
+    import uvicorn
+
+    from probity.interfaces.api.app import create_app
+    from probity.interfaces.api.observability import configure_json_logging
+
+    settings = settings_for(home)
+    os.environ["PROBITY_HOME"] = str(settings.home)  # for worker processes
+    configure_json_logging()
+    err.print(f"Probity API on http://{host}:{port} (docs at /docs); home {settings.home}")
+    if workers > 1:
+        uvicorn.run(
+            "probity.interfaces.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
