@@ -9,8 +9,9 @@ limit.
 - An unknown username costs one argon2 verification, like a wrong password, so response time
   does not reveal which usernames exist.
 - Failed logins are counted per username and per client address over a sliding window
-  (``server.login_window_s``); past ``server.login_attempts`` failures further attempts are
-  refused with 429 before any password is checked. The counts live in this process: several
+  (``server.login_window_s``); past ``server.login_attempts`` failures for a username (four
+  times as many for an address) further attempts are refused with 429 before any password
+  is checked. The counts live in this process: several
   API processes each keep their own, which multiplies the allowance by the process count.
 """
 
@@ -35,7 +36,7 @@ from probity.policy.ratelimit import login_allowed
 from probity.services.accounts import actor_for
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
-from probity.storage.accounts import Sessions, Users
+from probity.storage.accounts import Organisations, Sessions, Users
 from probity.storage.db import Database
 from probity.storage.tables import SessionRow
 
@@ -76,6 +77,12 @@ class FailureWindow:
         return events
 
 
+CLIENT_ALLOWANCE = 4
+"""A client address may fail this many times the per-username allowance: several people
+behind one office address must not lock each other out, while one address trying many
+usernames is still stopped."""
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -103,8 +110,9 @@ class SessionService:
         """Check a password and open a session. Raises Unauthenticated (one message for every
         failure) or RateLimited."""
         keys = (f"user:{username.lower()}", f"client:{client}")
-        for key in keys:
-            if not login_allowed(self.failures.count(key), max_failures=self.max_failures).allowed:
+        limits = (self.max_failures, self.max_failures * CLIENT_ALLOWANCE)
+        for key, limit in zip(keys, limits, strict=True):
+            if not login_allowed(self.failures.count(key), max_failures=limit).allowed:
                 raise RateLimited(
                     "too many failed logins; wait before trying again",
                     retry_after_s=int(self.failures.window_s),
@@ -120,10 +128,12 @@ class SessionService:
             if not ok or user is None:
                 for key in keys:
                     self.failures.add(key)
+                org = Organisations(session).get(user.organisation_id) if user else None
                 self.audit.record(
                     session,
                     AuditRecord(
                         actor=username[:100] or "-",
+                        organisation=org.name if org else None,
                         action=AuditAction.LOGIN_FAILED,
                         details={"client": client},
                     ),

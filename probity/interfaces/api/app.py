@@ -169,8 +169,9 @@ def create_app(
     app.state.services = built
     app.state.metrics = Metrics()
     problems.install(app)
-    for module in (ops, accounts, galleries, cases, searches, audit):
-        app.include_router(module.router)
+    app.include_router(ops.router)
+    for module in (accounts, galleries, cases, searches, audit):
+        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

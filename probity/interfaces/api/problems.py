@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from probity.errors import ProbityError, RateLimited, Unauthenticated
+from probity.interfaces.api.schemas import Problem
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("probity.api")
@@ -33,6 +34,21 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
+
+
+def _documented(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
+    schema = Problem.model_json_schema()
+    return {
+        status: {
+            "description": _TITLES[status] + " (RFC 9457 problem details)",
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status in statuses
+    }
+
+
+ERROR_RESPONSES = _documented((400, 401, 403, 404, 409, 413, 422, 429, 500))
+"""Declared on every API route, so the OpenAPI document lists each error a client can get."""
 
 
 def problem(

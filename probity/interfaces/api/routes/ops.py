@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from probity.interfaces.api.deps import ActorDep, ServicesDep
 from probity.interfaces.api.observability import Metrics
+from probity.interfaces.api.problems import ERROR_RESPONSES
 from probity.interfaces.api.schemas import Health
 
 router = APIRouter(tags=["operations"])
@@ -48,7 +49,10 @@ def ready(services: ServicesDep) -> Response:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **{k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403, 500)},
+    },
 )
 def metrics(request: Request, actor: ActorDep) -> Response:
     """Prometheus metrics (search latency histogram, searches by outcome, HTTP requests).
