@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from probity.config import Settings
 from probity.domain.accounts import OrganisationKind, Role
 from probity.interfaces.api.app import create_app
-from probity.services.clock import ManualClock
+from probity.services.clock import Clock, ManualClock
 from probity.services.container import Services, build_services, initialise
 from tests.fakes import FakeEngine, make_image, near, unit
 
@@ -76,7 +76,7 @@ def seed_people(
     org: str,
     kind: OrganisationKind,
     people: dict[str, list[Role]],
-    clock: ManualClock,
+    clock: Clock,
 ) -> dict[str, str]:
     """Create an organisation and its approved people with API keys (and passwords)."""
     accounts = services.accounts

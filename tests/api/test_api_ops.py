@@ -1,0 +1,99 @@
+"""Health, readiness, Prometheus metrics, JSON logs, and ``probity serve`` as a process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from probity.interfaces.api.observability import JsonFormatter
+from tests.api.conftest import World, enrol_gallery, open_case, search
+
+
+def test_health_and_readiness_need_no_credentials(sqlite_world: World) -> None:
+    assert sqlite_world.client.get("/health").json() == {"status": "ok", "checks": {}}
+    ready = sqlite_world.client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "index": "ok", "blobs": "ok"}
+
+
+def test_metrics_count_searches_by_outcome_with_a_latency_histogram(sqlite_world: World) -> None:
+    w = sqlite_world
+    probes = enrol_gallery(w)
+    open_case(w)
+    search(w, probes["a"])
+    search(w, probes["none"])
+    search(w, probes["a"], reference="NOPE")
+    text = w.call("GET", "/metrics", "aud").text
+    assert 'probity_searches_total{outcome="candidates"} 1.0' in text
+    assert 'probity_searches_total{outcome="no_face_found"} 1.0' in text
+    assert 'probity_searches_total{outcome="case_not_found"} 1.0' in text
+    assert "probity_search_seconds_count 2.0" in text
+    assert 'probity_search_seconds_bucket{le="0.5"}' in text
+    assert (
+        'probity_http_requests_total{method="POST",route="/api/v1/cases/{reference}/searches",'
+        'status="201"} 2.0'
+    ) in text
+
+
+def test_request_log_lines_are_json_with_request_ids(
+    sqlite_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="probity.api"):
+        r = sqlite_world.call("GET", "/api/v1/cases", "inv", headers={"X-Request-ID": "req-42"})
+    assert r.headers["x-request-id"] == "req-42"
+    record = next(rec for rec in caplog.records if getattr(rec, "request_id", None) == "req-42")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["route"] == "/api/v1/cases" and line["status"] == 200
+    assert line["actor"] == "inv" and line["level"] == "info"
+    assert isinstance(line["duration_ms"], float)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_probity_serve_answers_over_loopback(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    probity = [sys.executable, "-m", "probity.interfaces.cli.main"]
+    env = {**os.environ, "PROBITY_HOME": str(home)}
+    subprocess.run([*probity, "init"], env=env, check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [*probity, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/api/v1/cases").status_code == 401
+        schema = httpx.get(f"{url}/openapi.json").json()
+        assert "/api/v1/cases/{reference}/searches" in schema["paths"]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    requests = [x for x in lines if x.get("message") == "request"]
+    assert any(x["route"] == "/api/v1/cases" and x["status"] == 401 for x in requests), err
