@@ -78,20 +78,11 @@ class ServerSettings(BaseModel):
     )
     session_hours: float = Field(8.0, gt=0, description="a web login lasts this long")
     login_attempts: int = Field(
-        5, ge=1, description="failed logins per username (and per client address) per window"
+        5, ge=1, description="failed logins per username per window (4x that per client address)"
     )
     login_window_s: int = Field(900, ge=1, description="the login rate-limit window, seconds")
     secure_cookies: bool = Field(
         False, description="mark the session cookie Secure (set true behind HTTPS)"
-    )
-    analysis_workers: int = Field(
-        1,
-        ge=0,
-        le=32,
-        description=(
-            "processes analysing probe faces for the server; 0 analyses in the request thread "
-            "(dlib holds the GIL, so only processes run searches in parallel)"
-        ),
     )
 
 
