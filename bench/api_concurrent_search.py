@@ -18,8 +18,11 @@ How to read it:
   upload included) to the full response body, as the client sees it. With more client
   threads than server CPU, this includes queueing inside the server: latency grows roughly
   with concurrency / throughput.
-- **errors**: any non-2xx answer or client exception (timeout, refused connection). The
-  target is 0; the first few error bodies and the server's warning/error log lines are kept.
+- **errors**: any non-2xx answer or client exception (timeout, refused or dropped
+  connection). The target is 0, warm-up included; the first few error bodies and the server's
+  warning/error log lines (and uvicorn's "Child process ... died") are kept. After a client
+  exception a thread pauses 0.1 s, and the window ends early if the server process exits, so
+  a crashed server shows as a handful of errors and a short ``wall_s``, not a flood.
 - **outcomes**: the search ``outcome`` of each 2xx answer (candidates,
   no_candidate_above_threshold, no_face_found) or ``http_<status>`` / the exception name.
 - **server CPU s**: CPU seconds used by the server's processes during the window (from
@@ -28,19 +31,23 @@ How to read it:
 Conditions: the search rate limits (30 per user and 120 per organisation per minute by
 default) are raised for the server process via ``PROBITY_SEARCH__PER_USER_PER_MINUTE`` and
 ``PROBITY_SEARCH__PER_ORGANISATION_PER_MINUTE`` (``--rate-limit``, recorded in the JSON);
-otherwise one would measure 429s. Before the timed window each probe is searched once
-sequentially (reported as the unloaded single-request latency) and then a short concurrent
-warm-up runs, so model loading in each API process is excluded from the figures. By default
-each request opens a new TCP connection, so that uvicorn's worker processes share the load as
-they would with separate clients (kept-alive connections stay pinned to one process; pass
-``--keepalive`` to measure that). The client runs on the same machine and shares its cores;
-it is kept light (httpx, one thread per concurrent request) and its CPU time is recorded.
+otherwise one would measure 429s. Before the timed window each probe is searched twice
+sequentially (the second pass is reported as the unloaded single-request latency) and then a
+short concurrent warm-up runs, so model loading in each API process is excluded from the
+figures. By default each request opens a new TCP connection, so that uvicorn's worker
+processes share the load as they would with separate clients (kept-alive connections stay
+pinned to one process; pass ``--keepalive`` to measure that). The client runs on the same
+machine and shares its cores; it is kept light (httpx, one thread per concurrent request) and
+its CPU time is recorded.
 dlib holds the GIL, so one API process runs about one search at a time on one core.
 
 Usage::
 
     .venv/bin/python bench/api_concurrent_search.py [--duration 60] [--concurrency 4] \\
         [--workers 1 2]
+    .venv/bin/python bench/api_concurrent_search.py --config 1x1 1x4 2x4  # explicit pairs
+
+The script exits non-zero when any configuration had an error.
 
 Results: a markdown table on stdout and ``bench/results/api_concurrent_search.json``.
 """
@@ -62,7 +69,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -108,6 +115,7 @@ CASE = {
 }
 MAX_ERRORS_KEPT = 5
 REQUEST_TIMEOUT_S = 120.0
+ERROR_PAUSE_S = 0.1
 
 
 @dataclass
@@ -393,9 +401,12 @@ def drive(
     duration_s: float | None,
     total: int | None,
     keepalive: bool,
+    server_alive: Callable[[], bool],
 ) -> tuple[list[Sample], float]:
     """``concurrency`` threads search back to back until the deadline (or ``total``
-    requests); returns the samples and the wall time to the last completion."""
+    requests), or until the server process has exited; returns the samples and the wall
+    time to the last completion. After a client exception (refused or dropped connection,
+    timeout) a thread pauses 0.1 s, so that a dead server is not hammered in a tight loop."""
     counter = itertools.count()
     lock = threading.Lock()
     samples: list[Sample] = []
@@ -404,13 +415,15 @@ def drive(
 
     def worker() -> None:
         with new_client(keepalive) as client:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and server_alive():
                 i = next(counter)
                 if total is not None and i >= total:
                     return
                 sample = one_search(client, url, key, probes[i % len(probes)], t0)
                 with lock:
                     samples.append(sample)
+                if sample.status is None:
+                    time.sleep(ERROR_PAUSE_S)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:
@@ -427,6 +440,7 @@ def server_log_summary(server: Server) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     levels: Counter[str] = Counter()
     notable: list[str] = []
+    started = died = 0
     for line in server.log_path.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
@@ -434,17 +448,33 @@ def server_log_summary(server: Server) -> dict[str, Any]:
             entry = None
         if not isinstance(entry, dict):
             levels["non_json"] += 1
+            if line.startswith("Probity API on"):  # the start-up banner
+                continue
             if len(notable) < MAX_ERRORS_KEPT and line.strip():
                 notable.append(line[:1000])
             continue
         level = str(entry.get("level", "?"))
         levels[level] += 1
+        message = str(entry.get("message", ""))
+        started += message.startswith("Started server process")
+        dead = message.startswith("Child process") and message.endswith("died")
+        died += dead
         if "status" in entry:
             statuses[f"{entry.get('method')} {entry.get('route')} {entry.get('status')}"] += 1
-        bad = level in ("warning", "error", "critical") or int(entry.get("status") or 0) >= 500
+        bad = (
+            dead
+            or level in ("warning", "error", "critical")
+            or int(entry.get("status") or 0) >= 500
+        )
         if bad and len(notable) < MAX_ERRORS_KEPT:
             notable.append(line[:2000])
-    return {"levels": dict(levels), "requests": dict(statuses), "notable_lines": notable}
+    return {
+        "levels": dict(levels),
+        "requests": dict(statuses),
+        "api_processes_started": started,
+        "api_processes_died": died,
+        "notable_lines": notable,
+    }
 
 
 def run_configuration(
@@ -459,14 +489,24 @@ def run_configuration(
     with running_server(home, workers, args.rate_limit) as server:
         open_case(server, home.key)
         url = f"{server.base_url}/api/v1/cases/{CASE['reference']}/searches"
-        # Warm-up 1: each probe once, sequentially (models load in the first process here).
+
+        def alive() -> bool:
+            return server.process.poll() is None
+
+        # Warm-up 1: every probe twice, sequentially. The first pass loads the models (in
+        # whichever process answers); the second is the unloaded single-request latency.
+        first: dict[str, float] = {}
         single: dict[str, float] = {}
         with new_client(args.keepalive) as client:
-            for probe in probes:
-                s = one_search(client, url, home.key, probe, time.perf_counter())
-                if s.error:
-                    raise RuntimeError(f"warm-up search with {probe[0]} failed: {s.error}")
-                single[probe[0]] = round(s.latency_s * 1000, 1)
+            for record in (first, single):
+                for probe in probes:
+                    s = one_search(client, url, home.key, probe, time.perf_counter())
+                    if s.error:
+                        raise RuntimeError(
+                            f"sequential warm-up search with {probe[0]} failed: {s.error}\n"
+                            f"server log:\n{log_tail(server)}"
+                        )
+                    record[probe[0]] = round(s.latency_s * 1000, 1)
         # Warm-up 2: a short concurrent burst so that every API process loads its models.
         burst = args.warmup_per_worker * workers
         warm, _ = drive(
@@ -477,11 +517,15 @@ def run_configuration(
             duration_s=None,
             total=burst,
             keepalive=args.keepalive,
+            server_alive=alive,
         )
         warm_errors = [s for s in warm if s.error]
+        died_in_warmup = not alive()
         print(
-            f"  warm-up done ({len(probes)} sequential + {burst} concurrent, "
-            f"{len(warm_errors)} errors); timing {args.duration:.0f} s...",
+            f"  warm-up: {2 * len(probes)} sequential + {len(warm)} concurrent searches, "
+            f"{len(warm_errors)} errors"
+            + (" (the server process has exited)" if died_in_warmup else "")
+            + f"; timing {args.duration:g} s...",
             file=sys.stderr,
         )
         pids = descendants(server.process.pid)
@@ -496,10 +540,12 @@ def run_configuration(
             duration_s=args.duration,
             total=None,
             keepalive=args.keepalive,
+            server_alive=alive,
         )
         client_cpu = time.process_time() - client_cpu_before
-        cpu_after = cpu_seconds(pids)
+        cpu_after = cpu_seconds(descendants(server.process.pid) if alive() else pids)
         load_after = os.getloadavg()
+        exit_code = server.process.poll()
     log = server_log_summary(server)
     shutil.rmtree(home.path, ignore_errors=True)
 
@@ -508,15 +554,25 @@ def run_configuration(
     per_probe = {
         name: {
             "requests": sum(1 for s in samples if s.probe == name),
-            "p50_ms": percentile_ms([s.latency_s for s in samples if s.probe == name], 50),
+            "errors": sum(1 for s in errors if s.probe == name),
+            "p50_ms": percentile_ms(
+                [s.latency_s for s in samples if s.probe == name and s.error is None], 50
+            ),
         }
         for name, _, _ in probes
     }
+    # Processes started during the window (respawned workers) count from zero.
     server_cpu = {
-        str(pid): round(cpu_after[pid] - cpu_before[pid], 1)
+        str(pid): round(cpu_after[pid] - cpu_before.get(pid, 0.0), 1)
         for pid in cpu_after
-        if pid in cpu_before and cpu_after[pid] - cpu_before[pid] >= 0.05
+        if cpu_after[pid] - cpu_before.get(pid, 0.0) >= 0.05
     }
+    if died_in_warmup:
+        died: str | None = "warm-up"
+    elif exit_code is not None:
+        died = "timed window"
+    else:
+        died = None
     return {
         "workers": workers,
         "concurrency": concurrency,
@@ -525,8 +581,8 @@ def run_configuration(
         "requests": len(samples),
         "ok": len(ok),
         "errors": len(errors),
-        "throughput_rps": round(len(samples) / wall, 3),
-        "ok_throughput_rps": round(len(ok) / wall, 3),
+        "throughput_rps": round(len(samples) / wall, 3) if wall > 0 else None,
+        "ok_throughput_rps": round(len(ok) / wall, 3) if wall > 0 else None,
         "p50_ms": percentile_ms(ok, 50),
         "p95_ms": percentile_ms(ok, 95),
         "p99_ms": percentile_ms(ok, 99),
@@ -538,9 +594,16 @@ def run_configuration(
             for s in errors[:MAX_ERRORS_KEPT]
         ],
         "per_probe": per_probe,
+        "first_request_ms_model_loading": first,
         "unloaded_single_request_ms": single,
-        "warmup_requests": len(probes) + burst,
+        "warmup_requests": 2 * len(probes) + len(warm),
         "warmup_errors": len(warm_errors),
+        "first_warmup_errors": [
+            {"probe": s.probe, "outcome": s.outcome, "detail": s.error}
+            for s in warm_errors[:MAX_ERRORS_KEPT]
+        ],
+        "server_process_exited_during": died,
+        "server_exit_code": exit_code,
         "server_cpu_s_by_process": server_cpu,
         "server_cpu_s_total": round(sum(server_cpu.values()), 1),
         "client_cpu_s": round(client_cpu, 1),
@@ -559,11 +622,33 @@ def table(configs: list[dict[str, Any]]) -> str:
     )
     rows = [
         f"| {c['workers']} | {c['concurrency']} | {c['duration_s']:g} | {c['requests']} "
-        f"| {c['errors']} | {c['throughput_rps']:.2f} | {c['p50_ms']} | {c['p95_ms']} "
+        f"| {c['errors']} | {c['throughput_rps']} | {c['p50_ms']} | {c['p95_ms']} "
         f"| {c['p99_ms']} | {c['max_ms']} | {c['server_cpu_s_total']} | {c['client_cpu_s']} |"
         for c in configs
     ]
-    return "\n".join([head, *rows])
+    notes = [
+        f"workers={c['workers']} concurrency={c['concurrency']}: server process exited during "
+        f"the {c['server_process_exited_during']} (exit code {c['server_exit_code']})"
+        for c in configs
+        if c["server_process_exited_during"]
+    ] + [
+        f"workers={c['workers']} concurrency={c['concurrency']}: "
+        f"{c['server_log']['api_processes_died']} API worker process(es) died and were "
+        "restarted by uvicorn"
+        for c in configs
+        if c["server_log"]["api_processes_died"]
+    ]
+    return "\n".join([head, *rows, *(["", *notes] if notes else [])])
+
+
+def parse_config(text: str) -> tuple[int, int]:
+    workers, _, concurrency = text.lower().partition("x")
+    try:
+        return int(workers), int(concurrency)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WORKERSxCONCURRENCY, e.g. 2x4: {text}"
+        ) from None
 
 
 def main() -> None:
@@ -592,8 +677,18 @@ def main() -> None:
         action="store_true",
         help="reuse one connection per client thread (default: a new connection per request)",
     )
+    parser.add_argument(
+        "--config",
+        type=parse_config,
+        nargs="+",
+        metavar="WxC",
+        help="explicit configurations, e.g. 1x1 1x4 2x4 (instead of --workers x --concurrency)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    plan: list[tuple[int, int]] = args.config or [
+        (w, c) for w in args.workers for c in args.concurrency
+    ]
 
     missing = [n for n in [*GALLERY_PHOTOS, *PROBES] if not (FACES / n).exists()]
     if missing:
@@ -603,9 +698,8 @@ def main() -> None:
     started = datetime.now(UTC)
     configs: list[dict[str, Any]] = []
     try:
-        for workers in args.workers:
-            for concurrency in args.concurrency:
-                configs.append(run_configuration(root, workers, concurrency, args, probes))
+        for workers, concurrency in plan:
+            configs.append(run_configuration(root, workers, concurrency, args, probes))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -632,10 +726,18 @@ def main() -> None:
         },
         "connections": "kept alive per client thread" if args.keepalive else "new per request",
         "warmup": (
-            "each probe once sequentially, then warmup_per_worker x workers concurrent "
-            "searches; excluded from the figures (model loading happens there)"
+            "every probe twice sequentially (the first pass loads the models), then "
+            f"{args.warmup_per_worker} x workers concurrent searches; excluded from the figures"
         ),
-        "error_definition": "any non-2xx answer or client exception (timeout 120 s)",
+        "error_definition": (
+            f"any non-2xx answer or client exception (timeout {REQUEST_TIMEOUT_S:g} s); after an "
+            f"exception the thread pauses {ERROR_PAUSE_S:g} s; the window ends early if the "
+            "server process exits"
+        ),
+        "acceptance": {
+            "target": "0 errors in every configuration (warm-up included)",
+            "met": all(c["errors"] == 0 and c["warmup_errors"] == 0 for c in configs),
+        },
         "configurations": configs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -643,6 +745,8 @@ def main() -> None:
     print(table(configs))
     print(f"\ngallery {result['gallery']['size']} templates; probes cycled: {', '.join(PROBES)}")
     print(f"rate limits raised to {args.rate_limit}/min; results: {args.out}")
+    if not result["acceptance"]["met"]:
+        sys.exit("acceptance target not met: errors (see first_errors and server_log in the JSON)")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,14 @@ claims :data:`MODEL` and would be meaningless if the weights were different.
 
 :class:`DlibModels` loads each model on first use (a lock makes that safe from any thread) and
 wraps the four dlib calls the stages need in small typed methods, so ``dlib`` types (rectangles,
-``full_object_detection``, ``vector``) never leave this module. The CNN detector and the ResNet
-keep scratch tensors inside the network object, so their calls are serialised with a lock too;
-the HOG detector and the shape predictor are read-only and run concurrently.
+``full_object_detection``, ``vector``) never leave this module.
+
+None of dlib's detectors is safe to call from two threads at once: the CNN and the ResNet
+keep scratch tensors inside the network object, and the HOG scanner keeps its feature pyramid
+in the detector (measured: 4 threads calling ``run_hog`` on one detector corrupt the heap
+within seconds, "double free or corruption", SIGSEGV). Each model therefore has its own lock.
+dlib holds the GIL while it computes anyway, so the locks cost no parallelism; a server gets
+parallel searches only from several processes.
 """
 
 from __future__ import annotations
@@ -128,6 +133,8 @@ class DlibModels:
         self._loaded: dict[str, Any] = {}
         self._load_lock = threading.Lock()
         self._cnn_lock = threading.Lock()
+        self._hog_lock = threading.Lock()
+        self._shape_lock = threading.Lock()
         self._resnet_lock = threading.Lock()
 
     @property
@@ -185,7 +192,8 @@ class DlibModels:
     ) -> list[tuple[FaceBox, float]]:
         """HOG boxes with their SVM margin (0 is dlib's default threshold), in ``pixels``'s
         coordinates."""
-        rects, scores, _views = self.hog.run(pixels, upsample, threshold)
+        with self._hog_lock:
+            rects, scores, _views = self.hog.run(pixels, upsample, threshold)
         return [(_to_box(rect), float(score)) for rect, score in zip(rects, scores, strict=True)]
 
     def run_cnn(self, pixels: NDArray[np.uint8], *, upsample: int) -> list[tuple[FaceBox, float]]:
@@ -196,7 +204,8 @@ class DlibModels:
 
     def landmarks(self, pixels: NDArray[np.uint8], box: FaceBox) -> list[Point]:
         """The 5-point shape predictor's points for ``box`` (dlib rounds them to whole pixels)."""
-        shape = self.shape_predictor(pixels, _rectangle(box))
+        with self._shape_lock:
+            shape = self.shape_predictor(pixels, _rectangle(box))
         return [(float(p.x), float(p.y)) for p in shape.parts()]
 
     def face_chip(

@@ -21,6 +21,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 
 from probity.domain.accounts import Actor
 from probity.errors import CsrfFailed, Unauthenticated
+from probity.interfaces.api.schemas import Page
 from probity.services.container import Services
 
 T = TypeVar("T")
@@ -78,6 +79,10 @@ class Paging:
 
     def window(self, items: list[T]) -> list[T]:
         return items[self.offset : self.offset + self.limit]
+
+    def page(self, items: list[T]) -> Page[T]:
+        """This page of ``items`` (all of them already filtered for the actor)."""
+        return Page(data=self.window(items), count=len(items), limit=self.limit, offset=self.offset)
 
 
 PagingDep = Annotated[Paging, Depends()]

@@ -97,9 +97,7 @@ def list_organisations(
     actor: ActorDep, services: ServicesDep, paging: PagingDep
 ) -> Page[OrganisationOut]:
     found = [_org(o) for o in services.accounts.list_organisations(actor=actor)]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
 
 
 def _user(u: UserInfo) -> UserOut:
@@ -134,9 +132,7 @@ def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut
 @router.get("/users", response_model=Page[UserOut])
 def list_users(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[UserOut]:
     found = [_user(u) for u in services.accounts.list_users(actor=actor)]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
 
 
 @router.post("/users/{username}/approval", response_model=UserOut)

@@ -62,9 +62,7 @@ def open_case(body: CaseIn, actor: ActorDep, services: ServicesDep) -> CaseOut:
 @router.get("", response_model=Page[CaseOut])
 def list_cases(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[CaseOut]:
     found = [case_out(c, services.clock) for c in services.cases.list(actor)]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
 
 
 @router.get("/{reference}", response_model=CaseOut)

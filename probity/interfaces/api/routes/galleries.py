@@ -52,9 +52,7 @@ def create_gallery(body: GalleryIn, actor: ActorDep, services: ServicesDep) -> G
 @router.get("", response_model=Page[GalleryOut])
 def list_galleries(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[GalleryOut]:
     found = [_gallery(g, s, e) for g, s, e in services.galleries.list(actor)]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
 
 
 @router.get("/{name}", response_model=GalleryOut)

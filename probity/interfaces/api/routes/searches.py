@@ -144,9 +144,7 @@ def review_queue(
 ) -> Page[CandidateReviewsOut]:
     """Candidates awaiting an independent second review, without the first decision."""
     found = [_reviews(v) for v in services.reviews.queue(actor=actor)]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
 
 
 @router.get("/cases/{reference}/leads", response_model=Page[LeadOut])
@@ -165,6 +163,4 @@ def case_leads(
         )
         for lead in services.reviews.leads(actor=actor, case_reference=reference)
     ]
-    return Page(
-        data=paging.window(found), count=len(found), limit=paging.limit, offset=paging.offset
-    )
+    return paging.page(found)
