@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     USER_CREATE = "user.create"
     USER_APPROVE = "user.approve"
     KEY_CREATE = "apikey.create"
+    KEY_REVOKE = "apikey.revoke"
     PASSWORD_SET = "user.password"
     LOGIN = "session.login"
     LOGIN_FAILED = "session.login_failed"

@@ -76,6 +76,14 @@ def actor_for(session: Session, user: UserRow) -> Actor:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    key_id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewApiKey:
     key_id: str
     secret: str  # shown once: "pb_<key id>_<secret>"
@@ -265,6 +273,41 @@ class AccountService:
             user = session.get(UserRow, row.user_id)
             assert user is not None
             return actor_for(session, user)
+
+    def list_keys(self, *, actor: Who, username: str) -> list[ApiKeyInfo]:
+        """``username``'s API keys (never their secrets). A signed-in person sees their own."""
+        self.guard.check(actor, Action.KEY_CREATE)
+        if not isinstance(actor, str) and actor.username != username:
+            raise NotPermitted("you can only list your own API keys")
+        with self.db.read() as session:
+            user = Users(session).by_username(username)
+            if user is None:
+                raise NotFound(f"no user named '{username}'")
+            return [
+                ApiKeyInfo(k.id, k.label, k.created_at, k.revoked_at)
+                for k in ApiKeys(session).for_user(user.id)
+            ]
+
+    def revoke_key(self, *, actor: Who, key_id: str) -> ApiKeyInfo:
+        """Revoke a key at once in this process (other API processes: within KEY_CACHE_S).
+        A signed-in person may revoke their own keys."""
+        self.guard.check(actor, Action.KEY_CREATE)
+        with self.db.transaction() as session:
+            row = ApiKeys(session).get(key_id)
+            owner = Users(session).get(row.user_id) if row else None
+            mine = isinstance(actor, str) or (owner is not None and owner.id == actor.user_id)
+            if row is None or owner is None or not mine:
+                raise NotFound(f"no API key '{key_id}' of yours")
+            if row.revoked_at is None:
+                row.revoked_at = self.clock()
+                self._record(
+                    session,
+                    actor,
+                    AuditAction.KEY_REVOKE,
+                    {"user": owner.username, "key_id": key_id},
+                )
+            self._verified.pop(key_id, None)
+            return ApiKeyInfo(row.id, row.label, row.created_at, row.revoked_at)
 
     def list_users(self, *, actor: Who) -> list[UserInfo]:
         """Accounts the actor may see: their organisation's (an admin's: everyone's)."""

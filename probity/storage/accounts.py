@@ -73,6 +73,13 @@ class ApiKeys:
     def get(self, key_id: str) -> ApiKeyRow | None:
         return self.s.get(ApiKeyRow, key_id)
 
+    def for_user(self, user_id: str) -> list[ApiKeyRow]:
+        return list(
+            self.s.scalars(
+                select(ApiKeyRow).where(ApiKeyRow.user_id == user_id).order_by(ApiKeyRow.created_at)
+            )
+        )
+
 
 class Sessions:
     def __init__(self, session: Session) -> None:

@@ -128,3 +128,21 @@ def test_unapproved_and_lapsed_accounts(sqlite_world: World) -> None:
     assert r.status_code == 200  # may sign in, but can do nothing until approved
     r = sqlite_world.client.get("/api/v1/cases")
     assert r.status_code == 403 and "approved" in r.json()["detail"]
+
+
+def test_keys_can_be_listed_and_revoked_by_their_owner(sqlite_world: World) -> None:
+    w = sqlite_world
+    created = w.call("POST", "/api/v1/keys", "inv", json={"label": "laptop"}).json()
+    mine = w.call("GET", "/api/v1/keys", "inv").json()
+    assert {k["label"] for k in mine["data"]} == {"tests", "laptop"}
+    assert "key" not in mine["data"][0] and created["key"] not in str(mine)
+    new = {"Authorization": f"Bearer {created['key']}"}
+    assert w.client.get("/api/v1/me", headers=new).status_code == 200
+    # Someone else cannot revoke it (and cannot tell it exists).
+    assert w.call("DELETE", f"/api/v1/keys/{created['key_id']}", "ex1").status_code == 404
+    r = w.call("DELETE", f"/api/v1/keys/{created['key_id']}", "inv")
+    assert r.status_code == 200 and r.json()["revoked_at"] is not None
+    assert w.client.get("/api/v1/me", headers=new).status_code == 401  # at once, despite the cache
+    assert w.call("GET", "/api/v1/me", "inv").status_code == 200  # the other key still works
+    revoked = w.call("GET", "/api/v1/audit?action=apikey.revoke", "aud").json()
+    assert revoked["count"] == 1 and revoked["data"][0]["actor"] == "inv"

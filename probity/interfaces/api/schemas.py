@@ -95,6 +95,13 @@ class ApiKeyIn(BaseModel):
     label: str = Field(min_length=1, max_length=200)
 
 
+class ApiKeyInfoOut(BaseModel):
+    key_id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 class ApiKeyOut(BaseModel):
     key_id: str
     key: str = Field(description="shown once; store it now")

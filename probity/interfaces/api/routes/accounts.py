@@ -17,6 +17,7 @@ from probity.interfaces.api.deps import (
 )
 from probity.interfaces.api.schemas import (
     ApiKeyIn,
+    ApiKeyInfoOut,
     ApiKeyOut,
     LoginIn,
     LoginOut,
@@ -27,7 +28,7 @@ from probity.interfaces.api.schemas import (
     UserIn,
     UserOut,
 )
-from probity.services.accounts import UserInfo
+from probity.services.accounts import ApiKeyInfo, UserInfo
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -146,3 +147,23 @@ def create_key(body: ApiKeyIn, actor: ActorDep, services: ServicesDep) -> ApiKey
     """A new API key for yourself. The key is in this response only; it is stored hashed."""
     key = services.accounts.create_api_key(actor=actor, username=actor.username, label=body.label)
     return ApiKeyOut(key_id=key.key_id, key=key.secret)
+
+
+def _key(k: ApiKeyInfo) -> ApiKeyInfoOut:
+    return ApiKeyInfoOut(
+        key_id=k.key_id, label=k.label, created_at=k.created_at, revoked_at=k.revoked_at
+    )
+
+
+@router.get("/keys", response_model=Page[ApiKeyInfoOut])
+def list_keys(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[ApiKeyInfoOut]:
+    """Your API keys: ids, labels and dates, never the secrets."""
+    return paging.page(
+        [_key(k) for k in services.accounts.list_keys(actor=actor, username=actor.username)]
+    )
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKeyInfoOut)
+def revoke_key(key_id: str, actor: ActorDep, services: ServicesDep) -> ApiKeyInfoOut:
+    """Revoke one of your API keys (at once on this process; within 60 s on others)."""
+    return _key(services.accounts.revoke_key(actor=actor, key_id=key_id))
