@@ -24,6 +24,7 @@ from probity.engine.types import FaceEngine
 from probity.interfaces.api import problems
 from probity.interfaces.api.observability import Metrics, monotonic_ms
 from probity.interfaces.api.routes import accounts, audit, cases, galleries, ops, searches
+from probity.interfaces.web import install as web
 from probity.services.clock import Clock, system_clock
 from probity.services.container import Services, build_services
 
@@ -170,6 +171,7 @@ def create_app(
     app.state.metrics = Metrics()
     problems.install(app)
     app.include_router(ops.router)
+    web.install(app)
     for module in (accounts, galleries, cases, searches, audit):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD)

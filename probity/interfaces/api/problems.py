@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from probity.errors import ProbityError, RateLimited, Unauthenticated
 from probity.interfaces.api.schemas import Problem
+from probity.interfaces.web.pages import error_page, is_page
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("probity.api")
@@ -74,7 +75,7 @@ def problem(
 
 
 def install(app: FastAPI) -> None:
-    async def probity_error(request: Request, exc: Exception) -> JSONResponse:
+    async def probity_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProbityError)
         headers: dict[str, str] = {}
         if isinstance(exc, Unauthenticated):
@@ -83,6 +84,8 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after_s)
         if exc.status >= 500:
             log.error("request failed: %s", exc.message, extra={"path": request.url.path})
+        if is_page(request.url.path):
+            return error_page(request, exc)
         return problem(
             exc.status, exc.code, exc.message, instance=request.url.path, headers=headers
         )

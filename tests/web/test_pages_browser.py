@@ -1,0 +1,103 @@
+"""Sign-in and cases in a real Chromium: who is signed in is always visible, fields are
+labelled, a case opens from the form, the page reads at 390 px."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.api.conftest import PASSWORD
+from tests.web.conftest import LiveServer
+
+
+def _login(page: Any, live: LiveServer, user: str) -> None:
+    page.goto(f"{live.url}/cases")
+    assert page.url.startswith(f"{live.url}/login")  # no session: sent to sign in
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live.url}/cases")
+
+
+def test_investigator_signs_in_and_opens_a_case(
+    live: LiveServer, browser: Any, screenshots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Username").fill("inv")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    assert "wrong username or password" in page.get_by_role("alert").inner_text()
+
+    _login(page, live, "inv")
+    who = page.get_by_test_id("who").inner_text()
+    assert "inv" in who and "Met" in who and "investigator" in who
+
+    page.get_by_label("Case reference").fill("WEB-1")
+    page.get_by_label("Offence category").select_option("robbery")
+    page.get_by_label("Justification").fill("CCTV still from the robbery at the corner shop")
+    page.get_by_label("Authorisation id").fill("WARRANT-42")
+    page.get_by_role("button", name="Open case").click()
+    page.wait_for_url(f"{live.url}/cases/WEB-1")
+    assert page.get_by_role("heading", name="Case WEB-1").is_visible()
+    assert "granted (WARRANT-42)" in page.get_by_test_id("authorisation").inner_text()
+    assert page.get_by_test_id("searchable").inner_text() == "allowed"
+    page.screenshot(path=str(screenshots / "case.png"), full_page=True)
+
+    # The case was opened through the same service: the API sees it, in Met's organisation.
+    api = live.world.call("GET", "/api/v1/cases/WEB-1", "sup").json()
+    assert api["opened_by"] == "inv"
+    assert live.world.call("GET", "/api/v1/cases/WEB-1", "inv2").status_code == 404
+
+    # A pending case that is refused: the error page gives the service's reason.
+    page.goto(f"{live.url}/cases")
+    page.get_by_label("Case reference").fill("WEB-2")
+    page.get_by_label("Justification").fill("another reason for a search")
+    page.get_by_role("button", name="Open case").click()
+    assert "either an authorisation id or 'pending'" in page.get_by_role("alert").inner_text()
+
+    # Logging out ends the session: the cases page sends us to sign in again.
+    page.goto(f"{live.url}/cases")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{live.url}/login")
+    page.goto(f"{live.url}/cases")
+    assert page.url.startswith(f"{live.url}/login")
+    context.close()
+
+
+def test_pages_read_at_390_px_and_work_from_the_keyboard(
+    live: LiveServer, browser: Any, screenshots: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Username").focus()
+    page.keyboard.type("sup")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live.url}/cases")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the cases page scrolls sideways at 390 px ({width} px wide)"
+    page.screenshot(path=str(screenshots / "cases-390.png"), full_page=True)
+    context.close()
+
+
+def test_forms_without_the_csrf_token_are_refused(live: LiveServer, browser: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    _login(page, live, "inv")
+    response = page.request.post(
+        f"{live.url}/cases",
+        form={
+            "csrf_token": "forged",
+            "reference": "X-1",
+            "offence": "robbery",
+            "justification": "long enough reason",
+            "authorisation": "A-1",
+        },
+    )
+    assert response.status == 403 and "out of date" in response.text()
+    assert live.world.call("GET", "/api/v1/cases/X-1", "sup").status_code == 404
+    context.close()
