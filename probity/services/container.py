@@ -160,7 +160,7 @@ def build_services(
         guard=guard,
         vault=vault,
     )
-    results = ResultService(db=db, cases=cases, guard=guard)
+    results = ResultService(db=db, cases=cases, guard=guard, vault=vault)
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
     server = settings.server
     return Services(

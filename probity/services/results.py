@@ -20,16 +20,20 @@ from probity.domain.search import (
 from probity.errors import SearchNotFound
 from probity.services.access import AccessGuard, Who
 from probity.services.cases import CaseService
-from probity.storage.casework import StoredSearch, StoredSearches
+from probity.storage.casework import Probes, StoredSearch, StoredSearches
 from probity.storage.db import Database
 from probity.storage.repositories import Cases, Enrolments, Galleries, Subjects
+from probity.storage.vault import Vault
 
 
 class ResultService:
-    def __init__(self, *, db: Database, cases: CaseService, guard: AccessGuard) -> None:
+    def __init__(
+        self, *, db: Database, cases: CaseService, guard: AccessGuard, vault: Vault
+    ) -> None:
         self.db = db
         self.cases = cases
         self.guard = guard
+        self.vault = vault
 
     def get(self, search_id: str, *, actor: Who) -> SearchResult:
         """One stored search, if ``actor`` may read its case's results."""
@@ -40,6 +44,18 @@ class ResultService:
             raise SearchNotFound(f"no search with id '{search_id}'")
         self.guard.check(actor, Action.SEARCH_READ, Resource(case.organisation_id))
         return self.rebuild(case, [stored])[0]
+
+    def probe_image(self, search_id: str, *, actor: Who) -> bytes:
+        """The search's probe image, decrypted with its case's key, for someone who may read
+        the search's results (the page shows it with the faces boxed)."""
+        self.get(search_id, actor=actor)  # existence, organisation and SEARCH_READ
+        with self.db.read() as session:
+            stored = StoredSearches(session).get(search_id)
+            blob = Probes(session).blob_for_search(search_id)
+            key = self.vault.case_key(session, stored.case_id) if stored else None
+        if stored is None or blob is None or key is None:
+            raise SearchNotFound(f"search '{search_id}' has no stored probe")
+        return self.vault.get_probe(key, stored.case_id, blob)
 
     def for_case(
         self, case_reference: str, *, actor: Who, action: Action = Action.SEARCH_READ

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import PASSWORD
+from tests.api.conftest import PASSWORD, enrol_gallery, open_case
 from tests.web.conftest import LiveServer
 
 
@@ -101,3 +101,46 @@ def test_forms_without_the_csrf_token_are_refused(live: LiveServer, browser: Any
     assert response.status == 403 and "out of date" in response.text()
     assert live.world.call("GET", "/api/v1/cases/X-1", "sup").status_code == 404
     context.close()
+
+
+def test_search_page_boxes_every_face_under_the_banner(
+    live: LiveServer, browser: Any, screenshots: Path
+) -> None:
+    w = live.world
+    probes = enrol_gallery(w)
+    open_case(w, "WEB-S")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _login(page, live, "inv")
+    page.goto(f"{live.url}/cases/WEB-S")
+    page.get_by_label("Probe photo").set_input_files(
+        files=[{"name": "pair.png", "mimeType": "image/png", "buffer": probes["pair"]}]
+    )
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url(f"{live.url}/searches/*")
+    banner = page.get_by_test_id("banner").inner_text()
+    assert banner == "Investigative lead — not an identification"
+    assert page.get_by_test_id("face-box-1").is_visible()
+    assert page.get_by_test_id("face-box-2").is_visible()
+    assert "B-1" in page.get_by_test_id("candidate-1-1").inner_text()
+    assert "A-1" in page.get_by_test_id("candidate-2-1").inner_text()
+    assert "custody-suite/118812" in page.get_by_test_id("candidate-2-1").inner_text()
+    # The probe is served decrypted to the signed-in page, never cached, and never to others.
+    probe_url = page.url + "/probe"
+    response = page.request.get(probe_url)
+    assert response.status == 200 and response.headers["cache-control"] == "no-store"
+    page.screenshot(path=str(screenshots / "search.png"), full_page=True)
+    # The case page lists the search; a search with no face says so.
+    page.goto(f"{live.url}/cases/WEB-S")
+    page.get_by_label("Probe photo").set_input_files(
+        files=[{"name": "none.png", "mimeType": "image/png", "buffer": probes["none"]}]
+    )
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url(f"{live.url}/searches/*")
+    assert "No face found" in page.locator("figcaption").inner_text()
+    assert page.get_by_test_id("banner").is_visible()
+    context.close()
+    anonymous = browser.new_context()
+    r = anonymous.new_page().request.get(probe_url, max_redirects=0)
+    assert r.status == 303 and "/login" in r.headers["location"]
+    anonymous.close()

@@ -10,18 +10,21 @@ message and code the API and CLI give.
 from __future__ import annotations
 
 import hmac
+import io
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, Cookie, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from PIL import Image, ImageOps
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.accounts import Actor
 from probity.errors import CsrfFailed, ProbityError, Unauthenticated
 from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep
+from probity.interfaces.api.uploads import read_upload
 from probity.policy.cases import case_search_decision
 from probity.services.container import Services
 
@@ -190,6 +193,59 @@ def case_page(
         searches=searches,
         decision=decision,
     )
+
+
+@router.post("/cases/{reference}/searches")
+def run_search(
+    reference: str,
+    request: Request,
+    services: ServicesDep,
+    csrf_token: Annotated[str, Form()],
+    probe: Annotated[UploadFile, File()],
+    probity_session: SessionCookie = None,
+) -> Response:
+    """Search every face of the uploaded probe within the case, then show the result."""
+    actor, csrf = _session(request, services, probity_session)
+    _check_csrf(csrf_token, csrf)
+    data = read_upload(probe, services.settings.limits.max_upload_bytes)
+    result = services.search.search(actor=actor, case_reference=reference, probe=data)
+    return RedirectResponse(f"/searches/{result.id}", status_code=303)
+
+
+@router.get("/searches/{search_id}", response_class=HTMLResponse)
+def search_page(
+    search_id: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
+) -> Response:
+    """The probe with every face boxed and numbered, each face's outcome, and the
+    candidates under the investigative-lead banner."""
+    actor, csrf = _session(request, services, probity_session)
+    result = services.results.get(search_id, actor=actor)
+    probe = services.results.probe_image(search_id, actor=actor)
+    with Image.open(io.BytesIO(probe)) as img:
+        width, height = ImageOps.exif_transpose(img).size
+    return render(
+        request,
+        "search.html",
+        actor=actor,
+        csrf=csrf,
+        result=result,
+        width=width,
+        height=height,
+    )
+
+
+@router.get("/searches/{search_id}/probe")
+def probe_image(
+    search_id: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
+) -> Response:
+    """The probe photo (decrypted for this response only; never cached by the browser)."""
+    actor, _ = _session(request, services, probity_session)
+    data = services.results.probe_image(search_id, actor=actor)
+    with Image.open(io.BytesIO(data)) as img:
+        upright = ImageOps.exif_transpose(img).convert("RGB")
+        out = io.BytesIO()
+        upright.save(out, format="JPEG", quality=90)
+    return Response(out.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 def _safe_next(path: str) -> str:
