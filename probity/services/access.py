@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probity.domain.accounts import Action, Actor, OrganisationKind, Resource
-from probity.policy.access import Context, ensure
+from probity.policy.access import Context, decide, ensure
 from probity.services.clock import Clock
 
 Who = str | Actor
@@ -52,6 +52,15 @@ class AccessGuard:
             resource or Resource(),
             Context(now=self.clock(), searching_kinds=self.searching_kinds),
         )
+
+    def allows(self, who: Actor, action: Action, resource: Resource | None = None) -> bool:
+        """``decide`` without raising, for what a page or report shows a person."""
+        return decide(
+            who,
+            action,
+            resource or Resource(),
+            Context(now=self.clock(), searching_kinds=self.searching_kinds),
+        ).allowed
 
     @staticmethod
     def sees(who: Who, organisation_id: str | None) -> bool:

@@ -8,6 +8,8 @@ from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.case import Authorisation, AuthorisationStatus, Case
 from probity.domain.ids import CaseId, new_id
 from probity.errors import AlreadyExists, CaseNotFound, Conflict, InvalidInput
+from probity.policy.cases import case_search_decision
+from probity.policy.decision import Decision
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -187,6 +189,11 @@ class CaseService:
             case.opened_by,
             case.organisation_id,
         )
+
+    def search_decision(self, case: Case) -> Decision:
+        """Whether the case may search now, and why not (shown on case lists and pages; the
+        search service applies the same rule)."""
+        return case_search_decision(case, self.clock())
 
     def list(self, actor: Who | None = None) -> list[Case]:
         """Every case, or, for a server account, their organisation's."""

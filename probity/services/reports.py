@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
-from probity.domain.accounts import Action, Resource
+from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import ModelVersion
 from probity.domain.review import CandidateRef, Review, is_lead
 from probity.domain.search import Candidate, SearchOutcome, SearchResult
-from probity.policy.access import Context, decide
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.results import ResultService
+from probity.services.reviews import could_still_review
 from probity.storage.accounts import Organisations
 from probity.storage.casework import Reviews
 from probity.storage.db import Database
@@ -147,7 +147,7 @@ class ReportService:
     def _candidate(
         self, actor: Who, organisation_id: str | None, c: Candidate, reviews: list[Review]
     ) -> dict[str, Any]:
-        hidden = self._hidden(actor, organisation_id, reviews)
+        hidden = bool(reviews) and could_still_review(self.guard, actor, organisation_id, reviews)
         return {
             "rank": c.rank,
             "subject_id": c.subject_id,
@@ -171,17 +171,6 @@ class ReportService:
             ],
             "lead": is_lead(reviews),
         }
-
-    def _hidden(self, actor: Who, organisation_id: str | None, reviews: list[Review]) -> bool:
-        """Whether ``actor`` could still review this candidate (so must not see others')."""
-        if isinstance(actor, str) or not reviews:
-            return False
-        return decide(
-            actor,
-            Action.REVIEW_RECORD,
-            Resource(organisation_id, frozenset(r.reviewer_id for r in reviews)),
-            Context(now=self.clock(), searching_kinds=self.guard.searching_kinds),
-        ).allowed
 
 
 def _count(searches: list[SearchResult], outcome: SearchOutcome) -> int:

@@ -28,7 +28,6 @@ from probity.errors import (
     NotPermitted,
     SearchNotFound,
 )
-from probity.policy.access import Context, decide
 from probity.services.access import AccessGuard, Who
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -59,6 +58,17 @@ class Lead:
     candidate: CandidateRef
     case_reference: str
     confirmed_by: tuple[str, ...]
+
+
+def could_still_review(
+    guard: AccessGuard, actor: Who, organisation_id: str | None, reviews: list[Review]
+) -> bool:
+    """Whether ``actor`` may yet record a review of this candidate, and so must not see the
+    others' decisions (blind review). The local operator never reviews."""
+    if isinstance(actor, str):
+        return False
+    reviewed = frozenset(r.reviewer_id for r in reviews)
+    return guard.allows(actor, Action.REVIEW_RECORD, Resource(organisation_id, reviewed))
 
 
 class ReviewService:
@@ -127,7 +137,7 @@ class ReviewService:
             (r for r in found if not isinstance(actor, str) and r.reviewer_id == actor.user_id),
             None,
         )
-        hidden = own is None and self._could_review(actor, case, found)
+        hidden = own is None and could_still_review(self.guard, actor, case.organisation_id, found)
         return CandidateReviews(
             candidate,
             len(found),
@@ -181,16 +191,6 @@ class ReviewService:
                 f"subject {ref.subject_id} is not a candidate for face {ref.face} of this search"
             )
         return stored, case
-
-    def _could_review(self, actor: Who, case: Case, found: list[Review]) -> bool:
-        if isinstance(actor, str):
-            return False
-        return decide(
-            actor,
-            Action.REVIEW_RECORD,
-            Resource(case.organisation_id, frozenset(r.reviewer_id for r in found)),
-            Context(now=self.clock(), searching_kinds=self.guard.searching_kinds),
-        ).allowed
 
     def _audit(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,11 +81,9 @@ def test_probity_serve_answers_over_loopback(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
-            try:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
             assert time.monotonic() < deadline, "server did not start"
             assert server.poll() is None, server.stderr.read() if server.stderr else ""
             time.sleep(0.2)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from probity.domain.accounts import Actor
 from probity.errors import CsrfFailed, Unauthenticated
 from probity.interfaces.api.schemas import Page
 from probity.services.container import Services
+from probity.services.sessions import Login
 
 T = TypeVar("T")
 
@@ -86,3 +87,17 @@ class Paging:
 
 
 PagingDep = Annotated[Paging, Depends()]
+
+
+def set_session_cookie(response: Response, services: Services, login: Login) -> None:
+    """The session cookie, the same for the API's login and the sign-in page: HttpOnly,
+    SameSite=Strict, Secure when configured, for the session's lifetime."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        login.token,
+        max_age=login.expires_in_s,
+        httponly=True,
+        samesite="strict",
+        secure=services.settings.server.secure_cookies,
+        path="/",
+    )

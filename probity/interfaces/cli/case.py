@@ -18,7 +18,6 @@ from probity.interfaces.cli.common import (
     print_json,
     services,
 )
-from probity.policy.cases import case_search_decision
 
 
 @case_app.command("open")
@@ -89,9 +88,7 @@ def case_authorise(
 def case_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """List cases and whether each may search now."""
     with services(home) as s:
-        cases = s.cases.list()
-        now = s.clock()
-    rows = [(c, case_search_decision(c, now)) for c in cases]
+        rows = [(c, s.cases.search_decision(c)) for c in s.cases.list()]
     if json_out:
         print_json(
             [

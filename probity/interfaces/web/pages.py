@@ -23,9 +23,8 @@ from PIL import Image, ImageOps
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.accounts import Actor
 from probity.errors import CsrfFailed, ProbityError, Unauthenticated
-from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep
+from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session_cookie
 from probity.interfaces.api.uploads import read_upload
-from probity.policy.cases import case_search_decision
 from probity.services.container import Services
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -107,15 +106,7 @@ def login_submit(
             status=exc.status,
         )
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.token,
-        max_age=done.expires_in_s,
-        httponly=True,
-        samesite="strict",
-        secure=services.settings.server.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(response, services, done)
     return response
 
 
@@ -140,8 +131,7 @@ def cases_page(
     request: Request, services: ServicesDep, probity_session: SessionCookie = None
 ) -> Response:
     actor, csrf = _session(request, services, probity_session)
-    now = services.clock()
-    cases = [(c, case_search_decision(c, now)) for c in services.cases.list(actor)]
+    cases = [(c, services.cases.search_decision(c)) for c in services.cases.list(actor)]
     return render(
         request,
         "cases.html",
@@ -183,7 +173,7 @@ def case_page(
 ) -> Response:
     actor, csrf = _session(request, services, probity_session)
     case, searches = services.results.for_case(reference, actor=actor)
-    decision = case_search_decision(case, services.clock())
+    decision = services.cases.search_decision(case)
     return render(
         request,
         "case.html",

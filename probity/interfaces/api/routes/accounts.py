@@ -14,6 +14,7 @@ from probity.interfaces.api.deps import (
     ActorDep,
     PagingDep,
     ServicesDep,
+    set_session_cookie,
 )
 from probity.interfaces.api.schemas import (
     ApiKeyIn,
@@ -39,15 +40,7 @@ def login(body: LoginIn, request: Request, response: Response, services: Service
     every unsafe request made with the cookie must send as ``X-CSRF-Token``."""
     client = request.client.host if request.client else "unknown"
     done = services.sessions.login(username=body.username, password=body.password, client=client)
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.token,
-        max_age=done.expires_in_s,
-        httponly=True,
-        samesite="strict",
-        secure=services.settings.server.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(response, services, done)
     response.headers[CSRF_HEADER] = done.csrf_token
     return LoginOut(
         username=done.actor.username,

@@ -16,14 +16,13 @@ from probity.interfaces.api.schemas import (
     Page,
 )
 from probity.interfaces.render.case_report_pdf import render_case_report_pdf
-from probity.policy.cases import case_search_decision
-from probity.services.clock import Clock
+from probity.services.cases import CaseService
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
-def case_out(case: Case, clock: Clock) -> CaseOut:
-    decision = case_search_decision(case, clock())
+def case_out(case: Case, cases: CaseService) -> CaseOut:
+    decision = cases.search_decision(case)
     a = case.authorisation
     return CaseOut(
         id=case.id,
@@ -56,18 +55,18 @@ def open_case(body: CaseIn, actor: ActorDep, services: ServicesDep) -> CaseOut:
         pending=body.pending,
         authority=body.authority,
     )
-    return case_out(case, services.clock)
+    return case_out(case, services.cases)
 
 
 @router.get("", response_model=Page[CaseOut])
 def list_cases(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[CaseOut]:
-    found = [case_out(c, services.clock) for c in services.cases.list(actor)]
+    found = [case_out(c, services.cases) for c in services.cases.list(actor)]
     return paging.page(found)
 
 
 @router.get("/{reference}", response_model=CaseOut)
 def get_case(reference: str, actor: ActorDep, services: ServicesDep) -> CaseOut:
-    return case_out(services.cases.get(reference, actor=actor), services.clock)
+    return case_out(services.cases.get(reference, actor=actor), services.cases)
 
 
 @router.post("/{reference}/authorisation", response_model=CaseOut)
@@ -83,7 +82,7 @@ def decide_authorisation(
         authorisation=body.authorisation,
         authority=body.authority,
     )
-    return case_out(case, services.clock)
+    return case_out(case, services.cases)
 
 
 @router.get("/{reference}/report")
