@@ -61,6 +61,7 @@ class Services:
     results: ResultService
     reviews: ReviewService
     reports: ReportService
+    access: AccessGuard  # for what pages show a person (menus); services enforce, not this
 
     def close(self) -> None:
         self.db.dispose()
@@ -224,4 +225,5 @@ def build_services(
         reports=ReportService(
             db=db, audit=audit, clock=clock, results=results, guard=guard, model=face_engine.model
         ),
+        access=guard,
     )

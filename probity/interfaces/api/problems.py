@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from probity.errors import ProbityError, RateLimited, Unauthenticated
 from probity.interfaces.api.schemas import Problem
-from probity.interfaces.web.pages import error_page, is_page
+from probity.interfaces.web.common import error_page, is_page
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("probity.api")

@@ -1,19 +1,30 @@
-"""Mounting the pages on the app: routes, static files, the /login redirect."""
+"""Mounting the pages on the app: every page module's router, static files, the /login
+redirect. A new page module adds its router to ``ROUTERS``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from probity.interfaces.web.pages import LoginRequired, router
+from probity.interfaces.web import admin_pages, audit_pages, gallery_pages, pages, review_pages
+from probity.interfaces.web.common import LoginRequired
+
+ROUTERS: tuple[APIRouter, ...] = (
+    pages.router,
+    review_pages.router,
+    gallery_pages.router,
+    audit_pages.router,
+    admin_pages.router,
+)
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
