@@ -34,6 +34,7 @@ class Action(StrEnum):
     USER_CREATE = "user.create"
     USER_APPROVE = "user.approve"
     USER_READ = "user.read"
+    USER_UPDATE = "user.update"  # roles, training attestation, deactivation
     KEY_CREATE = "key.create"
     GALLERY_CREATE = "gallery.create"
     GALLERY_READ = "gallery.read"

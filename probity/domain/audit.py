@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     ORG_CREATE = "organisation.create"
     USER_CREATE = "user.create"
     USER_APPROVE = "user.approve"
+    USER_UPDATE = "user.update"
     KEY_CREATE = "apikey.create"
     KEY_REVOKE = "apikey.revoke"
     PASSWORD_SET = "user.password"
@@ -45,6 +46,7 @@ class AuditAction(StrEnum):
     REVIEW = "review.record"
     LEAD = "lead.confirmed"
     REPORT_CASE = "report.case"
+    REPORT_ANNUAL = "report.annual"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from probity.policy.decision import Decision
 A = Action
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(
-        {A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.KEY_CREATE}
+        {A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE, A.KEY_CREATE}
     ),
     Role.SUPERVISOR: frozenset(
         {
@@ -57,7 +57,7 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     ),
 }  # fmt: skip
 
-DEPLOYMENT_ACTIONS = frozenset({A.ORG_CREATE, A.USER_CREATE})
+DEPLOYMENT_ACTIONS = frozenset({A.ORG_CREATE, A.USER_CREATE, A.USER_UPDATE})
 """Actions on the deployment itself: an admin may take them for any organisation."""
 
 

@@ -3,7 +3,9 @@
 No self sign-up. The local operator (whoever runs the CLI on the server) or an admin creates
 organisations and users; a user can act only once approved by a supervisor of their own
 organisation. The first supervisor of an organisation has nobody to approve them, so the
-local operator does, and the audit event says so. API keys are shown once and stored as an
+local operator does, and the audit event says so. Admins change roles, training expiry and
+whether an account is active, never their own, and never so that an organisation is left
+without an active supervisor to approve its accounts. API keys are shown once and stored as an
 argon2 hash; the key's public id makes lookup a single row read.
 """
 
@@ -24,7 +26,14 @@ from sqlalchemy.orm import Session
 from probity.domain.accounts import Action, Actor, Organisation, OrganisationKind, Resource, Role
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.ids import new_id
-from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted, Unauthenticated
+from probity.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    Unauthenticated,
+)
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -46,6 +55,7 @@ class UserInfo:
     roles: tuple[str, ...]
     approved: bool
     training_expires: datetime | None
+    active: bool = True  # False: deactivated by an admin; the policy refuses every action
 
 
 def _info(user: UserRow, organisation: str) -> UserInfo:
@@ -55,7 +65,14 @@ def _info(user: UserRow, organisation: str) -> UserInfo:
         tuple(user.roles),
         user.approved_at is not None,
         user.training_expires,
+        user.active,
     )
+
+
+def _sees_everyone(actor: Who) -> bool:
+    """Admins manage accounts across the deployment; everyone else within their organisation.
+    (The policy still decides what they may do; this only decides what they are shown.)"""
+    return isinstance(actor, str) or Role.ADMIN in actor.roles
 
 
 def actor_for(session: Session, user: UserRow) -> Actor:
@@ -165,7 +182,12 @@ class AccountService:
                 },
             )
         return UserInfo(
-            username, org.name, tuple(sorted(r.value for r in roles)), False, training_expires
+            username,
+            org.name,
+            tuple(sorted(r.value for r in roles)),
+            False,
+            training_expires,
+            True,
         )
 
     def approve_user(self, *, actor: Who, username: str, supervisor: str | None = None) -> UserInfo:
@@ -208,9 +230,84 @@ class AccountService:
                 AuditAction.USER_APPROVE,
                 {"user": username, "approved_by": approver},
             )
-            return UserInfo(
-                username, org.name if org else "?", tuple(user.roles), True, user.training_expires
+            return _info(user, org.name if org else "?")
+
+    def update_user(
+        self,
+        *,
+        actor: Who,
+        username: str,
+        roles: list[Role] | None = None,
+        training_expires: datetime | None = None,
+        active: bool | None = None,
+    ) -> UserInfo:
+        """Change an account's roles, training attestation expiry or active state (admins).
+        ``None`` leaves a field as it is; the audit event records each changed field's value
+        before and after. Approval is not touched: a changed account stays approved, because
+        approval vouches for the person, and the roles are the admin's decision.
+
+        Refused: changing your own account (roles, training or state: nobody grants
+        themselves power or attests their own training), an empty role list, and leaving an
+        organisation without an active approved supervisor (nobody could approve its
+        accounts again; 409, approve another supervisor first)."""
+        if roles is not None and not roles:
+            raise InvalidInput("a user needs at least one role")
+        if roles is None and training_expires is None and active is None:
+            raise InvalidInput("nothing to change: give roles, a training expiry or a state")
+        with self.db.transaction() as session:
+            users = Users(session)
+            user = users.by_username(username)
+            if user is None or not (
+                _sees_everyone(actor) or self.guard.sees(actor, user.organisation_id)
+            ):
+                raise NotFound(f"no user named '{username}'")
+            self.guard.check(actor, Action.USER_UPDATE, Resource(user.organisation_id))
+            if not isinstance(actor, str) and actor.user_id == user.id:
+                raise NotPermitted("nobody may change their own roles, training or account state")
+            before: dict[str, object] = {}
+            after: dict[str, object] = {}
+            new_roles = sorted({r.value for r in roles}) if roles is not None else None
+            if new_roles is not None and new_roles != sorted(user.roles):
+                before["roles"], after["roles"] = sorted(user.roles), new_roles
+            if training_expires is not None and training_expires != user.training_expires:
+                before["training_expires"] = _iso(user.training_expires)
+                after["training_expires"] = _iso(training_expires)
+            if active is not None and active != user.active:
+                before["active"], after["active"] = user.active, active
+            org = Organisations(session).get(user.organisation_id)
+            org_name = org.name if org else "?"
+            if not after:
+                return _info(user, org_name)  # nothing differs: no change, no event
+            supervising = (
+                user.approved_at is not None and user.active and Role.SUPERVISOR.value in user.roles
             )
+            stays_supervisor = active is not False and (
+                new_roles is None or Role.SUPERVISOR.value in new_roles
+            )
+            if supervising and not stays_supervisor:
+                others = [
+                    s
+                    for s in users.approved_with_role(user.organisation_id, Role.SUPERVISOR)
+                    if s.id != user.id
+                ]
+                if not others:
+                    raise Conflict(
+                        f"'{username}' is the last active supervisor of '{org_name}': nobody "
+                        "could approve its accounts; approve another supervisor first"
+                    )
+            if new_roles is not None:
+                user.roles = new_roles
+            if training_expires is not None:
+                user.training_expires = training_expires
+            if active is not None:
+                user.active = active
+            self._record(
+                session,
+                actor,
+                AuditAction.USER_UPDATE,
+                {"user": username, "organisation": org_name, "before": before, "after": after},
+            )
+            return _info(user, org_name)
 
     def create_api_key(self, *, actor: Who, username: str, label: str) -> NewApiKey:
         """A new key for ``username``; the secret is returned once and never stored. A
@@ -312,7 +409,7 @@ class AccountService:
     def list_users(self, *, actor: Who) -> list[UserInfo]:
         """Accounts the actor may see: their organisation's (an admin's: everyone's)."""
         self.guard.check(actor, Action.USER_READ)
-        everyone = isinstance(actor, str) or Role.ADMIN in actor.roles
+        everyone = _sees_everyone(actor)
         with self.db.read() as session:
             orgs = {o.id: o.name for o in Organisations(session).all()}
             return [
@@ -323,7 +420,7 @@ class AccountService:
 
     def list_organisations(self, *, actor: Who) -> list[Organisation]:
         self.guard.check(actor, Action.ORG_READ)
-        everyone = isinstance(actor, str) or Role.ADMIN in actor.roles
+        everyone = _sees_everyone(actor)
         with self.db.read() as session:
             return [
                 o for o in Organisations(session).all() if everyone or self.guard.sees(actor, o.id)
@@ -360,3 +457,7 @@ class AccountService:
     def _dummy_hash(self) -> str:
         """Verified against when the key id is unknown, so failures take the same time."""
         return self.hasher.hash(secrets.token_urlsafe(32))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

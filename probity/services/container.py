@@ -30,6 +30,7 @@ from probity.services.reviews import ReviewService
 from probity.services.search import SearchService
 from probity.services.sessions import SessionService
 from probity.services.subjects import SubjectService
+from probity.services.transparency import TransparencyService
 from probity.storage.blobs import FileBlobStore
 from probity.storage.db import Database
 from probity.storage.keyring import (
@@ -61,6 +62,7 @@ class Services:
     results: ResultService
     reviews: ReviewService
     reports: ReportService
+    transparency: TransparencyService
     access: AccessGuard  # for what pages show a person (menus); services enforce, not this
 
     def close(self) -> None:
@@ -161,7 +163,14 @@ def build_services(
         guard=guard,
         vault=vault,
     )
-    results = ResultService(db=db, cases=cases, guard=guard, vault=vault)
+    results = ResultService(
+        db=db,
+        cases=cases,
+        guard=guard,
+        vault=vault,
+        max_upload_bytes=limits.max_upload_bytes,
+        max_image_pixels=limits.max_image_pixels,
+    )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
     server = settings.server
     return Services(
@@ -225,5 +234,6 @@ def build_services(
         reports=ReportService(
             db=db, audit=audit, clock=clock, results=results, guard=guard, model=face_engine.model
         ),
+        transparency=TransparencyService(db=db, audit=audit, clock=clock, guard=guard),
         access=guard,
     )

@@ -5,6 +5,8 @@ audit log still records that they were returned)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from probity.domain.accounts import Action, Resource
 from probity.domain.case import Case
 from probity.domain.faces import FaceBox, Quality
@@ -17,7 +19,8 @@ from probity.domain.search import (
     SearchResult,
     Threshold,
 )
-from probity.errors import SearchNotFound
+from probity.engine.crops import face_crop_jpeg
+from probity.errors import CandidateNotFound, SearchNotFound
 from probity.services.access import AccessGuard, Who
 from probity.services.cases import CaseService
 from probity.storage.casework import Probes, StoredSearch, StoredSearches
@@ -26,14 +29,34 @@ from probity.storage.repositories import Cases, Enrolments, Galleries, Subjects
 from probity.storage.vault import Vault
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """One candidate of one face of a stored search, with what a compare view shows."""
+
+    search: SearchResult
+    face: FaceResult
+    candidate: Candidate
+
+
 class ResultService:
     def __init__(
-        self, *, db: Database, cases: CaseService, guard: AccessGuard, vault: Vault
+        self,
+        *,
+        db: Database,
+        cases: CaseService,
+        guard: AccessGuard,
+        vault: Vault,
+        max_upload_bytes: int = 25 * 1024 * 1024,
+        max_image_pixels: int = 50_000_000,
     ) -> None:
         self.db = db
         self.cases = cases
         self.guard = guard
         self.vault = vault
+        # Stored images passed these limits when they came in; the same limits are applied
+        # when they are decoded again for crops, so a changed setting cannot be bypassed.
+        self.max_upload_bytes = max_upload_bytes
+        self.max_image_pixels = max_image_pixels
 
     def get(self, search_id: str, *, actor: Who) -> SearchResult:
         """One stored search, if ``actor`` may read its case's results."""
@@ -56,6 +79,53 @@ class ResultService:
         if stored is None or blob is None or key is None:
             raise SearchNotFound(f"search '{search_id}' has no stored probe")
         return self.vault.get_probe(key, stored.case_id, blob)
+
+    def face(self, search_id: str, face: int, *, actor: Who) -> tuple[SearchResult, FaceResult]:
+        """One face of a stored search (numbered from 1, left to right)."""
+        result = self.get(search_id, actor=actor)
+        found = next((f for f in result.faces if f.index == face), None)
+        if found is None:
+            raise CandidateNotFound(f"search '{search_id}' has no face {face}")
+        return result, found
+
+    def candidate(self, search_id: str, face: int, subject_id: str, *, actor: Who) -> CandidateView:
+        """One candidate of one face, for the compare view. A subject removed from its
+        gallery since the search is no longer a candidate here (their data is gone)."""
+        result, found = self.face(search_id, face, actor=actor)
+        match = next((c for c in found.candidates if c.subject_id == subject_id), None)
+        if match is None:
+            raise CandidateNotFound(
+                f"subject {subject_id} is not a candidate for face {face} of this search"
+            )
+        return CandidateView(result, found, match)
+
+    def probe_face_jpeg(self, search_id: str, face: int, *, actor: Who) -> bytes:
+        """A JPEG crop of one face of the probe (decrypted for this call only)."""
+        _, found = self.face(search_id, face, actor=actor)
+        probe = self.probe_image(search_id, actor=actor)
+        return self._crop(probe, found.box)
+
+    def candidate_face_jpeg(
+        self, search_id: str, face: int, subject_id: str, *, actor: Who
+    ) -> bytes:
+        """A JPEG crop of the face in the gallery image that matched: the enrolment the
+        candidate's score came from. Only a candidate of a search the actor may read can be
+        shown this way; there is no route to browse gallery images otherwise."""
+        view = self.candidate(search_id, face, subject_id, actor=actor)
+        enrolment_id = view.candidate.enrolment_id
+        with self.db.read() as session:
+            enrolment = Enrolments(session).get_many([enrolment_id]).get(enrolment_id)
+            blob = Enrolments(session).image_blob(enrolment_id)
+            key = self.vault.subject_key(session, subject_id) if enrolment and blob else None
+        if enrolment is None or blob is None or key is None:
+            raise CandidateNotFound(f"the enrolment {enrolment_id} is no longer stored")
+        image = self.vault.get_image(key, subject_id, blob)
+        return self._crop(image, enrolment.box)
+
+    def _crop(self, image: bytes, box: FaceBox) -> bytes:
+        return face_crop_jpeg(
+            image, box, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
+        )
 
     def for_case(
         self, case_reference: str, *, actor: Who, action: Action = Action.SEARCH_READ

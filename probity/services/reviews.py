@@ -133,18 +133,37 @@ class ReviewService:
             _, case = self._candidate(session, actor, candidate)
             self.guard.check(actor, Action.LEAD_READ, Resource(case.organisation_id))
             found = Reviews(session).for_candidate(candidate)
+        return self._visible(actor, case.organisation_id, candidate, found)
+
+    def for_search(self, *, actor: Who, search_id: str) -> dict[CandidateRef, CandidateReviews]:
+        """Every reviewed candidate of one search as ``actor`` may see it (blind rules as in
+        ``view``), in one query: what a candidate list shows next to each candidate.
+        Candidates nobody has reviewed are absent."""
+        with self.db.read() as session:
+            stored = StoredSearches(session).get(search_id)
+            case = Cases(session).get(stored.case_id) if stored else None
+            if stored is None or case is None or not self.guard.sees(actor, case.organisation_id):
+                raise SearchNotFound(f"no search with id '{search_id}'")
+            self.guard.check(actor, Action.LEAD_READ, Resource(case.organisation_id))
+            found = Reviews(session).for_searches([search_id])
+        grouped: dict[CandidateRef, list[Review]] = {}
+        for r in found:
+            grouped.setdefault(r.candidate, []).append(r)
+        return {
+            ref: self._visible(actor, case.organisation_id, ref, rs) for ref, rs in grouped.items()
+        }
+
+    def _visible(
+        self, actor: Who, organisation_id: str | None, ref: CandidateRef, found: list[Review]
+    ) -> CandidateReviews:
+        """Blind review: while ``actor`` could still review, only the count is shown."""
         own = next(
             (r for r in found if not isinstance(actor, str) and r.reviewer_id == actor.user_id),
             None,
         )
-        hidden = own is None and could_still_review(self.guard, actor, case.organisation_id, found)
+        hidden = own is None and could_still_review(self.guard, actor, organisation_id, found)
         return CandidateReviews(
-            candidate,
-            len(found),
-            hidden,
-            () if hidden else tuple(found),
-            own,
-            is_lead(found),
+            ref, len(found), hidden, () if hidden else tuple(found), own, is_lead(found)
         )
 
     def leads(self, *, actor: Who, case_reference: str) -> list[Lead]:

@@ -307,6 +307,11 @@ class Enrolments:
         rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.id.in_(wanted)))
         return {r.id: _enrolment(r) for r in rows}
 
+    def image_blob(self, enrolment_id: str) -> str | None:
+        """The blob id of the enrolment's sealed image, or None for an unknown enrolment."""
+        row = self.s.get(EnrolmentRow, enrolment_id)
+        return None if row is None else row.image_blob
+
     def for_subject(self, subject_id: str) -> list[tuple[Enrolment, str]]:
         """The subject's enrolments with each one's image blob id."""
         rows = self.s.scalars(select(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))
@@ -597,6 +602,30 @@ class AuditLog:
 
     def count(self) -> int:
         return int(self.s.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
+
+    def head_seq(self) -> int:
+        """The last event's seq, read without locking (0 on an empty log): readers that must
+        not block writers (reports) count only events up to it."""
+        row = self.s.get(AuditHeadRow, 1)
+        return 0 if row is None else row.seq
+
+    def events_for_cases(
+        self, *, action: str, case_references: Iterable[str], chunk: int = 500
+    ) -> Iterator[AuditEvent]:
+        """Events of one action about the given cases, oldest first within each chunk of
+        ``chunk`` references (kept well under the databases' limits on bound parameters)."""
+        wanted = sorted(set(case_references))
+        for start in range(0, len(wanted), chunk):
+            stmt = (
+                select(AuditEventRow)
+                .where(
+                    AuditEventRow.action == action,
+                    AuditEventRow.case_reference.in_(wanted[start : start + chunk]),
+                )
+                .order_by(AuditEventRow.seq)
+            )
+            for row in self.s.scalars(stmt):
+                yield _event(row)
 
     def hash_at(self, seq: int) -> str | None:
         return self.s.scalar(select(AuditEventRow.hash).where(AuditEventRow.seq == seq))

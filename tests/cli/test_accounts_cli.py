@@ -1,4 +1,5 @@
-"""The admin steps from the CLI: org create, user create, user approve, key create."""
+"""The admin steps from the CLI: org create, user create, user approve, user update, key
+create."""
 
 from __future__ import annotations
 
@@ -42,3 +43,39 @@ def test_admin_steps(probity, tmp_path: Path) -> None:  # type: ignore[no-untype
         assert action in actions
     assert key.split("_", 2)[2] not in log.out  # the secret is never logged
     assert probity("audit", "verify", *home).code == 0
+
+
+def test_user_update(probity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = ["--home", str(tmp_path / "home")]
+    assert probity("init", *home).code == 0
+    assert probity("org", "create", "Met", "--kind", "law_enforcement", *home).code == 0
+    for name, role in (("sam", "supervisor"), ("ann", "investigator")):
+        assert probity("user", "create", name, "--org", "Met", "--role", role, *home).code == 0
+    assert probity("user", "approve", "sam", *home).code == 0
+    assert probity("user", "approve", "ann", "--supervisor", "sam", *home).code == 0
+    run = probity(
+        "user",
+        "update",
+        "ann",
+        "--role",
+        "investigator",
+        "--role",
+        "examiner",
+        "--training-expires",
+        "2099-01-31",
+        "--json",
+        *home,
+    )
+    assert run.code == 0, run.err
+    body = json.loads(run.out)
+    assert body["roles"] == ["examiner", "investigator"] and body["active"] is True
+    assert body["training_expires"].startswith("2099-01-31T23:59:59")
+    run = probity("user", "update", "ann", "--deactivate", "--json", *home)
+    assert run.code == 0 and json.loads(run.out)["active"] is False
+    run = probity("user", "update", "ann", "--activate", *home)
+    assert run.code == 0 and "examiner, investigator; active." in run.out
+    refused = probity("user", "update", "sam", "--deactivate", *home)
+    assert refused.code == 4 and "last active supervisor" in refused.err
+    assert probity("user", "update", "ann", *home).code == 2  # nothing to change
+    log = json.loads(probity("audit", "log", "--action", "user.update", "--json", *home).out)
+    assert [e["details"]["after"] for e in log][1:] == [{"active": False}, {"active": True}]

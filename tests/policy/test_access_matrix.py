@@ -33,6 +33,7 @@ EXPECTED = {
     Action.USER_CREATE:    "x......",
     Action.USER_APPROVE:   ".x.....",
     Action.USER_READ:      "xx.....",
+    Action.USER_UPDATE:    "x......",
     Action.KEY_CREATE:     "xxxxxxx",
     Action.GALLERY_CREATE: "..x....",
     Action.GALLERY_READ:   ".xxx..x",
@@ -92,6 +93,8 @@ def test_other_organisations_resources_are_out_of_reach() -> None:
     assert not decide(actor(Role.INVESTIGATOR), Action.CASE_READ, foreign, CTX).allowed
     assert not decide(actor(Role.SUPERVISOR), Action.AUDIT_READ, foreign, CTX).allowed
     assert decide(actor(Role.ADMIN), Action.USER_CREATE, foreign, CTX).allowed
+    assert decide(actor(Role.ADMIN), Action.USER_UPDATE, foreign, CTX).allowed
+    assert not decide(actor(Role.SUPERVISOR), Action.USER_UPDATE, Resource(), CTX).allowed
     assert not decide(actor(Role.ADMIN), Action.ORG_READ, foreign, CTX).allowed
 
 

@@ -1,4 +1,5 @@
-"""Organisations, accounts, approval and API keys through the services (real SQLite)."""
+"""Organisations, accounts (approval, roles, training, deactivation) and API keys through the
+services (real SQLite)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from probity.domain.accounts import Action, OrganisationKind, Resource, Role
-from probity.errors import AlreadyExists, InvalidInput, NotFound, NotPermitted, Unauthenticated
+from probity.domain.accounts import Action, Actor, OrganisationKind, Resource, Role
+from probity.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    Unauthenticated,
+)
 from probity.policy.access import Context, decide
+from probity.services.accounts import actor_for
 from probity.services.clock import ManualClock
 from probity.services.container import Services
+from probity.storage.accounts import Users
 
 OPERATOR = "root"
 
@@ -114,3 +124,116 @@ def test_account_input_errors(svc: Services, org: str) -> None:
     with pytest.raises(NotFound):
         svc.accounts.approve_user(actor=OPERATOR, username="ghost", supervisor=None)
     assert svc.audit.verify(actor=OPERATOR).ok
+
+
+def _people(svc: Services, org: str, clock: ManualClock, **people: list[Role]) -> None:
+    """Approved accounts in ``org``; the first named must be a supervisor (bootstrap)."""
+    first = next(iter(people))
+    for name, roles in people.items():
+        svc.accounts.create_user(
+            actor=OPERATOR,
+            organisation=org,
+            username=name,
+            roles=roles,
+            training_expires=clock() + timedelta(days=30),
+        )
+    svc.accounts.approve_user(actor=OPERATOR, username=first)
+    for name in people:
+        if name != first:
+            svc.accounts.approve_user(actor=OPERATOR, username=name, supervisor=first)
+
+
+def _signed_in(svc: Services, username: str) -> Actor:
+    with svc.db.read() as s:
+        user = Users(s).by_username(username)
+        assert user is not None
+        return actor_for(s, user)
+
+
+def test_admin_changes_roles_and_training_and_it_is_audited(
+    svc: Services, org: str, clock: ManualClock
+) -> None:
+    _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN], ann=[Role.INVESTIGATOR])
+    adm = _signed_in(svc, "adm")
+    later = clock() + timedelta(days=400)
+    info = svc.accounts.update_user(
+        actor=adm,
+        username="ann",
+        roles=[Role.EXAMINER, Role.INVESTIGATOR],
+        training_expires=later,
+    )
+    assert info.roles == ("examiner", "investigator") and info.training_expires == later
+    assert info.approved and info.active  # still approved: approval vouches for the person
+    again = _signed_in(svc, "ann")
+    assert again.roles == frozenset({Role.EXAMINER, Role.INVESTIGATOR})
+    assert again.training_expires == later
+    # The same values again change nothing and record nothing.
+    svc.accounts.update_user(actor=adm, username="ann", roles=[Role.INVESTIGATOR, Role.EXAMINER])
+    (event,) = svc.audit.events(actor=OPERATOR, action="user.update").events
+    assert event.actor == "adm" and event.details["user"] == "ann"
+    assert event.details["before"]["roles"] == ["investigator"]
+    assert event.details["after"]["roles"] == ["examiner", "investigator"]
+    assert event.details["after"]["training_expires"] == later.isoformat()
+    assert svc.audit.verify(actor=OPERATOR).ok
+
+
+def test_deactivated_accounts_can_do_nothing_until_reactivated(
+    svc: Services, org: str, clock: ManualClock
+) -> None:
+    _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN], ann=[Role.INVESTIGATOR])
+    adm = _signed_in(svc, "adm")
+    key = svc.accounts.create_api_key(actor=OPERATOR, username="ann", label="x")
+    assert not svc.accounts.update_user(actor=adm, username="ann", active=False).active
+    ann = svc.accounts.authenticate_key(key.secret)  # the key still names her, but ...
+    reason = decide(ann, Action.CASE_OPEN, Resource(), Context(now=clock())).reason
+    assert "deactivated" in reason
+    assert not {u.username: u for u in svc.accounts.list_users(actor=adm)}["ann"].active
+    svc.accounts.update_user(actor=adm, username="ann", active=True)
+    assert svc.accounts.authenticate_key(key.secret).active
+    events = svc.audit.events(actor=OPERATOR, action="user.update").events
+    assert [e.details["after"] for e in events] == [{"active": False}, {"active": True}]
+
+
+def test_account_changes_that_are_refused(svc: Services, org: str, clock: ManualClock) -> None:
+    _people(
+        svc,
+        org,
+        clock,
+        sup=[Role.SUPERVISOR],
+        adm=[Role.ADMIN],
+        boss=[Role.ADMIN, Role.SUPERVISOR],
+    )
+    adm, sup = _signed_in(svc, "adm"), _signed_in(svc, "sup")
+    with pytest.raises(NotPermitted, match="their own"):
+        svc.accounts.update_user(actor=adm, username="adm", roles=[Role.ADMIN, Role.SUPERVISOR])
+    with pytest.raises(NotPermitted, match="not allowed for supervisor"):
+        svc.accounts.update_user(actor=sup, username="adm", active=False)
+    with pytest.raises(InvalidInput, match="at least one role"):
+        svc.accounts.update_user(actor=adm, username="sup", roles=[])
+    with pytest.raises(InvalidInput, match="nothing to change"):
+        svc.accounts.update_user(actor=adm, username="sup")
+    with pytest.raises(NotFound):
+        svc.accounts.update_user(actor=adm, username="ghost", active=False)
+    # Two active supervisors: one may go; the last one may neither lose the role nor leave.
+    svc.accounts.update_user(actor=adm, username="boss", roles=[Role.ADMIN])
+    with pytest.raises(Conflict, match="last active supervisor"):
+        svc.accounts.update_user(actor=adm, username="sup", roles=[Role.AUDITOR])
+    with pytest.raises(Conflict, match="last active supervisor"):
+        svc.accounts.update_user(actor=adm, username="sup", active=False)
+    svc.accounts.update_user(actor=adm, username="boss", roles=[Role.ADMIN, Role.SUPERVISOR])
+    svc.accounts.update_user(actor=adm, username="sup", active=False)
+    assert len(svc.audit.events(actor=OPERATOR, action="user.update").events) == 3
+
+
+def test_admins_manage_accounts_of_every_organisation_supervisors_only_their_own(
+    svc: Services, org: str, clock: ManualClock
+) -> None:
+    _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN])
+    svc.accounts.create_organisation(actor=OPERATOR, name="Other", kind=OrganisationKind.OTHER)
+    _people(svc, "Other", clock, sup9=[Role.SUPERVISOR], bob=[Role.AUDITOR])
+    info = svc.accounts.update_user(
+        actor=_signed_in(svc, "adm"), username="bob", roles=[Role.PRIVACY_OFFICER]
+    )
+    assert info.organisation == "Other" and info.roles == ("privacy_officer",)
+    with pytest.raises(NotFound):  # another organisation's account reads as absent
+        svc.accounts.update_user(actor=_signed_in(svc, "sup"), username="bob", active=False)

@@ -122,11 +122,22 @@ def test_search_page_boxes_every_face_under_the_banner(
     assert banner == "Investigative lead — not an identification"
     assert page.get_by_test_id("face-box-1").is_visible()
     assert page.get_by_test_id("face-box-2").is_visible()
+    # Two faces: nothing is shown until one is picked.
+    assert page.get_by_test_id("pick-hint").is_visible()
+    assert page.locator("[data-candidate]").count() == 0
+    page.get_by_test_id("pick-face-1").click()
+    page.wait_for_url("**face=1")
     assert "B-1" in page.get_by_test_id("candidate-1-1").inner_text()
-    assert "A-1" in page.get_by_test_id("candidate-2-1").inner_text()
-    assert "custody-suite/118812" in page.get_by_test_id("candidate-2-1").inner_text()
+    page.get_by_test_id("pick-face-2").click()
+    page.wait_for_url("**face=2")
+    card = page.get_by_test_id("candidate-2-1")
+    assert "A-1" in card.inner_text() and "custody-suite/118812" in card.inner_text()
+    assert page.get_by_test_id("banner").inner_text() == banner
+    # The candidate's thumbnail is the matching gallery image, decrypted, not cached.
+    thumb = card.get_by_role("img")
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", thumb.element_handle())
     # The probe is served decrypted to the signed-in page, never cached, and never to others.
-    probe_url = page.url + "/probe"
+    probe_url = page.url.split("?")[0] + "/probe"
     response = page.request.get(probe_url)
     assert response.status == 200 and response.headers["cache-control"] == "no-store"
     page.screenshot(path=str(screenshots / "search.png"), full_page=True)

@@ -23,7 +23,15 @@ from probity.config import Settings
 from probity.engine.types import FaceEngine
 from probity.interfaces.api import problems
 from probity.interfaces.api.observability import Metrics, monotonic_ms
-from probity.interfaces.api.routes import accounts, audit, cases, galleries, ops, searches
+from probity.interfaces.api.routes import (
+    accounts,
+    audit,
+    cases,
+    galleries,
+    ops,
+    reports,
+    searches,
+)
 from probity.interfaces.web import install as web
 from probity.services.clock import Clock, system_clock
 from probity.services.container import Services, build_services
@@ -172,7 +180,7 @@ def create_app(
     problems.install(app)
     app.include_router(ops.router)
     web.install(app)
-    for module in (accounts, galleries, cases, searches, audit):
+    for module in (accounts, galleries, cases, searches, audit, reports):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(RequestLog, metrics=app.state.metrics)

@@ -83,12 +83,23 @@ class UserIn(BaseModel):
     training_expires: date | None = None
 
 
+class UserUpdate(BaseModel):
+    """An admin's change to an account: only the fields sent are changed."""
+
+    roles: list[Role] | None = Field(None, min_length=1, description="the complete new set")
+    training_expires: date | None = Field(
+        None, description="training attestation valid until the end of this day (UTC)"
+    )
+    active: bool | None = Field(None, description="false deactivates, true reactivates")
+
+
 class UserOut(BaseModel):
     username: str
     organisation: str
     roles: list[str]
     approved: bool
     training_expires: datetime | None
+    active: bool
 
 
 class ApiKeyIn(BaseModel):

@@ -1,4 +1,5 @@
-"""``probity org create``, ``probity user create|approve``, ``probity key create``."""
+"""``probity org create``, ``probity user create|approve|update|password``,
+``probity key create``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,54 @@ def user_approve(
             actor=actor_name(actor), username=username, supervisor=supervisor
         )
     out.print(f"User '{info.username}' approved.")
+
+
+@user_app.command("update")
+def user_update(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[
+        list[Role] | None,
+        typer.Option("--role", help="The complete new set of roles (repeatable)."),
+    ] = None,
+    training_expires: Annotated[
+        str | None,
+        typer.Option("--training-expires", help="Training attestation valid until YYYY-MM-DD."),
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option("--activate/--deactivate", help="Reactivate or deactivate the account."),
+    ] = None,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change an account's roles, training expiry or active state; what is not given stays.
+    The last active supervisor of an organisation cannot lose the role or be deactivated."""
+    expires = _date(training_expires) if training_expires else None
+    with services(home) as s:
+        info = s.accounts.update_user(
+            actor=actor_name(actor),
+            username=username,
+            roles=role or None,
+            training_expires=expires,
+            active=active,
+        )
+    if json_out:
+        print_json(
+            {
+                "user": info.username,
+                "organisation": info.organisation,
+                "roles": list(info.roles),
+                "approved": info.approved,
+                "active": info.active,
+                "training_expires": (
+                    info.training_expires.isoformat() if info.training_expires else None
+                ),
+            }
+        )
+    else:
+        state = "active" if info.active else "deactivated"
+        out.print(f"User '{info.username}' updated: {', '.join(info.roles)}; {state}.")
 
 
 @key_app.command("create")

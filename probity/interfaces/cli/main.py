@@ -16,6 +16,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     demo,
     enrol,
     gallery,
+    report,
     search,
     serve,
 )

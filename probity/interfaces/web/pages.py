@@ -8,10 +8,11 @@ import io
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from PIL import Image, ImageOps
 
+from probity.domain.accounts import Action
 from probity.errors import ProbityError
 from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session_cookie
 from probity.interfaces.api.uploads import read_upload
@@ -22,6 +23,7 @@ from probity.interfaces.web.common import (
     safe_next,
     signed_in,
 )
+from probity.interfaces.web.review_pages import face_panel_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -125,6 +127,19 @@ def case_page(
     actor, csrf = signed_in(request, services, probity_session)
     case, searches = services.results.for_case(reference, actor=actor)
     decision = services.cases.search_decision(case)
+    leads = []
+    if services.access.allows(actor, Action.LEAD_READ):
+        by_ref = {
+            (s.id, f.index, c.subject_id): (s, c)
+            for s in searches
+            for f in s.faces
+            for c in f.candidates
+        }
+        for lead in services.reviews.leads(actor=actor, case_reference=case.reference):
+            ref = lead.candidate
+            found = by_ref.get((ref.search_id, ref.face, ref.subject_id))
+            if found is not None:  # None: removed from the gallery since
+                leads.append((lead, found[0], found[1]))
     return render(
         request,
         "case.html",
@@ -133,6 +148,9 @@ def case_page(
         case=case,
         searches=searches,
         decision=decision,
+        leads=leads,
+        can_search=services.access.allows(actor, Action.SEARCH_RUN),
+        can_report=services.access.allows(actor, Action.REPORT_CASE),
     )
 
 
@@ -155,10 +173,14 @@ def run_search(
 
 @router.get("/searches/{search_id}", response_class=HTMLResponse)
 def search_page(
-    search_id: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
+    search_id: str,
+    request: Request,
+    services: ServicesDep,
+    face: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    probity_session: SessionCookie = None,
 ) -> Response:
-    """The probe with every face boxed and numbered, each face's outcome, and the
-    candidates under the investigative-lead banner."""
+    """The probe with every face boxed and numbered (refused faces marked with the reason),
+    a face picker, and the picked face's candidates under the investigative-lead banner."""
     actor, csrf = signed_in(request, services, probity_session)
     result = services.results.get(search_id, actor=actor)
     probe = services.results.probe_image(search_id, actor=actor)
@@ -169,9 +191,9 @@ def search_page(
         "search.html",
         actor=actor,
         csrf=csrf,
-        result=result,
         width=width,
         height=height,
+        **face_panel_context(services, actor, result, face),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Request, Response, status
@@ -28,6 +28,7 @@ from probity.interfaces.api.schemas import (
     Page,
     UserIn,
     UserOut,
+    UserUpdate,
 )
 from probity.services.accounts import ApiKeyInfo, UserInfo
 
@@ -101,24 +102,25 @@ def _user(u: UserInfo) -> UserOut:
         roles=list(u.roles),
         approved=u.approved,
         training_expires=u.training_expires,
+        active=u.active,
     )
+
+
+def _end_of_day(day: date | None) -> datetime | None:
+    """A training attestation is valid through the whole of its last day (UTC)."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
 def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut:
     """A new account; it can do nothing until a supervisor of its organisation approves it."""
-    expires = (
-        datetime.combine(body.training_expires, time(23, 59, 59), tzinfo=UTC)
-        if body.training_expires
-        else None
-    )
     return _user(
         services.accounts.create_user(
             actor=actor,
             organisation=body.organisation,
             username=body.username,
             roles=list(body.roles),
-            training_expires=expires,
+            training_expires=_end_of_day(body.training_expires),
         )
     )
 
@@ -127,6 +129,21 @@ def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut
 def list_users(actor: ActorDep, services: ServicesDep, paging: PagingDep) -> Page[UserOut]:
     found = [_user(u) for u in services.accounts.list_users(actor=actor)]
     return paging.page(found)
+
+
+@router.patch("/users/{username}", response_model=UserOut)
+def update_user(username: str, body: UserUpdate, actor: ActorDep, services: ServicesDep) -> UserOut:
+    """An admin changes an account's roles, training expiry or active state (never their own;
+    never the last active supervisor's role or state). Fields left out stay as they are."""
+    return _user(
+        services.accounts.update_user(
+            actor=actor,
+            username=username,
+            roles=list(body.roles) if body.roles is not None else None,
+            training_expires=_end_of_day(body.training_expires),
+            active=body.active,
+        )
+    )
 
 
 @router.post("/users/{username}/approval", response_model=UserOut)

@@ -1,0 +1,142 @@
+"""The annual (transparency) report as a PDF: the same figures as the JSON report
+(``AnnualReport.as_dict()``), laid out as tables in the house style of the case report
+(A4, core fonts, "Page N of M" in the footer).
+
+Each figure is printed with the audit events it counts, so a reader holding the log can
+recount it; the report says up to which event (``through_seq``) it was taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from probity.interfaces.render.case_report_pdf import latin1_text
+from probity.services.transparency import BREAKDOWNS, RIGHTS_REQUESTS, TOTALS, Measure
+
+_FONT = "Helvetica"
+_LINE = 5.0
+
+
+def scope_label(organisation: str | None) -> str:
+    """Whose events a report counts, in words."""
+    return f"organisation {organisation}" if organisation else "every organisation"
+
+
+class _AnnualReportPDF(FPDF):
+    """A4 pages whose header names the year and scope, and whose footer numbers the pages."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._title = latin1_text(title)
+        self.set_margins(15, 12, 15)
+        self.set_auto_page_break(auto=True, margin=18)
+
+    def header(self) -> None:
+        self.set_font(_FONT, "B", 10)
+        self.multi_cell(
+            0, _LINE, self._title, border="B", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+        self.ln(3)
+
+    def footer(self) -> None:
+        self.set_y(-13)
+        self.set_font(_FONT, "", 8)
+        self.cell(0, _LINE, f"Page {self.page_no()} of {{nb}}", align="R")
+
+    def heading(self, text: str, size: float = 12) -> None:
+        """A bold section title, kept off the very bottom of a page."""
+        if self.will_page_break(5 * _LINE):
+            self.add_page()
+        self.ln(2)
+        self.set_font(_FONT, "B", size)
+        self.multi_cell(
+            0, size * 0.5, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+        self.ln(1)
+
+    def para(self, text: object, style: str = "", size: float = 10) -> None:
+        self.set_font(_FONT, style, size)
+        self.multi_cell(0, _LINE, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def counts_table(
+        self, headings: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequence[float]
+    ) -> None:
+        """A table whose last column is a count (right-aligned); the heading row repeats on
+        a new page."""
+        self.set_font(_FONT, "", 9)
+        with self.table(col_widths=tuple(widths), text_align="LEFT", line_height=5) as table:
+            row = table.row()
+            for heading in headings:
+                row.cell(latin1_text(heading))
+            for values in rows:
+                row = table.row()
+                for i, value in enumerate(values):
+                    align = "RIGHT" if i == len(values) - 1 else "LEFT"
+                    row.cell(latin1_text(value), align=align)
+        self.ln(2)
+
+
+def render_annual_report_pdf(report: Mapping[str, Any]) -> bytes:
+    """Render the JSON annual report (a plain dict) as the bytes of an A4 PDF document."""
+    title = f"Probity annual report {report['year']}: {scope_label(report['organisation'])}"
+    pdf = _AnnualReportPDF(title)
+    pdf.set_title(latin1_text(title))
+    pdf.set_creator("Probity")
+    pdf.add_page()
+    pdf.heading(f"Annual report {report['year']}", size=16)
+    period = report["period"]
+    pdf.para(
+        f"Counted from the audit log: events from {period['start']} (inclusive) to "
+        f"{period['end_exclusive']} (exclusive), {scope_label(report['organisation'])}, "
+        f"up to event #{report['through_seq']}.",
+        size=9,
+    )
+    pdf.para(f"Generated at {report['generated_at']} by {report['generated_by']}.", size=9)
+
+    totals: Mapping[str, int] = report["totals"]
+    pdf.heading("Totals")
+    pdf.counts_table(
+        ("Figure", "Audit events counted", "Count"),
+        [(m.label, m.counts, totals.get(m.key, 0)) for m in TOTALS],
+        (90, 64, 26),
+    )
+
+    pdf.heading("Searches by organisation and offence")
+    both: Sequence[Mapping[str, Any]] = report["searches_by_organisation_and_offence"]
+    if both:
+        pdf.counts_table(
+            ("Organisation", "Offence category", "Searches"),
+            [(r["organisation"], r["offence"], r["searches"]) for r in both],
+            (70, 84, 26),
+        )
+    else:
+        pdf.para("No searches in this year.", style="I")
+
+    breakdowns: Mapping[str, Mapping[str, int]] = report["breakdowns"]
+    for measure in BREAKDOWNS:
+        _breakdown(pdf, measure, breakdowns.get(measure.key, {}))
+
+    rights: Mapping[str, Any] = report["rights_requests"]
+    pdf.heading("Rights requests")
+    pdf.counts_table(
+        ("Request", "Count"),
+        [(m.label, rights.get(m.key, 0)) for m in RIGHTS_REQUESTS],
+        (154, 26),
+    )
+    pdf.para(rights.get("note", ""), style="I", size=9)
+    return bytes(pdf.output())
+
+
+def _breakdown(pdf: _AnnualReportPDF, measure: Measure, counts: Mapping[str, int]) -> None:
+    pdf.heading(measure.label, size=11)
+    pdf.para(f"Counted from: {measure.counts}", size=8)
+    if not counts:
+        pdf.para("None in this year.", style="I")
+        return
+    pdf.counts_table(
+        ("Kind", "Count"), [(key.replace("_", " "), n) for key, n in counts.items()], (154, 26)
+    )
