@@ -56,6 +56,23 @@ class LimitSettings(BaseModel):
     max_image_pixels: int = Field(
         50_000_000, description="largest accepted width × height (decompression-bomb guard)"
     )
+    max_bulk_files: int = Field(
+        2000,
+        ge=1,
+        le=10_000,
+        description=(
+            "most images (and manifest rows) in one bulk upload from the web page or "
+            "POST /api/v1/galleries/{name}/jobs; split a larger intake into several manifests"
+        ),
+    )
+    max_bulk_upload_bytes: int = Field(
+        2 * 1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description=(
+            "largest bulk upload request, manifest and images together, in bytes (each image "
+            "is still held to max_upload_bytes); staged under <home>/staging until its job ends"
+        ),
+    )
 
 
 class SearchSettings(BaseModel):
@@ -133,3 +150,8 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Bulk uploads waiting for or in their enrolment job (0700; removed as jobs end)."""
+        return self.home / "staging"

@@ -10,10 +10,11 @@ Services and lower layers raise these; only interfaces translate them (the CLI p
     │   ├── ImageTooLarge (413)            over max_upload_bytes or max_image_pixels
     │   ├── NoFaceFound (422)              the image holds no detectable face
     │   ├── QualityRefused (422)           every face is below the quality floor
-    │   └── ManifestError (400)            a manifest file is unreadable or lacks columns
+    │   ├── ManifestError (400)            a manifest file is unreadable or lacks columns
+    │   └── TooManyFiles (413)             a bulk upload over the image or row count limit
     ├── NotFound (404)
     │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound, SearchNotFound,
-    │   └── CandidateNotFound
+    │   └── CandidateNotFound, JobNotFound
     ├── Conflict (409)
     │   ├── AlreadyExists                  a gallery/case reference in use
     │   ├── AlreadyEnrolled                the same image is already enrolled for the subject
@@ -79,6 +80,11 @@ class ManifestError(InvalidInput):
     code = "invalid_manifest"
 
 
+class TooManyFiles(InvalidInput):
+    code = "too_many_files"
+    status = 413
+
+
 class NotFound(ProbityError):
     code = "not_found"
     status = 404
@@ -103,6 +109,10 @@ class SearchNotFound(NotFound):
 
 class CandidateNotFound(NotFound):
     code = "candidate_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
 
 
 class Conflict(ProbityError):

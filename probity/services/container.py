@@ -23,6 +23,7 @@ from probity.services.clock import Clock, system_clock
 from probity.services.enrolment import EnrolmentService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
+from probity.services.jobs import EnrolmentJobs
 from probity.services.maintenance import IndexMaintenance
 from probity.services.reports import ReportService
 from probity.services.results import ResultService
@@ -64,6 +65,7 @@ class Services:
     reports: ReportService
     transparency: TransparencyService
     access: AccessGuard  # for what pages show a person (menus); services enforce, not this
+    jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
 
     def close(self) -> None:
         self.db.dispose()
@@ -172,6 +174,18 @@ def build_services(
         max_image_pixels=limits.max_image_pixels,
     )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
+    enrolment = EnrolmentService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        engine=face_engine,
+        galleries=galleries,
+        vault=vault,
+        indexes=indexes,
+        pools=pool_factory,
+        workers=settings.engine.workers,
+        max_upload_bytes=limits.max_upload_bytes,
+    )
     server = settings.server
     return Services(
         settings=settings,
@@ -180,18 +194,7 @@ def build_services(
         engine=face_engine,
         audit=audit,
         galleries=galleries,
-        enrolment=EnrolmentService(
-            db=db,
-            audit=audit,
-            clock=clock,
-            engine=face_engine,
-            galleries=galleries,
-            vault=vault,
-            indexes=indexes,
-            pools=pool_factory,
-            workers=settings.engine.workers,
-            max_upload_bytes=limits.max_upload_bytes,
-        ),
+        enrolment=enrolment,
         cases=cases,
         search=SearchService(
             db=db,
@@ -236,4 +239,13 @@ def build_services(
         ),
         transparency=TransparencyService(db=db, audit=audit, clock=clock, guard=guard),
         access=guard,
+        jobs=EnrolmentJobs(
+            db=db,
+            clock=clock,
+            galleries=galleries,
+            enrolment=enrolment,
+            staging_dir=settings.staging_dir,
+            max_files=limits.max_bulk_files,
+            max_upload_bytes=limits.max_upload_bytes,
+        ),
     )

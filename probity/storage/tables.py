@@ -282,3 +282,31 @@ class SessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EnrolmentJobRow(Base):
+    """A bulk enrolment (or a refused single upload, for the list of refused images). Polled
+    by the pages and the API from any process while the job thread updates it. ``reports``
+    holds no biometric data: manifest paths, subject references, reasons and face boxes."""
+
+    __tablename__ = "enrolment_jobs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    manifest: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    enrolled: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    refused_count: Mapped[int] = mapped_column(Integer)
+    # [{line, path, subject, reason, refused_faces: [{box, reasons}]}], in manifest order.
+    reports: Mapped[Any] = mapped_column(JSONText)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)

@@ -42,7 +42,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from probity.domain.accounts import Role
 from tests.api.conftest import (
+    OPERATOR,
     PASSWORD,
     PROVENANCE,
     World,
@@ -101,8 +103,18 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         "search_id": found["search_id"],
         "face": "1",
         "subject_id": found["faces"][0]["candidates"][0]["subject_id"],
-        "username": "ex1",
+        "username": "spare",
     }
+    # The account that user paths name: fuzzing PATCH /users/{username} changes its roles and
+    # deactivates it, so it must be nobody the seeded requests rely on (ex1 reviews there).
+    w.services.accounts.create_user(
+        actor=OPERATOR,
+        organisation="Met",
+        username="spare",
+        roles=[Role.AUDITOR],
+        training_expires=None,
+    )
+    w.services.accounts.approve_user(actor=OPERATOR, username="spare", supervisor="sup")
     for user in IDENTITIES:  # a spare key each, so revoking a known key_id revokes no one
         r = w.call("POST", "/api/v1/keys", user, json={"label": "spare"})
         assert r.status_code == 201, r.text

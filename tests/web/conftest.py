@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -31,13 +32,15 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, world: World) -> None:
+    """``app`` (or the world's app) under uvicorn in a thread, on a free loopback port."""
+
+    def __init__(self, world: World | None = None, app: Any = None) -> None:
         self.world = world
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            world.client.app, host="127.0.0.1", port=self.port, log_level="warning"
-        )
+        served = app if app is not None else world.client.app if world else None
+        assert served is not None, "LiveServer needs a world or an app"
+        config = uvicorn.Config(served, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
