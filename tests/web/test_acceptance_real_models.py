@@ -106,8 +106,9 @@ def test_probe_to_lead_to_audit_in_the_browser(
     assert left < right
     assert page.locator("[data-candidate]").count() == 0
 
-    # Pick the right-hand face: Hague at rank 1, under the banner, with his gallery image.
-    page.get_by_test_id("pick-face-2").click()
+    # Pick the right-hand face on the photo: Hague at rank 1, under the banner, with his
+    # gallery image.
+    page.get_by_test_id("face-box-2").click()
     page.wait_for_url("**face=2")
     top = page.get_by_test_id("candidate-2-1")
     assert top.get_by_test_id("subject").inner_text() == "HAGUE"

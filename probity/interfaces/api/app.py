@@ -9,6 +9,7 @@ composition root), built when the app is created and closed when it shuts down.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -42,21 +43,30 @@ MULTIPART_OVERHEAD = 1024 * 1024
 """Bytes allowed on top of ``max_upload_bytes`` for multipart headers and form fields."""
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 problem+json: up front from
-    Content-Length, or while streaming a chunked body, before the body is parsed."""
+BULK_UPLOAD_PATH = re.compile(r"^/(api/v1/)?galleries/[^/]+/jobs$")
+"""Bulk uploads (a manifest and its images), page and API: these may send up to
+``max_bulk_upload_bytes``; the job service holds each image to ``max_upload_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (``bulk_max_bytes`` for a POST to a bulk
+    upload path) with 413 problem+json: up front from Content-Length, or while streaming a
+    chunked body, before the body is parsed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, bulk_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.bulk_max_bytes = bulk_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        bulk = scope["method"] == "POST" and BULK_UPLOAD_PATH.match(scope["path"]) is not None
+        limit = self.bulk_max_bytes if bulk else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         started = False
@@ -66,7 +76,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -79,13 +89,13 @@ class BodyLimit:
             await self.app(scope, counted, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problems.problem(
             413,
             "request_too_large",
-            f"the request body is larger than {self.max_bytes} bytes",
+            f"the request body is larger than {limit} bytes",
             instance=scope.get("path"),
         )
         await response(scope, receive, send)
@@ -182,7 +192,11 @@ def create_app(
     web.install(app)
     for module in (accounts, galleries, cases, searches, audit, reports):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
-    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD,
+        bulk_max_bytes=settings.limits.max_bulk_upload_bytes + MULTIPART_OVERHEAD,
+    )
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app
 

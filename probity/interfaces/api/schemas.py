@@ -167,6 +167,43 @@ class EnrolmentOut(BaseModel):
     refused_faces: list[RefusedFace]
 
 
+class JobRowOut(BaseModel):
+    """A manifest row the job reports on (no biometric data)."""
+
+    line: int | None = Field(description="manifest line, header = 1 (None: a single upload)")
+    path: str = Field(description="the path as the manifest wrote it")
+    subject: str
+    reason: str | None = Field(description="why the row was refused; None: it was enrolled")
+    refused_faces: list[RefusedFace] = Field(description="faces below the quality floor")
+
+
+class JobOut(BaseModel):
+    """A bulk enrolment job. Poll until ``status`` is done or failed, or ``interrupted`` is
+    true (the server stopped mid-job: upload again; enrolled rows are skipped)."""
+
+    id: str
+    gallery: str
+    manifest: str
+    status: str = Field(description="queued, running, done or failed")
+    interrupted: bool
+    total: int = Field(description="manifest rows")
+    done: int = Field(description="rows finished")
+    percent: int
+    enrolled: int
+    skipped: int = Field(description="rows already enrolled (same subject, same image)")
+    refused_count: int
+    refused: list[JobRowOut] = Field(description="refused rows, with the reason")
+    faces_refused: list[JobRowOut] = Field(
+        description="enrolled rows in which other faces were below the quality floor"
+    )
+    error: str | None = Field(description="why a failed job stopped")
+    actor: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 class RemovalIn(BaseModel):
     reason: str = Field(min_length=3, max_length=2000)
 

@@ -57,6 +57,7 @@ MENU = (
     MenuItem("Audit", "/audit", Action.AUDIT_READ),
     MenuItem("Reports", "/reports/annual", Action.REPORT_ANNUAL),
     MenuItem("Admin", "/admin", Action.USER_READ),
+    MenuItem("API keys", "/admin#keys", Action.KEY_CREATE),
 )
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from PIL import Image, ImageOps
 
 from probity.domain.accounts import Action
+from probity.domain.search import Candidate, SearchResult
 from probity.errors import ProbityError
 from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session_cookie
 from probity.interfaces.api.uploads import read_upload
@@ -129,7 +130,7 @@ def case_page(
     decision = services.cases.search_decision(case)
     leads = []
     if services.access.allows(actor, Action.LEAD_READ):
-        by_ref = {
+        by_ref: dict[tuple[str, int, str], tuple[SearchResult, Candidate]] = {
             (s.id, f.index, c.subject_id): (s, c)
             for s in searches
             for f in s.faces

@@ -1,21 +1,28 @@
-"""Galleries, enrolment (multipart upload with provenance) and subject removal."""
+"""Galleries, enrolment (multipart upload with provenance), bulk enrolment jobs and subject
+removal."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from probity.domain.gallery import Gallery
+from probity.domain.jobs import EnrolmentJob, RefusedImage
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
 from probity.interfaces.api.schemas import (
     EnrolmentOut,
     GalleryIn,
     GalleryOut,
+    JobOut,
+    JobRowOut,
     Page,
+    RefusedFace,
     RemovalOut,
 )
-from probity.interfaces.api.uploads import read_upload
+from probity.interfaces.api.uploads import bulk_form, read_upload
 from probity.interfaces.render.results import enrol_json
 
 router = APIRouter(prefix="/api/v1/galleries", tags=["galleries"])
@@ -112,3 +119,100 @@ def remove_subject(
         templates=r.templates,
         index_vectors_removed=r.index_vectors_removed,
     )
+
+
+_JOB_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["manifest"],
+                    "properties": {
+                        "manifest": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": (
+                                "CSV: path,subject,source,lawful_basis,collected_at,"
+                                "jurisdiction[,collected_by,lawful_basis_reference]"
+                            ),
+                        },
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "the images the manifest names, matched by file name",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _row(r: RefusedImage) -> JobRowOut:
+    return JobRowOut(
+        line=r.line,
+        path=r.path,
+        subject=r.subject,
+        reason=r.reason,
+        refused_faces=[
+            RefusedFace(box=f.box.as_list(), reasons=list(f.reasons)) for f in r.refused_faces
+        ],
+    )
+
+
+def _job(job: EnrolmentJob, gallery: str) -> JobOut:
+    return JobOut(
+        id=job.id,
+        gallery=gallery,
+        manifest=job.manifest,
+        status=job.status.value,
+        interrupted=job.interrupted,
+        total=job.total,
+        done=job.done,
+        percent=job.percent,
+        enrolled=job.enrolled,
+        skipped=job.skipped,
+        refused_count=job.refused_count,
+        refused=[_row(r) for r in job.refused],
+        faces_refused=[_row(r) for r in job.faces_refused],
+        error=job.error,
+        actor=job.actor,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post("/{name}/jobs", response_model=JobOut, status_code=202, openapi_extra=_JOB_FORM)
+async def start_job(
+    name: str, request: Request, response: Response, actor: ActorDep, services: ServicesDep
+) -> JobOut:
+    """Bulk enrolment: a CSV manifest (``manifest``) and the images it names (``images``,
+    matched by file name; at most ``PROBITY_LIMITS__MAX_BULK_FILES``, each at most
+    ``PROBITY_LIMITS__MAX_UPLOAD_BYTES``). The job runs in the background; poll the
+    ``Location``. Rows already enrolled are skipped, so uploading again resumes."""
+    await run_in_threadpool(services.jobs.check_upload, actor=actor, gallery=name)
+    limits = services.settings.limits
+    async with bulk_form(
+        request, max_files=limits.max_bulk_files, max_manifest_bytes=limits.max_upload_bytes
+    ) as upload:
+        job = await run_in_threadpool(
+            services.jobs.start,
+            actor=actor,
+            gallery=name,
+            manifest_name=upload.manifest_name,
+            manifest=upload.manifest,
+            images=upload.images,
+        )
+    response.headers["Location"] = f"/api/v1/galleries/{quote(name, safe='')}/jobs/{job.id}"
+    return _job(job, name)
+
+
+@router.get("/{name}/jobs/{job_id}", response_model=JobOut)
+def get_job(name: str, job_id: str, actor: ActorDep, services: ServicesDep) -> JobOut:
+    """A bulk enrolment job's progress and, once done, its results."""
+    return _job(services.jobs.get(job_id, actor=actor, gallery=name), name)

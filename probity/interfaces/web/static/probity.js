@@ -13,3 +13,18 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// After htmx swaps in a face's candidates, mark that face as picked on the photo and in the
+// list (the server renders the same marks on a full page load).
+document.addEventListener("htmx:afterSwap", () => {
+  const panel = document.getElementById("face-panel");
+  if (!panel) return;
+  const picked = panel.dataset.face;
+  for (const box of document.querySelectorAll(".probe g.face")) {
+    box.classList.toggle("picked", box.dataset.face === picked);
+  }
+  for (const link of document.querySelectorAll(".face-picker a[data-face]")) {
+    if (link.dataset.face === picked) link.setAttribute("aria-current", "true");
+    else link.removeAttribute("aria-current");
+  }
+});
