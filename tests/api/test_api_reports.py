@@ -13,8 +13,8 @@ from tests.api.conftest import NOW, World, enrol_gallery, open_case, search
 def _seed(w: World) -> None:
     probes = enrol_gallery(w)
     open_case(w, "REP-1")
-    assert search(w, probes["a"], "REP-1").status_code == 200
-    assert search(w, probes["none"], "REP-1").status_code == 200
+    assert search(w, probes["a"], "REP-1").status_code == 201
+    assert search(w, probes["none"], "REP-1").status_code == 201
 
 
 def test_annual_report_json_counts_the_organisations_year(world: World) -> None:
