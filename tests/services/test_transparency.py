@@ -63,9 +63,7 @@ def seeded(svc: Services, gallery: str, clock: ManualClock, fake_engine: FakeEng
         ex2=[Role.EXAMINER],
         aud=[Role.AUDITOR],
     )
-    people |= _people(
-        svc, "Elsewhere", clock, sup2=[Role.SUPERVISOR], inv2=[Role.INVESTIGATOR]
-    )
+    people |= _people(svc, "Elsewhere", clock, sup2=[Role.SUPERVISOR], inv2=[Role.INVESTIGATOR])
     a, b = unit(1), unit(2)
     for seed, (ref, vector) in enumerate((("A-1", a), ("B-1", b), ("C-1", unit(3))), start=10):
         image = fake_engine.register(make_image(seed), vector)

@@ -5,7 +5,7 @@ both pages read at 390 px."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,17 @@ def test_auditor_filters_the_log_and_sees_the_chain_verified_then_broken(
     page.wait_for_url("**/audit?by=inv")
     by_inv = _log(w, actor="inv", organisation="Met")
     assert page.locator("tr[data-testid^='event-']").count() == min(len(by_inv), 50)
+
+    # Dates are UTC days, "until" inclusive of its day; a malformed date is refused.
+    today = w.clock().date()
+    met_so_far = len(_log(w, organisation="Met"))
+    page.goto(f"{live.url}/audit?since={today}&until={today}")
+    assert page.get_by_test_id("match-count").inner_text().startswith(f"{met_so_far} events")
+    page.goto(f"{live.url}/audit?until={today - timedelta(days=1)}")
+    assert page.get_by_test_id("match-count").inner_text().startswith("0 events")
+    response = page.goto(f"{live.url}/audit?since=31/01/2026")
+    assert response is not None and response.status == 400
+    assert "2026-01-31" in page.get_by_role("alert").inner_text()
 
     # Pages of five (Met's events only): next and previous.
     met = _log(w, organisation="Met", limit=6)

@@ -141,9 +141,7 @@ def audit_page(
     links = {
         "first": wanted.query(limit=size) if skip > 0 else None,
         "previous": wanted.query(limit=size, offset=max(0, skip - size)) if skip > 0 else None,
-        "next": wanted.query(limit=size, offset=skip + size)
-        if skip + size < page.total
-        else None,
+        "next": wanted.query(limit=size, offset=skip + size) if skip + size < page.total else None,
         "last": wanted.query(limit=size, offset=last) if skip < last else None,
     }
     return render(
