@@ -21,6 +21,7 @@ from probity.services.audit import AuditService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock, system_clock
 from probity.services.enrolment import EnrolmentService
+from probity.services.erasure import ErasureService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
@@ -65,6 +66,7 @@ class Services:
     reports: ReportService
     transparency: TransparencyService
     access: AccessGuard  # for what pages show a person (menus); services enforce, not this
+    erasure: ErasureService
     jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
 
     def close(self) -> None:
@@ -247,5 +249,14 @@ def build_services(
             staging_dir=settings.staging_dir,
             max_files=limits.max_bulk_files,
             max_upload_bytes=limits.max_upload_bytes,
+        ),
+        erasure=ErasureService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            galleries=galleries,
+            vault=vault,
+            indexes=indexes,
+            guard=guard,
         ),
     )

@@ -250,7 +250,9 @@ class EnrolmentJobs:
             else:
                 missing.append(f"{row['path']} (line {line})")
         if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            shown = ", ".join(missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
             raise ManifestError(
                 f"the manifest names {len(missing)} image(s) that were not uploaded: {shown}; "
                 "choose them too, or remove their rows"
@@ -358,7 +360,11 @@ class EnrolmentJobs:
                     at=self.clock(),
                 )
         except Exception as exc:
-            message = exc.message if isinstance(exc, ProbityError) else f"{type(exc).__name__}"
+            message = (
+                exc.message
+                if isinstance(exc, ProbityError)
+                else f"internal error ({type(exc).__name__}); the server log has the details"
+            )
             self._fail(job_id, message)
             if not isinstance(exc, ProbityError):
                 raise
@@ -551,5 +557,3 @@ def _safe_manifest_name(name: str) -> str:
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; staging must be 0700
-
-

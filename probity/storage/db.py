@@ -101,6 +101,15 @@ class Database:
             current = MigrationContext.configure(connection).get_current_revision()
         return current == head
 
+    def checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file and truncate it, so pages
+        an erasure overwrote (``secure_delete``) do not live on in the WAL. No-op elsewhere
+        (PostgreSQL's own WAL and VACUUM are the operator's; see the README)."""
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def dispose(self) -> None:
         self.engine.dispose()
         self._read_engine.dispose()

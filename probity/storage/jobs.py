@@ -176,6 +176,24 @@ class Jobs:
         )
         return [_job(r) for r in rows]
 
+    def forget_subject(self, gallery_id: str, reference: str) -> int:
+        """Drop every report about ``reference`` from the gallery's jobs, for an erasure in
+        the caller's transaction; returns how many were dropped. (The job's counts of
+        enrolled and skipped rows stay: they name no one.)"""
+        dropped = 0
+        rows = self.s.scalars(
+            select(EnrolmentJobRow).where(EnrolmentJobRow.gallery_id == gallery_id)
+        )
+        for row in rows:
+            reports = list(row.reports or ())
+            kept = [r for r in reports if r.get("subject") != reference]
+            if len(kept) != len(reports):
+                dropped += len(reports) - len(kept)
+                row.reports = kept
+                row.refused_count = sum(1 for r in kept if r.get("reason") is not None)
+        self.s.flush()
+        return dropped
+
     def count(self, gallery_id: str | None = None) -> int:
         query = select(func.count()).select_from(EnrolmentJobRow)
         if gallery_id is not None:

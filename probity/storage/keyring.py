@@ -69,6 +69,13 @@ class Keyring:
     def unwrap(self, subject_id: str, wrapped: bytes) -> bytes:
         return unseal(self._master, wrapped, b"probity/subject-key/" + subject_id.encode())
 
+    def wrap_for(self, purpose: str, owner_id: str, data_key: bytes) -> bytes:
+        """Wrap a data key for ``purpose`` (e.g. "rights-photo", "suppression")."""
+        return seal(self._master, data_key, f"probity/{purpose}-key/{owner_id}".encode())
+
+    def unwrap_for(self, purpose: str, owner_id: str, wrapped: bytes) -> bytes:
+        return unseal(self._master, wrapped, f"probity/{purpose}-key/{owner_id}".encode())
+
     def wrap_case_key(self, case_id: str, data_key: bytes) -> bytes:
         """A case's key for its probe images (a different purpose, so different AAD)."""
         return seal(self._master, data_key, b"probity/case-key/" + case_id.encode())

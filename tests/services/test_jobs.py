@@ -147,15 +147,31 @@ def test_the_job_records_progress_while_it_runs(
         (b"path,subject\nx.png,A", ["x.png"], ManifestError, "lacks column(s): source"),
         (HEADER.encode(), [], ManifestError, "no rows"),
         (b"\xff\xfe not utf-8", [], ManifestError, "UTF-8"),
-        (f"{HEADER}\n{row('x.png', 'A')}\n{row('y.png', 'B')}".encode(), ["x.png"],
-         ManifestError, "y.png (line 3)"),
+        (
+            f"{HEADER}\n{row('x.png', 'A')}\n{row('y.png', 'B')}".encode(),
+            ["x.png"],
+            ManifestError,
+            "y.png (line 3)",
+        ),
         (f"{HEADER}\n{row('/etc/passwd', 'A')}".encode(), [], ManifestError, "/etc/passwd"),
-        (f"{HEADER}\n{row('x.png', 'A')}".encode(), ["x.png", "sub/x.png"], InvalidInput,
-         "two uploaded images are called 'x.png'"),
-        (f"{HEADER}\n{row('x.png', 'A')}".encode(), ["x.png", "y.png", "z.png", "w.png"],
-         TooManyFiles, "at most 3 images"),
-        ("\n".join([HEADER] + [row(f"{n}.png", "A") for n in range(4)]).encode(), [],
-         TooManyFiles, "more than 3 rows"),
+        (
+            f"{HEADER}\n{row('x.png', 'A')}".encode(),
+            ["x.png", "sub/x.png"],
+            InvalidInput,
+            "two uploaded images are called 'x.png'",
+        ),
+        (
+            f"{HEADER}\n{row('x.png', 'A')}".encode(),
+            ["x.png", "y.png", "z.png", "w.png"],
+            TooManyFiles,
+            "at most 3 images",
+        ),
+        (
+            "\n".join([HEADER] + [row(f"{n}.png", "A") for n in range(4)]).encode(),
+            [],
+            TooManyFiles,
+            "more than 3 rows",
+        ),
     ],
 )
 def test_uploads_are_checked_before_anything_is_staged(
@@ -185,7 +201,7 @@ def test_an_oversized_image_refuses_the_upload_and_leaves_nothing(
     svc: Services, gallery: str
 ) -> None:
     svc.jobs.max_upload_bytes = 200
-    with pytest.raises(ImageTooLarge, match="big.png is larger than 200 bytes"):
+    with pytest.raises(ImageTooLarge, match=r"big\.png is larger than 200 bytes"):
         svc.jobs.start(
             actor=ACTOR,
             gallery=gallery,
@@ -315,8 +331,9 @@ def test_jobs_run_on_postgres(
     assert len(svc.jobs.refused_images(actor=ACTOR, gallery="custody")) == 3
 
 
-def test_staged_files_are_private(svc: Services, gallery: str, fake_engine: FakeEngine,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_staged_files_are_private(
+    svc: Services, gallery: str, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While a job runs, its folder is 0700 and its files 0600."""
     modes: dict[str, int] = {}
 
@@ -334,3 +351,15 @@ def test_staged_files_are_private(svc: Services, gallery: str, fake_engine: Fake
     assert run(svc, manifest, images).enrolled == 3
     assert modes.pop("folder") == 0o700
     assert set(modes.values()) == {0o600} and len(modes) == 7  # the manifest and 6 images
+
+
+def test_an_erasure_can_forget_a_subject_in_the_job_reports(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    manifest, images = intake(fake_engine)
+    job = run(svc, manifest, images)
+    with svc.db.transaction() as session:
+        assert Jobs(session).forget_subject(job.gallery_id, "X-1") == 1
+        assert Jobs(session).forget_subject(job.gallery_id, "nobody") == 0
+    after = svc.jobs.get(job.id, actor=ACTOR, gallery=gallery)
+    assert after.refused_count == 2 and "X-1" not in {r.subject for r in after.reports}

@@ -55,8 +55,7 @@ async def bulk_form(
         detail = str(exc.detail)
         if "files" in detail.lower():
             raise TooManyFiles(
-                f"at most {max_files} images in one upload; split the manifest into several "
-                "uploads"
+                f"at most {max_files} images in one upload; split the manifest into several uploads"
             ) from None
         raise InvalidInput(f"the upload could not be read: {detail}") from None
     try:

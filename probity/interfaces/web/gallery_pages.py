@@ -292,9 +292,12 @@ def job_page(
     actor, csrf = signed_in(request, services, probity_session)
     gallery = services.galleries.get(name, actor=actor)
     job = services.jobs.get(job_id, actor=actor, gallery=name)
-    template = "gallery_job_status.html" if request.headers.get("HX-Request") else "gallery_job.html"
+    template = (
+        "gallery_job_status.html" if request.headers.get("HX-Request") else "gallery_job.html"
+    )
     response = render(request, template, actor=actor, csrf=csrf, gallery=gallery, job=job)
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Vary"] = "HX-Request"  # the fragment and the page share one URL
     return response
 
 

@@ -1,0 +1,311 @@
+"""Erasure of subjects: the one path every deletion of a person's data takes (a privacy
+officer's erasure, an objection, the retention sweeper, a jurisdiction purge, a curator's
+removal), so that each reaches every copy the same way and leaves the same proof.
+
+What one erasure does, in this order (a crash at any point leaves nothing readable):
+
+1. One database transaction deletes the subject's data key (crypto-shredding), templates,
+   enrolments and the subject row, writes an **erasure receipt** (no biometric data: the
+   reference the gallery knew them by, counts, cause, reason) and the audit event.
+2. The key-wrapping key is rotated (``Vault.rotate``): every *other* data key is re-wrapped
+   under a new one and the old one is destroyed, so a copy of the database taken before the
+   erasure (a backup) no longer opens with the current keys either.
+3. The sealed image blobs are deleted, the vectors are removed from the gallery's index and
+   the index file is rewritten without their bytes, and SQLite's write-ahead log is
+   checkpointed and truncated (``secure_delete`` is on, so freed pages are zeroed).
+
+Face crops and probe images shown by the web pages are made per response and sent
+``no-store``; nothing about a subject is cached on disk, so there is no thumbnail to purge.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from probity.domain.accounts import Action, Resource
+from probity.domain.audit import AuditAction, AuditRecord
+from probity.domain.gallery import Gallery
+from probity.errors import InvalidInput, SubjectNotFound
+from probity.services.access import AccessGuard, Who, name_of, organisation_of
+from probity.services.audit import AuditService
+from probity.services.clock import Clock
+from probity.services.galleries import GalleryService
+from probity.services.indexes import IndexSet
+from probity.storage.db import Database
+from probity.storage.repositories import Enrolments, Subjects, Templates
+from probity.storage.tables import ErasureReceiptRow, SubjectRow
+from probity.storage.vault import Vault
+
+MIN_REASON = 3
+
+
+class ErasureCause(StrEnum):
+    """Why a subject was erased (recorded on the receipt and in the audit event)."""
+
+    REQUEST = "request"  # a data subject's erasure request
+    OBJECTION = "objection"  # an objection (opt-out by face) matched them
+    RETENTION = "retention"  # the retention sweeper: their records were due
+    JURISDICTION = "jurisdiction"  # a jurisdiction rule excludes their records
+    REMOVAL = "removal"  # a curator's or privacy officer's decision
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReceipt:
+    """Proof of one erasure. ``number`` is what the person or the officer is given."""
+
+    number: str
+    at: datetime
+    actor: str
+    organisation: str | None
+    gallery: str
+    subject_id: str
+    subject_reference: str
+    cause: ErasureCause
+    reason: str
+    request_id: str | None
+    enrolments: int
+    templates: int
+    blobs: int
+    index_vectors: int
+    audit_seq: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "receipt": self.number,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "organisation": self.organisation,
+            "gallery": self.gallery,
+            "subject_id": self.subject_id,
+            "subject_reference": self.subject_reference,
+            "cause": self.cause.value,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "enrolments": self.enrolments,
+            "templates": self.templates,
+            "blobs": self.blobs,
+            "index_vectors_removed": self.index_vectors,
+            "audit_seq": self.audit_seq,
+        }
+
+
+def new_receipt_number(prefix: str, at: datetime) -> str:
+    """``ER-2026-7F3A9C21D4``: a prefix, the year, and 40 random bits (no sequence, so a
+    receipt says nothing about how many others exist)."""
+    return f"{prefix}-{at.year}-{secrets.token_hex(5).upper()}"
+
+
+def _receipt(row: ErasureReceiptRow) -> ErasureReceipt:
+    return ErasureReceipt(
+        number=row.id,
+        at=row.at,
+        actor=row.actor,
+        organisation=row.organisation,
+        gallery=row.gallery,
+        subject_id=row.subject_id,
+        subject_reference=row.subject_reference,
+        cause=ErasureCause(row.cause),
+        reason=row.reason,
+        request_id=row.request_id,
+        enrolments=row.enrolments,
+        templates=row.templates,
+        blobs=row.blobs,
+        index_vectors=row.index_vectors,
+        audit_seq=row.audit_seq,
+    )
+
+
+class ErasureService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditService,
+        clock: Clock,
+        galleries: GalleryService,
+        vault: Vault,
+        indexes: IndexSet,
+        guard: AccessGuard,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self.galleries = galleries
+        self.vault = vault
+        self.indexes = indexes
+        self.guard = guard
+
+    def erase(
+        self,
+        *,
+        actor: Who,
+        gallery: str,
+        reference: str,
+        reason: str,
+        cause: ErasureCause = ErasureCause.REMOVAL,
+        request_id: str | None = None,
+    ) -> ErasureReceipt:
+        """Erase the subject ``reference`` of ``gallery`` (needs SUBJECT_REMOVE on it)."""
+        target = self.galleries.get(gallery, actor=actor, action=Action.SUBJECT_REMOVE)
+        with self.db.read() as session:
+            subject = Subjects(session).find(target.id, reference)
+        if subject is None:
+            raise SubjectNotFound(f"no subject '{reference}' in gallery '{gallery}'")
+        return self.erase_subjects(
+            actor=actor,
+            subject_ids=[subject.id],
+            reason=reason,
+            cause=cause,
+            request_id=request_id,
+        )[0]
+
+    def erase_subjects(
+        self,
+        *,
+        actor: Who,
+        subject_ids: Iterable[str],
+        reason: str,
+        cause: ErasureCause,
+        request_id: str | None = None,
+    ) -> list[ErasureReceipt]:
+        """Erase several subjects (the sweeper, a purge, an objection matching several
+        records): one receipt each, one key rotation and one index rewrite per gallery for
+        the lot. Access is checked per subject's gallery. Unknown ids are skipped (already
+        erased by someone else: erasure is idempotent)."""
+        if len(reason.strip()) < MIN_REASON:
+            raise InvalidInput("a reason for the erasure is required")
+        wanted = list(dict.fromkeys(subject_ids))
+        galleries: dict[str, Gallery] = {g.id: g for g in self.galleries.all()}
+        receipts: list[ErasureReceipt] = []
+        blobs: list[str] = []
+        vectors: dict[str, list[int]] = {}
+        with self.db.transaction() as session:
+            rows = (
+                list(session.scalars(select(SubjectRow).where(SubjectRow.id.in_(wanted))))
+                if wanted
+                else []
+            )
+            for row in rows:
+                target = galleries[row.gallery_id]
+                self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(target.organisation_id))
+            for row in sorted(rows, key=lambda r: (r.gallery_id, r.reference)):
+                target = galleries[row.gallery_id]
+                receipt, subject_blobs, template_ids = self._erase_one(
+                    session, actor, target, row, reason.strip(), cause, request_id
+                )
+                receipts.append(receipt)
+                blobs.extend(subject_blobs)
+                vectors.setdefault(target.id, []).extend(template_ids)
+            if rows:
+                self.vault.rotate(session)
+        removed: dict[str, int] = {}
+        for gallery_id, ids in vectors.items():
+            removed[gallery_id] = self.indexes.remove(gallery_id, ids)
+        for blob in blobs:
+            self.vault.blobs.delete(blob)
+        if rows:
+            self.db.checkpoint()
+        return receipts
+
+    def _erase_one(
+        self,
+        session: Session,
+        actor: Who,
+        target: Gallery,
+        row: SubjectRow,
+        reason: str,
+        cause: ErasureCause,
+        request_id: str | None,
+    ) -> tuple[ErasureReceipt, list[str], list[int]]:
+        now = self.clock()
+        enrolments = Enrolments(session)
+        blobs = [blob for _, blob in enrolments.for_subject(row.id)]
+        templates = Templates(session)
+        template_ids = [int(t) for t in templates.ids_for_subject(row.id)]
+        subjects = Subjects(session)
+        enrolments.delete_for_subject(row.id)
+        templates.delete_for_subject(row.id)
+        subjects.delete(row.id)  # the data key first: the shredding
+        number = new_receipt_number("ER", now)
+        event = self.audit.record(
+            session,
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=AuditAction.SUBJECT_REMOVE,
+                galleries=(target.name,),
+                subject_ids=(row.id,),
+                details={
+                    "receipt": number,
+                    "reference": row.reference,
+                    "cause": cause.value,
+                    "reason": reason,
+                    "request_id": request_id,
+                    "enrolments": len(blobs),
+                    "templates": len(template_ids),
+                },
+            ),
+        )
+        receipt = ErasureReceipt(
+            number=number,
+            at=now,
+            actor=name_of(actor),
+            organisation=organisation_of(actor),
+            gallery=target.name,
+            subject_id=row.id,
+            subject_reference=row.reference,
+            cause=cause,
+            reason=reason,
+            request_id=request_id,
+            enrolments=len(blobs),
+            templates=len(template_ids),
+            blobs=len(blobs),
+            # The index holds one vector per template; the rewrite below removes them all.
+            index_vectors=len(template_ids),
+            audit_seq=event.seq,
+        )
+        session.add(
+            ErasureReceiptRow(
+                id=receipt.number,
+                at=receipt.at,
+                actor=receipt.actor,
+                organisation=receipt.organisation,
+                gallery=receipt.gallery,
+                subject_id=receipt.subject_id,
+                subject_reference=receipt.subject_reference,
+                cause=receipt.cause.value,
+                reason=receipt.reason,
+                request_id=receipt.request_id,
+                enrolments=receipt.enrolments,
+                templates=receipt.templates,
+                blobs=receipt.blobs,
+                index_vectors=receipt.index_vectors,
+                audit_seq=receipt.audit_seq,
+            )
+        )
+        return receipt, blobs, template_ids
+
+    def receipt(self, number: str, *, actor: Who) -> ErasureReceipt:
+        """One receipt by number (for privacy officers, auditors and the local operator)."""
+        self.guard.check(actor, Action.RIGHTS_HANDLE)
+        with self.db.read() as session:
+            row = session.get(ErasureReceiptRow, number)
+            if row is None:
+                raise SubjectNotFound(f"no erasure receipt '{number}'")
+            return _receipt(row)
+
+    def receipts(self, *, actor: Who, request_id: str | None = None) -> list[ErasureReceipt]:
+        """Receipts, newest first; those of one rights request when ``request_id`` is set."""
+        self.guard.check(actor, Action.RIGHTS_HANDLE)
+        with self.db.read() as session:
+            stmt = select(ErasureReceiptRow).order_by(ErasureReceiptRow.at.desc())
+            if request_id is not None:
+                stmt = stmt.where(ErasureReceiptRow.request_id == request_id)
+            return [_receipt(r) for r in session.scalars(stmt)]
