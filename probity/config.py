@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         return self.home / "index"
 
     @property
+    def key_dir(self) -> Path:
+        """Key-encryption keys (storage/keyring.py): rotated at every erasure. Back it up
+        apart from the data, and keep only the latest copy."""
+        return self.home / "keys"
+
+    @property
     def staging_dir(self) -> Path:
         """Bulk uploads waiting for or in their enrolment job (0700; removed as jobs end)."""
         return self.home / "staging"

@@ -78,11 +78,11 @@ class CaseService:
             opened_by=name_of(actor),
             organisation_id=organisation_id_of(actor),
         )
-        _, wrapped = self.vault.new_case_key(case.id)
         with self.db.transaction() as session:
             cases = Cases(session)
             if cases.by_reference(reference) is not None:
                 raise AlreadyExists(f"case '{reference}' already exists")
+            _, wrapped = self.vault.new_case_key(session, case.id)
             cases.add(case, wrapped_probe_key=wrapped)
             self.audit.record(
                 session,

@@ -122,7 +122,7 @@ def build_services(
             "date (run 'probity init')"
         )
     face_engine: FaceEngine = engine or DlibEngine(settings.engine)
-    vault = Vault(Keyring(master), FileBlobStore(settings.blob_dir))
+    vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
     indexes = IndexSet(
         directory=settings.index_dir,
         backend=settings.index_backend,
@@ -189,6 +189,15 @@ def build_services(
         max_upload_bytes=limits.max_upload_bytes,
     )
     server = settings.server
+    erasure = ErasureService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        galleries=galleries,
+        vault=vault,
+        indexes=indexes,
+        guard=guard,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -218,9 +227,7 @@ def build_services(
                 per_organisation=settings.search.per_organisation_per_minute,
             ),
         ),
-        subjects=SubjectService(
-            db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
-        ),
+        subjects=SubjectService(erasure=erasure),
         indexes=indexes,
         maintenance=IndexMaintenance(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
@@ -250,13 +257,5 @@ def build_services(
             max_files=limits.max_bulk_files,
             max_upload_bytes=limits.max_upload_bytes,
         ),
-        erasure=ErasureService(
-            db=db,
-            audit=audit,
-            clock=clock,
-            galleries=galleries,
-            vault=vault,
-            indexes=indexes,
-            guard=guard,
-        ),
+        erasure=erasure,
     )

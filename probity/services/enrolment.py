@@ -294,7 +294,7 @@ class EnrolmentService:
             existing = subjects.find(gallery.id, reference)
             if existing is None:
                 subject_row = Subject(SubjectId(new_id()), gallery.id, reference, now)
-                key, wrapped = self.vault.new_wrapped_key(subject_row.id)
+                key, wrapped = self.vault.new_wrapped_key(session, subject_row.id)
                 subjects.add(subject_row, wrapped)
             else:
                 subject_row = existing

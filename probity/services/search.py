@@ -170,7 +170,7 @@ class SearchService:
     ) -> None:
         key = self.vault.case_key(session, case_id)
         if key is None:  # a case opened before probes were kept
-            key, wrapped = self.vault.new_case_key(case_id)
+            key, wrapped = self.vault.new_case_key(session, case_id)
             Cases(session).set_wrapped_probe_key(case_id, wrapped)
         self.vault.put_probe(key, case_id, blob_id, probe)
         Probes(session).add(

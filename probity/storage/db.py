@@ -101,14 +101,24 @@ class Database:
             current = MigrationContext.configure(connection).get_current_revision()
         return current == head
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
         """SQLite: move the write-ahead log into the database file and truncate it, so pages
-        an erasure overwrote (``secure_delete``) do not live on in the WAL. No-op elsewhere
-        (PostgreSQL's own WAL and VACUUM are the operator's; see the README)."""
+        an erasure overwrote (``secure_delete``) do not live on in the WAL. False when a
+        reader kept it from completing (the next checkpoint finishes the job). No-op
+        elsewhere (PostgreSQL's own WAL and VACUUM are the operator's; see the README)."""
         if not self.is_sqlite:
-            return
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return True
+        # On a raw connection (autocommit, see _sqlite_pragmas): a checkpoint cannot run
+        # inside the BEGIN IMMEDIATE that SQLAlchemy's connections start with.
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = cursor.fetchone()[0]
+            cursor.close()
+        finally:
+            raw.close()
+        return not busy
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,9 +4,10 @@
   key file ``<home>/master.key`` that ``probity init`` writes with mode 0600. It never goes
   in the database.
 - Each **subject** gets its own random 32-byte data key, stored only *wrapped* (encrypted by
-  the master key) in ``subject_keys``. Every image and template of the subject is encrypted
-  with it. Destroying that one row (crypto-shredding) makes all of the subject's ciphertext,
-  including copies in backups, unreadable with the current keys.
+  the current key-encryption key, see ``Keyring``) in ``subject_keys``. Every image and
+  template of the subject is encrypted with it. Destroying that one row (crypto-shredding)
+  and rotating the key-encryption key makes all of the subject's ciphertext, including
+  copies in backups of the database and blob store, unreadable with the current keys.
 - Sealed format: ``b"\\x01" + 12-byte random nonce + ciphertext || 16-byte GCM tag``. The
   associated data binds a ciphertext to its purpose and owner, so a template blob cannot be
   swapped for another subject's.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -55,33 +57,175 @@ def new_data_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
-class Keyring:
-    """Wraps and unwraps subject data keys with the master key."""
+WRAPPED_V2 = b"\x02"
+"""Wrapped-key format 2: ``b"\x02" + epoch (4 bytes, big-endian) + seal(KEK_epoch, ...)``.
+Format 1 (no prefix) is epoch 0, wrapped directly by the master key (homes made before key
+rotation existed read as they always did)."""
 
-    def __init__(self, master_key: bytes) -> None:
+
+class Keyring:
+    """Wraps and unwraps data keys with the current **key-encryption key** (KEK).
+
+    The KEK of epoch 0 is the master key itself. Every erasure rotates it (``rotate_to``):
+    a new random KEK of the next epoch is written to ``<key_dir>/kek-<epoch>.key`` (sealed
+    by the master key, mode 0600), every stored data key is re-wrapped under it, and once
+    that has committed the older KEK files are overwritten and deleted. A copy of the
+    database taken before an erasure therefore holds the erased subject's data key wrapped
+    under a KEK that no longer exists: the current keys cannot open it.
+
+    What this does not defend against: a backup that includes both the old ``keys``
+    folder and the master key (a full copy of the home with ``master.key`` in it) holds
+    everything it needs. Back up ``keys/`` and the master key apart from the data, and keep
+    only the latest key backup (see the README)."""
+
+    def __init__(self, master_key: bytes, key_dir: Path | None = None) -> None:
         if len(master_key) != KEY_BYTES:
             raise IntegrityError(f"the master key must be {KEY_BYTES} bytes")
         self._master = master_key
+        self.key_dir = key_dir
+        self._keks: dict[int, bytes] = {0: master_key}
+        self._floor = 0  # KEKs of epochs below this are destroyed: never loaded again
 
-    def wrap(self, subject_id: str, data_key: bytes) -> bytes:
-        return seal(self._master, data_key, b"probity/subject-key/" + subject_id.encode())
+    # -- the KEKs -------------------------------------------------------------------------
+
+    def _kek_path(self, epoch: int) -> Path:
+        if self.key_dir is None:
+            raise IntegrityError("this keyring has no key folder, so it cannot rotate")
+        return self.key_dir / f"kek-{epoch}.key"
+
+    def kek(self, epoch: int) -> bytes:
+        """The KEK of ``epoch``; IntegrityError if it was destroyed by a rotation."""
+        if epoch < self._floor:
+            raise IntegrityError(f"the key-encryption key of epoch {epoch} was destroyed")
+        if epoch not in self._keks:
+            path = self._kek_path(epoch)
+            try:
+                sealed = base64.b64decode(path.read_bytes())
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"the key-encryption key of epoch {epoch} is gone ({path}): data wrapped "
+                    "under it was erased, or the keys folder is missing"
+                ) from None
+            self._keks[epoch] = unseal(self._master, sealed, f"probity/kek/{epoch}".encode())
+        return self._keks[epoch]
+
+    def write_kek(self, epoch: int) -> None:
+        """Create the KEK of a new epoch on disk (fsynced before the database may refer
+        to it). Overwrites a stale file of the same epoch left by a rolled-back rotation."""
+        path = self._kek_path(epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        kek = secrets.token_bytes(KEY_BYTES)
+        sealed = seal(self._master, kek, f"probity/kek/{epoch}".encode())
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64encode(sealed))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        self._keks[epoch] = kek
+
+    def forget(self, epoch: int) -> None:
+        """Drop a KEK of a rotation that did not commit (its file is removed)."""
+        self._keks.pop(epoch, None)
+        with contextlib.suppress(FileNotFoundError, IntegrityError):
+            self._kek_path(epoch).unlink()
+
+    def destroy_below(self, epoch: int) -> int:
+        """Destroy every KEK older than ``epoch``: overwrite each file, delete it, forget it
+        in memory. Returns how many files were destroyed."""
+        self._floor = max(self._floor, epoch)
+        for old in [e for e in self._keks if e < epoch]:
+            if old != 0:
+                del self._keks[old]
+        if epoch > 0:
+            self._keks.pop(0, None)  # the master no longer wraps data keys directly
+        destroyed = 0
+        if self.key_dir is None or not self.key_dir.exists():
+            return destroyed
+        for path in self.key_dir.glob("kek-*.key"):
+            try:
+                found = int(path.stem.split("-", 1)[1])
+            except ValueError:
+                continue
+            if found < epoch:
+                _shred(path)
+                destroyed += 1
+        return destroyed
+
+    def observe(self, epoch: int) -> None:
+        """The database says ``epoch`` is current: KEKs older than it are dead here too (a
+        rotation made by another process)."""
+        if epoch > self._floor:
+            self.destroy_below(epoch)
+
+    # -- wrapping -------------------------------------------------------------------------
+
+    def wrap_at(self, epoch: int, aad: bytes, data_key: bytes) -> bytes:
+        if epoch == 0:
+            return seal(self.kek(0), data_key, aad)
+        return WRAPPED_V2 + epoch.to_bytes(4, "big") + seal(self.kek(epoch), data_key, aad)
+
+    def unwrap_any(self, aad: bytes, wrapped: bytes) -> bytes:
+        if wrapped[:1] == WRAPPED_V2:
+            epoch = int.from_bytes(wrapped[1:5], "big")
+            return unseal(self.kek(epoch), wrapped[5:], aad)
+        return unseal(self.kek(0), wrapped, aad)
+
+    @staticmethod
+    def subject_aad(subject_id: str) -> bytes:
+        return b"probity/subject-key/" + subject_id.encode()
+
+    @staticmethod
+    def case_aad(case_id: str) -> bytes:
+        return b"probity/case-key/" + case_id.encode()
+
+    @staticmethod
+    def purpose_aad(purpose: str, owner_id: str) -> bytes:
+        return f"probity/{purpose}-key/{owner_id}".encode()
+
+    def wrap(self, subject_id: str, data_key: bytes, epoch: int = 0) -> bytes:
+        return self.wrap_at(epoch, self.subject_aad(subject_id), data_key)
 
     def unwrap(self, subject_id: str, wrapped: bytes) -> bytes:
-        return unseal(self._master, wrapped, b"probity/subject-key/" + subject_id.encode())
+        return self.unwrap_any(self.subject_aad(subject_id), wrapped)
 
-    def wrap_for(self, purpose: str, owner_id: str, data_key: bytes) -> bytes:
+    def wrap_for(self, purpose: str, owner_id: str, data_key: bytes, epoch: int = 0) -> bytes:
         """Wrap a data key for ``purpose`` (e.g. "rights-photo", "suppression")."""
-        return seal(self._master, data_key, f"probity/{purpose}-key/{owner_id}".encode())
+        return self.wrap_at(epoch, self.purpose_aad(purpose, owner_id), data_key)
 
     def unwrap_for(self, purpose: str, owner_id: str, wrapped: bytes) -> bytes:
-        return unseal(self._master, wrapped, f"probity/{purpose}-key/{owner_id}".encode())
+        return self.unwrap_any(self.purpose_aad(purpose, owner_id), wrapped)
 
-    def wrap_case_key(self, case_id: str, data_key: bytes) -> bytes:
+    def wrap_case_key(self, case_id: str, data_key: bytes, epoch: int = 0) -> bytes:
         """A case's key for its probe images (a different purpose, so different AAD)."""
-        return seal(self._master, data_key, b"probity/case-key/" + case_id.encode())
+        return self.wrap_at(epoch, self.case_aad(case_id), data_key)
 
     def unwrap_case_key(self, case_id: str, wrapped: bytes) -> bytes:
-        return unseal(self._master, wrapped, b"probity/case-key/" + case_id.encode())
+        return self.unwrap_any(self.case_aad(case_id), wrapped)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _shred(path: Path) -> None:
+    """Overwrite a key file with random bytes, fsync, then delete it. (On copy-on-write or
+    journalling file systems the old blocks may survive; the key inside is sealed by the
+    master key, and the README says to keep ``keys/`` off such media where that matters.)"""
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            handle.write(secrets.token_bytes(max(size, 1)))
+            handle.flush()
+            os.fsync(handle.fileno())
+        path.unlink()
 
 
 def create_master_key_file(path: Path) -> bool:

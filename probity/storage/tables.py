@@ -385,6 +385,18 @@ class SuppressionRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class KeyringStateRow(Base):
+    """One row (id 1): the epoch of the current key-encryption key (storage/keyring.py).
+    Writers that wrap a new data key read it under a shared lock, a rotation under an
+    exclusive one, so no key is ever wrapped under a KEK that is being retired."""
+
+    __tablename__ = "keyring_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class JurisdictionRuleRow(Base):
     """An exclusion rule as data: records collected in ``code`` (or a subdivision of it:
     "GB" covers "GB-SCT") are refused at enrolment, never returned by search, and purged."""

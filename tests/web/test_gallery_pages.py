@@ -122,7 +122,7 @@ def test_curator_creates_a_gallery_and_bulk_uploads_with_a_progress_bar(
     facts = page.get_by_test_id("gallery-facts").inner_text()
     assert "custody images of charged persons" in facts and "GB, GB-SCT" in facts
 
-    _slow_engine(live, monkeypatch, 0.5)  # four photos reach the engine: about 2 s
+    _slow_engine(live, monkeypatch, 0.75)  # four photos reach the engine: about 3 s
     manifest, images = _intake(live)
     seen = _upload(page, manifest, images)
     assert seen[-1] == "100 %" and len(seen) >= 2, seen  # the bar moved without a reload

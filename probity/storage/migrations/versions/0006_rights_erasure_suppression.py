@@ -99,6 +99,16 @@ def upgrade() -> None:
             batch_op.f("ix_suppression_templates_request_id"), ["request_id"], unique=False
         )
 
+    state = op.create_table(
+        "keyring_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("rotated_at", UTC(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    # Epoch 0: data keys wrapped directly by the master key, as before this migration.
+    op.bulk_insert(state, [{"id": 1, "epoch": 0, "rotated_at": None}])
+
     op.create_table(
         "jurisdiction_rules",
         sa.Column("code", sa.String(length=20), nullable=False),
@@ -110,6 +120,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("keyring_state")
     op.drop_table("jurisdiction_rules")
     with op.batch_alter_table("suppression_templates", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_suppression_templates_request_id"))
