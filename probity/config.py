@@ -88,6 +88,26 @@ class SearchSettings(BaseModel):
     )
 
 
+class SuppressionSettings(BaseModel):
+    """The suppression list (objection / opt-out by face); see services/suppression.py."""
+
+    target_fmr: float = Field(
+        0.005,
+        gt=0,
+        lt=1,
+        description=(
+            "1:1 false-match rate at which a face counts as matching a suppression template, "
+            "mapped to a distance by engine/thresholds: 0.005 is distance 0.60 (LFW pairs: "
+            "FMR 0.5 %, FNMR 3.4 %). A match erases gallery records at objection time, "
+            "refuses enrolments and withholds search candidates. Erring towards suppression is "
+            "the safe side, but the check is 1:N: with M objectors about 1-(1-FMR)^M of "
+            "unrelated enrolments are refused, and one objection erases about FMR x N of an "
+            "N-template gallery's unrelated records. 0.0003 is 0.55 (FNMR 8.9 %), "
+            "0.022 is 0.65 (FNMR 2.0 %)"
+        ),
+    )
+
+
 class ServerSettings(BaseModel):
     searching_kinds: list[OrganisationKind] = Field(
         default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
@@ -134,6 +154,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    suppression: SuppressionSettings = Field(default_factory=SuppressionSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,14 +10,16 @@ Services and lower layers raise these; only interfaces translate them (the CLI p
     │   ├── ImageTooLarge (413)            over max_upload_bytes or max_image_pixels
     │   ├── NoFaceFound (422)              the image holds no detectable face
     │   ├── QualityRefused (422)           every face is below the quality floor
+    │   ├── JurisdictionExcluded (422)     collected in a jurisdiction a rule excludes
     │   ├── ManifestError (400)            a manifest file is unreadable or lacks columns
     │   └── TooManyFiles (413)             a bulk upload over the image or row count limit
     ├── NotFound (404)
     │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound, SearchNotFound,
-    │   └── CandidateNotFound, JobNotFound
+    │   └── CandidateNotFound, JobNotFound, RequestNotFound
     ├── Conflict (409)
     │   ├── AlreadyExists                  a gallery/case reference in use
     │   ├── AlreadyEnrolled                the same image is already enrolled for the subject
+    │   ├── ObjectionOnFile                the face matches the suppression list (an objection)
     │   └── AlreadyReviewed                this person already reviewed this candidate
     ├── Unauthenticated (401)              no credentials, or a bad key, password or session
     ├── NotPermitted (403)
@@ -76,6 +78,15 @@ class QualityRefused(InvalidInput):
     status = 422
 
 
+class JurisdictionExcluded(InvalidInput):
+    """An enrolment refused because a jurisdiction rule excludes where the record was
+    collected (``probity jurisdiction exclude``). 422: the request is well formed, but this
+    record may not be held here while the rule stands."""
+
+    code = "jurisdiction_excluded"
+    status = 422
+
+
 class ManifestError(InvalidInput):
     code = "invalid_manifest"
 
@@ -115,6 +126,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class RequestNotFound(NotFound):
+    """No rights request with that receipt number (or one of another organisation's)."""
+
+    code = "rights_request_not_found"
+
+
 class Conflict(ProbityError):
     code = "conflict"
     status = 409
@@ -131,6 +148,14 @@ class AlreadyEnrolled(Conflict):
 
 class AlreadyReviewed(Conflict):
     code = "already_reviewed"
+
+
+class ObjectionOnFile(Conflict):
+    """An enrolment refused because its face matches the suppression list (someone who
+    objected). 409, not 422: the image itself is valid and well formed; it conflicts with
+    what is on file, and sending it again gets the same answer until that record changes."""
+
+    code = "objection_on_file"
 
 
 class NotPermitted(ProbityError):

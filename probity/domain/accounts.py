@@ -53,6 +53,7 @@ class Action(StrEnum):
     REPORT_CASE = "report.case"
     REPORT_ANNUAL = "report.annual"
     RIGHTS_HANDLE = "rights.handle"
+    JURISDICTION_RULE = "jurisdiction.rule"  # exclude / lift a jurisdiction, purge its records
 
 
 @dataclass(frozen=True, slots=True)

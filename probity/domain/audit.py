@@ -47,6 +47,20 @@ class AuditAction(StrEnum):
     LEAD = "lead.confirmed"
     REPORT_CASE = "report.case"
     REPORT_ANNUAL = "report.annual"
+    JURISDICTION_EXCLUDE = "jurisdiction.exclude"  # a jurisdiction rule added
+    JURISDICTION_LIFT = "jurisdiction.lift"  # a jurisdiction rule removed (purged stays purged)
+    JURISDICTION_PURGE = "jurisdiction.purge"  # the purge run and the erasures it led to
+    RETENTION_SWEEP = "retention.sweep"  # a sweep that erased records (or was asked for)
+    ENROLMENT_ERASE = "enrolment.erase"  # some of a subject's enrolments erased, not the subject
+    OBJECTION_RECORD = "objection.record"  # a suppression template stored (no biometrics)
+    OBJECTION_APPLIED = "objection.applied"  # the gallery scan and the erasures it led to
+    ENROL_REFUSED_OBJECTION = "enrolment.refused_objection"  # a face on the suppression list
+    RIGHTS_FILE = "rights.file"  # a rights request filed (kind, receipt, deadline)
+    RIGHTS_EXTEND = "rights.extend"  # the deadline extended once, with the reason
+    RIGHTS_CLOSE = "rights.close"  # closed or refused: outcome and handling time
+    RIGHTS_PHOTO_READ = "rights.photo_read"  # an officer looked at a request's photo
+    RIGHTS_PHOTO_DELETED = "rights.photo_deleted"  # its photo and key destroyed at closing
+    RIGHTS_EXPORT = "rights.export"  # an access export made (counts and digest, no images)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ rule lives in exactly one place. The rules, in the order they are checked:
 4. Searching needs an organisation whose kind may search (deployment configuration, default
    law enforcement only) and a training attestation that has not lapsed.
 5. A reviewer may review a candidate once: a second review must come from someone else.
+6. Jurisdiction rules: curators and privacy officers set them for their organisation's
+   galleries; a deployment-wide rule (no organisation) is an admin's (or the local
+   operator's, who is not asked), because it binds every organisation's galleries.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from probity.policy.decision import Decision
 A = Action
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(
-        {A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE, A.KEY_CREATE}
+        {
+            A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE, A.KEY_CREATE,
+            A.JURISDICTION_RULE,
+        }
     ),
     Role.SUPERVISOR: frozenset(
         {
@@ -37,7 +43,7 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     Role.CURATOR: frozenset(
         {
             A.KEY_CREATE, A.GALLERY_CREATE, A.GALLERY_READ, A.ENROL, A.SUBJECT_REMOVE,
-            A.INDEX_REBUILD,
+            A.INDEX_REBUILD, A.JURISDICTION_RULE,
         }
     ),
     Role.INVESTIGATOR: frozenset(
@@ -53,7 +59,10 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
         {A.KEY_CREATE, A.AUDIT_READ, A.AUDIT_VERIFY, A.REPORT_CASE, A.REPORT_ANNUAL}
     ),
     Role.PRIVACY_OFFICER: frozenset(
-        {A.KEY_CREATE, A.GALLERY_READ, A.SUBJECT_REMOVE, A.RIGHTS_HANDLE, A.AUDIT_READ}
+        {
+            A.KEY_CREATE, A.GALLERY_READ, A.SUBJECT_REMOVE, A.RIGHTS_HANDLE, A.AUDIT_READ,
+            A.JURISDICTION_RULE,
+        }
     ),
 }  # fmt: skip
 
@@ -95,6 +104,15 @@ def decide(actor: Actor, action: Action, resource: Resource, context: Context) -
             return Decision.deny(
                 f"the training attestation lapsed on {actor.training_expires.date()}"
             )
+    if (
+        action is A.JURISDICTION_RULE
+        and resource.organisation_id is None
+        and Role.ADMIN not in actor.roles
+    ):
+        return Decision.deny(
+            "a deployment-wide jurisdiction rule is set by an admin; curators and privacy "
+            "officers set rules for their organisation's galleries"
+        )
     if action is A.REVIEW_RECORD and actor.user_id in resource.reviewed_by:
         return Decision.deny(
             "you have already reviewed this candidate; the second review must come from "

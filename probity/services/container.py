@@ -32,6 +32,7 @@ from probity.services.reviews import ReviewService
 from probity.services.search import SearchService
 from probity.services.sessions import SessionService
 from probity.services.subjects import SubjectService
+from probity.services.suppression import SuppressionService
 from probity.services.transparency import TransparencyService
 from probity.storage.blobs import FileBlobStore
 from probity.storage.db import Database
@@ -67,6 +68,7 @@ class Services:
     transparency: TransparencyService
     access: AccessGuard  # for what pages show a person (menus); services enforce, not this
     erasure: ErasureService
+    suppression: SuppressionService  # the objection (opt-out by face) list
     jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
 
     def close(self) -> None:
@@ -92,6 +94,10 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
             organisation=settings.organisation,
             signer=CheckpointSigner(master),
         )
+        with db.transaction() as session:
+            Vault(
+                Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir)
+            ).start_first_epoch(session)
         with db.transaction() as session:
             empty = AuditLog(session).count() == 0
             if empty:
@@ -176,6 +182,28 @@ def build_services(
         max_image_pixels=limits.max_image_pixels,
     )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
+    erasure = ErasureService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        galleries=galleries,
+        vault=vault,
+        indexes=indexes,
+        guard=guard,
+    )
+    suppression = SuppressionService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        engine=face_engine,
+        galleries=galleries,
+        vault=vault,
+        erasure=erasure,
+        guard=guard,
+        target_fmr=settings.suppression.target_fmr,
+        max_upload_bytes=limits.max_upload_bytes,
+        max_image_pixels=limits.max_image_pixels,
+    )
     enrolment = EnrolmentService(
         db=db,
         audit=audit,
@@ -187,17 +215,9 @@ def build_services(
         pools=pool_factory,
         workers=settings.engine.workers,
         max_upload_bytes=limits.max_upload_bytes,
+        suppression=suppression,
     )
     server = settings.server
-    erasure = ErasureService(
-        db=db,
-        audit=audit,
-        clock=clock,
-        galleries=galleries,
-        vault=vault,
-        indexes=indexes,
-        guard=guard,
-    )
     return Services(
         settings=settings,
         db=db,
@@ -226,6 +246,7 @@ def build_services(
                 per_user=settings.search.per_user_per_minute,
                 per_organisation=settings.search.per_organisation_per_minute,
             ),
+            suppression=suppression,
         ),
         subjects=SubjectService(erasure=erasure),
         indexes=indexes,
@@ -258,4 +279,5 @@ def build_services(
             max_upload_bytes=limits.max_upload_bytes,
         ),
         erasure=erasure,
+        suppression=suppression,
     )

@@ -45,6 +45,7 @@ from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.services.manifest import ManifestRow, read_manifest
+from probity.services.suppression import SuppressionService
 from probity.storage.db import Database
 from probity.storage.repositories import Enrolments, Subjects, Templates
 from probity.storage.vault import Vault
@@ -99,6 +100,7 @@ class EnrolmentService:
         pools: Callable[[int], AnalysisPool],
         workers: int,
         max_upload_bytes: int,
+        suppression: SuppressionService | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -110,6 +112,7 @@ class EnrolmentService:
         self.pools = pools
         self.workers = workers
         self.max_upload_bytes = max_upload_bytes
+        self.suppression = suppression
 
     def enrol(
         self,
@@ -284,6 +287,11 @@ class EnrolmentService:
         sha256, faces = analysis
         face, refused = self._single_face(faces, gallery.quality_floor)
         reference = prepared.reference
+        if self.suppression is not None:  # "objection on file": refused, nothing written
+            self.suppression.check_enrolment(
+                actor=actor, gallery=gallery, descriptor=face.descriptor,
+                reference=reference, image_sha256=sha256,
+            )  # fmt: skip
         now = self.clock()
         enrolment_id = EnrolmentId(new_id())
         blob_id = new_id()

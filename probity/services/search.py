@@ -42,6 +42,7 @@ from probity.services.cases import CaseService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
+from probity.services.suppression import SuppressionService
 from probity.storage.casework import Probes, StoredSearches
 from probity.storage.db import Database
 from probity.storage.repositories import Cases, Enrolments, Searches, Subjects, Templates
@@ -86,6 +87,7 @@ class SearchService:
         default_target_fmr: float,
         guard: AccessGuard,
         limits: SearchLimits,
+        suppression: SuppressionService | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -102,6 +104,7 @@ class SearchService:
         self.default_target_fmr = default_target_fmr
         self.guard = guard
         self.limits = limits
+        self.suppression = suppression
 
     def search(
         self,
@@ -310,6 +313,8 @@ class SearchService:
             tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
             for tid, t in sealed.items()
         }
+        if self.suppression is not None:  # never a candidate who objected (any rank)
+            vectors = self.suppression.withhold(sealed, vectors)
         scored: dict[int, list[_Scored]] = {}
         for i, face in searchable:
             scored[i] = [

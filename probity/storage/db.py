@@ -114,7 +114,8 @@ class Database:
         try:
             cursor = raw.cursor()
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy = cursor.fetchone()[0]
+            row = cursor.fetchone()
+            busy = bool(row and row[0])
             cursor.close()
         finally:
             raw.close()

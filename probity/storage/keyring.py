@@ -85,6 +85,20 @@ class Keyring:
         self.key_dir = key_dir
         self._keks: dict[int, bytes] = {0: master_key}
         self._floor = 0  # KEKs of epochs below this are destroyed: never loaded again
+        # The oldest KEK file on disk marks where the living keys start: older epochs,
+        # the master key's own epoch 0 included, were retired by a rotation.
+        present = self._epochs_on_disk()
+        if present:
+            self.destroy_below(min(present), shred=False)
+
+    def _epochs_on_disk(self) -> list[int]:
+        if self.key_dir is None or not self.key_dir.is_dir():
+            return []
+        found = []
+        for path in self.key_dir.glob("kek-*.key"):
+            with contextlib.suppress(ValueError):
+                found.append(int(path.stem.split("-", 1)[1]))
+        return found
 
     # -- the KEKs -------------------------------------------------------------------------
 
@@ -133,25 +147,19 @@ class Keyring:
         with contextlib.suppress(FileNotFoundError, IntegrityError):
             self._kek_path(epoch).unlink()
 
-    def destroy_below(self, epoch: int) -> int:
-        """Destroy every KEK older than ``epoch``: overwrite each file, delete it, forget it
-        in memory. Returns how many files were destroyed."""
+    def destroy_below(self, epoch: int, *, shred: bool = True) -> int:
+        """Destroy every KEK older than ``epoch``: forget it in memory (epoch 0, the master
+        key, included: it no longer wraps data keys) and, with ``shred``, overwrite and
+        delete its file. Returns how many files were destroyed."""
         self._floor = max(self._floor, epoch)
         for old in [e for e in self._keks if e < epoch]:
-            if old != 0:
-                del self._keks[old]
-        if epoch > 0:
-            self._keks.pop(0, None)  # the master no longer wraps data keys directly
+            del self._keks[old]
         destroyed = 0
-        if self.key_dir is None or not self.key_dir.exists():
+        if not shred:
             return destroyed
-        for path in self.key_dir.glob("kek-*.key"):
-            try:
-                found = int(path.stem.split("-", 1)[1])
-            except ValueError:
-                continue
+        for found in self._epochs_on_disk():
             if found < epoch:
-                _shred(path)
+                _shred(self._kek_path(found))
                 destroyed += 1
         return destroyed
 

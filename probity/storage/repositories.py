@@ -627,6 +627,24 @@ class AuditLog:
             for row in self.s.scalars(stmt):
                 yield _event(row)
 
+    def events_naming_subject(self, *, action: str, subject_id: str) -> Iterator[AuditEvent]:
+        """Events of ``action`` whose ``subject_ids`` include ``subject_id``, oldest first
+        (an access export: every search that returned the subject, purged ones included).
+        ``subject_ids`` is stored as JSON text, so a LIKE on the quoted id narrows the scan
+        in the database (ids are hex: no LIKE wildcards) and each hit is checked exactly."""
+        stmt = (
+            select(AuditEventRow)
+            .where(
+                AuditEventRow.action == action,
+                AuditEventRow.subject_ids.like(f'%"{subject_id}"%'),
+            )
+            .order_by(AuditEventRow.seq)
+        )
+        for row in self.s.scalars(stmt.execution_options(yield_per=1000)):
+            event = _event(row)
+            if subject_id in event.subject_ids:
+                yield event
+
     def hash_at(self, seq: int) -> str | None:
         return self.s.scalar(select(AuditEventRow.hash).where(AuditEventRow.seq == seq))
 

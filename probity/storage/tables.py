@@ -399,10 +399,14 @@ class KeyringStateRow(Base):
 
 class JurisdictionRuleRow(Base):
     """An exclusion rule as data: records collected in ``code`` (or a subdivision of it:
-    "GB" covers "GB-SCT") are refused at enrolment, never returned by search, and purged."""
+    "GB" covers "GB-SCT") are refused at enrolment, never returned by search, and purged.
+
+    ``scope`` is the organisation whose galleries the rule binds, or ``"*"`` for every
+    gallery of the deployment (a string, not NULL, so that it can be part of the key)."""
 
     __tablename__ = "jurisdiction_rules"
 
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     code: Mapped[str] = mapped_column(String(20), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

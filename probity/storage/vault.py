@@ -187,3 +187,22 @@ class Vault:
         event.listen(session, "after_commit", committed, once=True)
         event.listen(session, "after_rollback", rolled_back, once=True)
         return new
+
+    def start_first_epoch(self, session: Session) -> bool:
+        """On a new home (epoch 0, no data key stored yet), move to epoch 1 so that no data
+        key is ever wrapped by the master key itself: then even the first erasure leaves
+        backups unreadable with the current keys. A home that already holds keys wrapped at
+        epoch 0 moves on at its first erasure. Returns True if it rotated."""
+        if self.current_epoch(session) != 0:
+            return False
+        tables = (SubjectKeyRow.subject_id, CaseRow.wrapped_probe_key, RightsRequestRow.id)
+        for column in tables:
+            stmt = select(column).limit(1)
+            if column is CaseRow.wrapped_probe_key:
+                stmt = stmt.where(CaseRow.wrapped_probe_key.is_not(None))
+            if session.execute(stmt).first() is not None:
+                return False
+        if session.execute(select(SuppressionRow.id).limit(1)).first() is not None:
+            return False
+        self.rotate(session)
+        return True

@@ -218,7 +218,7 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     from probity.storage.keyring import Keyring
 
     master = load_master_key(env_value=None, key_file=home / "master.key")
-    key = Keyring(master).unwrap(subject_id, wrapped)
+    key = Keyring(master, home / "keys").unwrap(subject_id, wrapped)
     vector = np.frombuffer(unseal(key, sealed, b"probity/template/" + subject_id.encode()), "<f4")
     stored = normalise(vector[None, :].astype(np.float32), 128).tobytes()
     index_file = home / "index" / f"{gallery_id}.faiss"

@@ -52,6 +52,7 @@ EXPECTED = {
     Action.REPORT_CASE:    ".x.x.x.",
     Action.REPORT_ANNUAL:  ".x...x.",
     Action.RIGHTS_HANDLE:  "......x",
+    Action.JURISDICTION_RULE: "x.x...x",
 }  # fmt: skip
 
 
@@ -126,3 +127,15 @@ def test_the_same_person_cannot_review_a_candidate_twice() -> None:
 def test_ensure_raises_with_the_reason() -> None:
     with pytest.raises(NotPermitted, match="not allowed for auditor"):
         ensure(actor(Role.AUDITOR), Action.SEARCH_RUN, Resource(), CTX)
+
+
+def test_deployment_wide_jurisdiction_rules_are_an_admins() -> None:
+    deployment = Resource()
+    assert decide(actor(Role.ADMIN), Action.JURISDICTION_RULE, deployment, CTX).allowed
+    for role in (Role.CURATOR, Role.PRIVACY_OFFICER):
+        denied = decide(actor(role), Action.JURISDICTION_RULE, deployment, CTX)
+        assert not denied.allowed and "deployment-wide" in denied.reason
+        own = Resource(organisation_id="org-police")
+        assert decide(actor(role), Action.JURISDICTION_RULE, own, CTX).allowed
+        foreign = Resource(organisation_id="org-other")
+        assert not decide(actor(role), Action.JURISDICTION_RULE, foreign, CTX).allowed

@@ -29,6 +29,7 @@ from probity.interfaces.api.routes import (
     audit,
     cases,
     galleries,
+    objections,
     ops,
     reports,
     searches,
@@ -190,7 +191,7 @@ def create_app(
     problems.install(app)
     app.include_router(ops.router)
     web.install(app)
-    for module in (accounts, galleries, cases, searches, audit, reports):
+    for module in (accounts, galleries, cases, searches, audit, reports, objections):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     app.add_middleware(
         BodyLimit,

@@ -43,12 +43,14 @@ def subject_remove(
                 "templates": r.templates,
                 "index_vectors_removed": r.index_vectors_removed,
                 "audit_event": r.audit_seq,
+                "receipt": r.receipt,
             }
         )
     else:
         out.print(
             f"Subject '{r.reference}' removed from '{r.gallery}': {r.enrolments} enrolment(s), "
-            f"{r.index_vectors_removed} index vector(s); audit event #{r.audit_seq}."
+            f"{r.index_vectors_removed} index vector(s); audit event #{r.audit_seq}; "
+            f"receipt {r.receipt}."
         )
 
 

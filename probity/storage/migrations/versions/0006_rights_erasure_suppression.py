@@ -111,11 +111,12 @@ def upgrade() -> None:
 
     op.create_table(
         "jurisdiction_rules",
+        sa.Column("scope", sa.String(length=32), nullable=False),
         sa.Column("code", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("created_at", UTC(), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("code"),
+        sa.PrimaryKeyConstraint("scope", "code"),
     )
 
 
