@@ -295,6 +295,34 @@ class ErasureService:
         )
         return receipt, blobs, template_ids
 
+    def erase_enrolments(
+        self,
+        *,
+        actor: Who,
+        enrolment_ids: Iterable[str],
+        reason: str,
+        cause: ErasureCause,
+        request_id: str | None = None,
+    ) -> list[ErasureReceipt]:
+        """Erase some enrolments (the retention sweeper, a jurisdiction purge: rules about
+        records, not people). A subject left with none is erased whole (``erase_subjects``);
+        one that keeps some loses the others' rows, templates, blobs and index vectors, is
+        re-keyed (so backups of what went cannot be opened with the current keys) and gets a
+        receipt of the same shape, audited as ``enrolment.erase``. Access is checked per
+        enrolment's gallery (SUBJECT_REMOVE); ids already gone are skipped (idempotent).
+        The work is in ``services/partial_erasure.py``."""
+        # Imported here: partial_erasure uses this module's receipt types.
+        from probity.services.partial_erasure import erase_enrolments
+
+        return erase_enrolments(
+            self,
+            actor=actor,
+            enrolment_ids=enrolment_ids,
+            reason=reason,
+            cause=cause,
+            request_id=request_id,
+        )
+
     def receipt(self, number: str, *, actor: Who) -> ErasureReceipt:
         """One receipt by number (for privacy officers, auditors and the local operator)."""
         self.guard.check(actor, Action.RIGHTS_HANDLE)

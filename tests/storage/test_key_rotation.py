@@ -1,0 +1,131 @@
+"""Key-encryption-key rotation (storage/keyring.py, storage/vault.py) on SQLite and on the
+real PostgreSQL server: rotation re-wraps every stored key, destroys the old KEK only once
+the transaction commits, leaves no new KEK behind when it rolls back, and another process
+that still holds the old KEK in memory drops it as soon as it sees the new epoch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from probity.errors import IntegrityError
+from probity.storage.blobs import FileBlobStore
+from probity.storage.db import Database
+from probity.storage.keyring import Keyring, new_data_key
+from probity.storage.tables import SubjectKeyRow, SubjectRow
+from probity.storage.vault import Vault
+
+MASTER = new_data_key()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if request.param == "postgres"
+        else f"sqlite:///{tmp_path / 'p.db'}"
+    )
+    database = Database(url)
+    database.migrate()
+    return database
+
+
+def _vault(tmp_path: Path) -> Vault:
+    return Vault(Keyring(MASTER, tmp_path / "keys"), FileBlobStore(tmp_path / "blobs"))
+
+
+def _add_subject(db: Database, vault: Vault, subject_id: str) -> bytes:
+    """A subject row with a wrapped data key; returns the plain key."""
+    with db.transaction() as s:
+        gallery = _gallery(s)
+        key, wrapped = vault.new_wrapped_key(s, subject_id)
+        s.add(SubjectRow(id=subject_id, gallery_id=gallery, reference=subject_id,
+                         created_at=datetime.now(UTC)))  # fmt: skip
+        s.flush()
+        s.add(SubjectKeyRow(subject_id=subject_id, wrapped_key=wrapped,
+                            created_at=datetime.now(UTC)))  # fmt: skip
+    return key
+
+
+def _gallery(s) -> str:  # type: ignore[no-untyped-def]
+    from probity.storage.tables import GalleryRow
+
+    found = s.scalars(select(GalleryRow.id)).first()
+    if found:
+        return str(found)
+    s.add(GalleryRow(id="g1", name="g", inclusion_policy="p", retention_days=1,
+                     jurisdictions=[], quality_floor={}, model_name="m", model_version="1",
+                     model_dimension=128, created_at=datetime.now(UTC),
+                     created_by="tests"))  # fmt: skip
+    s.flush()
+    return "g1"
+
+
+def test_new_homes_start_at_epoch_1_and_rotation_retires_the_old_kek(
+    db: Database, tmp_path: Path
+) -> None:
+    vault = _vault(tmp_path)
+    with db.transaction() as s:
+        assert vault.start_first_epoch(s)
+    with db.read() as s:
+        assert vault.current_epoch(s) == 1
+    key_a = _add_subject(db, vault, "a")
+    key_b = _add_subject(db, vault, "b")
+    with db.read() as s:
+        old_wrapped = s.get(SubjectKeyRow, "a").wrapped_key  # a "backup" taken now
+        assert vault.subject_key(s, "a") == key_a
+
+    with db.transaction() as s:
+        assert vault.rotate(s) == 2
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["kek-2.key"]
+    with db.read() as s:
+        assert vault.subject_key(s, "a") == key_a and vault.subject_key(s, "b") == key_b
+    # The backup's wrapped key no longer opens: not in this process, not in a new one.
+    with pytest.raises(IntegrityError):
+        vault.keyring.unwrap("a", old_wrapped)
+    with pytest.raises(IntegrityError):
+        Keyring(MASTER, tmp_path / "keys").unwrap("a", old_wrapped)
+    # Nor does the master key alone (epoch 0 is retired too).
+    with pytest.raises(IntegrityError):
+        Keyring(MASTER, tmp_path / "keys").kek(0)
+
+
+def test_a_rotation_that_rolls_back_leaves_the_old_kek_in_place(
+    db: Database, tmp_path: Path
+) -> None:
+    vault = _vault(tmp_path)
+    with db.transaction() as s:
+        vault.start_first_epoch(s)
+    key = _add_subject(db, vault, "a")
+    with pytest.raises(RuntimeError), db.transaction() as s:
+        vault.rotate(s)
+        raise RuntimeError("the erasure failed after the rotation")
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["kek-1.key"]
+    with db.read() as s:
+        assert vault.current_epoch(s) == 1
+        assert vault.subject_key(s, "a") == key
+
+
+def test_another_process_drops_the_old_kek_when_it_sees_the_new_epoch(
+    db: Database, tmp_path: Path
+) -> None:
+    mine, theirs = _vault(tmp_path), _vault(tmp_path)
+    with db.transaction() as s:
+        mine.start_first_epoch(s)
+    _add_subject(db, mine, "a")
+    with db.read() as s:
+        old_wrapped = s.get(SubjectKeyRow, "a").wrapped_key
+        theirs.subject_key(s, "a")  # loads KEK 1 into the other process's memory
+    with db.transaction() as s:
+        mine.rotate(s)
+    assert theirs.keyring.unwrap("a", old_wrapped)  # still cached: not yet told
+    with db.read() as s:
+        theirs.current_epoch(s)
+    with pytest.raises(IntegrityError):
+        theirs.keyring.unwrap("a", old_wrapped)
+    _add_subject(db, theirs, "b")  # new keys are wrapped at the new epoch
+    with db.read() as s:
+        assert s.get(SubjectKeyRow, "b").wrapped_key[1:5] == (2).to_bytes(4, "big")
