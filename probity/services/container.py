@@ -29,6 +29,7 @@ from probity.services.maintenance import IndexMaintenance
 from probity.services.reports import ReportService
 from probity.services.results import ResultService
 from probity.services.reviews import ReviewService
+from probity.services.rights import RightsService, derive_form_secret
 from probity.services.search import SearchService
 from probity.services.sessions import SessionService
 from probity.services.subjects import SubjectService
@@ -69,6 +70,7 @@ class Services:
     access: AccessGuard  # for what pages show a person (menus); services enforce, not this
     erasure: ErasureService
     suppression: SuppressionService  # the objection (opt-out by face) list
+    rights: RightsService  # rights requests: access, objection, erasure; the access export
     jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
 
     def close(self) -> None:
@@ -280,4 +282,17 @@ def build_services(
         ),
         erasure=erasure,
         suppression=suppression,
+        rights=RightsService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            guard=guard,
+            galleries=galleries,
+            vault=vault,
+            erasure=erasure,
+            suppression=suppression,
+            form_secret=derive_form_secret(master),
+            max_upload_bytes=limits.max_upload_bytes,
+            max_image_pixels=limits.max_image_pixels,
+        ),
     )

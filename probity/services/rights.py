@@ -92,10 +92,11 @@ from probity.services.galleries import GalleryService
 from probity.storage.db import Database
 from probity.storage.repositories import AuditLog, Enrolments, Subjects
 from probity.storage.rights import RightsRequests
-from probity.storage.vault import Vault
+from probity.storage.vault import RIGHTS_PHOTO, Vault
 
-PHOTO_PURPOSE = "rights-photo"
-"""The purpose a request's photo key is wrapped for (see ``Vault.new_purpose_key``)."""
+PHOTO_PURPOSE = RIGHTS_PHOTO
+"""The purpose a request's photo key is wrapped for (see ``Vault.new_purpose_key``; the
+key-wrapping rotation re-wraps ``rights_requests.photo_key`` under it)."""
 
 PUBLIC_PER_ADDRESS_PER_HOUR = 5
 PUBLIC_PER_HOUR = 200
@@ -121,6 +122,8 @@ class ObjectionOutcome(Protocol):
 
     @property
     def receipts(self) -> Sequence[ErasureReceipt]: ...
+
+    def as_dict(self) -> dict[str, object]: ...
 
 
 class Objections(Protocol):
@@ -335,7 +338,7 @@ class RightsService:
             sealed = wrapped = None
             if photo is not None:
                 blob = new_id()
-                key, wrapped = self.vault.new_purpose_key(PHOTO_PURPOSE, request.id)
+                key, wrapped = self.vault.new_purpose_key(session, PHOTO_PURPOSE, request.id)
                 sealed = self.vault.seal_with(key, photo, _photo_aad(request.id, blob))
             repo.add(request, photo_blob=blob, photo_key=wrapped)
             self.audit.record(
@@ -579,11 +582,13 @@ class RightsService:
         outcome = self.suppression.object(
             actor=actor, image=image, reference=request.receipt, request_id=request.id
         )
+        summary = {k: v for k, v in outcome.as_dict().items() if k != "receipts"}
         return self._add_result(
             request,
             "erasures",
             *[r.as_dict() for r in outcome.receipts],
             suppression_id=outcome.suppression_id,
+            objection=summary,
         )
 
     def _add_result(

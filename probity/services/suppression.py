@@ -93,7 +93,7 @@ from probity.services.erasure import ErasureCause, ErasureReceipt, ErasureServic
 from probity.services.galleries import GalleryService
 from probity.storage.db import Database
 from probity.storage.repositories import SealedTemplate, Templates
-from probity.storage.tables import SuppressionRow
+from probity.storage.tables import SuppressionRow, TemplateRow
 from probity.storage.vault import SUPPRESSION, Vault
 
 SCAN_BATCH = 1000
@@ -471,21 +471,50 @@ class SuppressionService:
         self, templates: Mapping[int, SealedTemplate], vectors: Mapping[int, Vector]
     ) -> dict[int, Vector]:
         """``vectors`` (decrypted search hits, by template id) without every template of any
-        subject that has a hit within the suppression distance of a template applying to
-        its gallery: such a subject is never a candidate, at any rank or threshold."""
+        subject who matches the list: a subject one of whose templates (among the hits, or
+        any other of theirs) is within the suppression distance of a template applying to
+        its gallery is never a candidate, at any rank or threshold. Costs one query when
+        the list is empty; otherwise the list and the hit subjects' other templates are
+        decrypted for this call only."""
         suppressed = self._load()
         if not suppressed.ids or not vectors:
             return dict(vectors)
-        organisation = {g.id: g.organisation_id for g in self.galleries.all()}
-        ids = list(vectors)
-        distances = _distances(np.stack([vectors[i] for i in ids]), suppressed.vectors)
+        organisation: dict[str, str | None] = {
+            g.id: g.organisation_id for g in self.galleries.all()
+        }
+        owners = {tid: (templates[tid].subject_id, templates[tid].gallery_id) for tid in vectors}
+        others = self._other_templates({s for s, _ in owners.values()}, exclude=set(vectors))
+        every = [(vectors[tid], *owners[tid]) for tid in vectors] + list(others)
+        distances = _distances(np.stack([v for v, _, _ in every]), suppressed.vectors)
         masks: dict[str | None, NDArray[np.bool_]] = {}
         withheld: set[str] = set()
-        for row, tid in enumerate(ids):
-            t = templates[tid]
-            owner = organisation.get(t.gallery_id)
+        for row, (_, subject_id, gallery_id) in enumerate(every):
+            owner = organisation.get(gallery_id)  # an unknown gallery: every template applies
             if owner not in masks:
                 masks[owner] = suppressed.applying_to(owner)
             if (distances[row][masks[owner]] <= self.max_distance).any():
-                withheld.add(t.subject_id)
-        return {tid: v for tid, v in vectors.items() if templates[tid].subject_id not in withheld}
+                withheld.add(subject_id)
+        return {tid: v for tid, v in vectors.items() if owners[tid][0] not in withheld}
+
+    def _other_templates(
+        self, subject_ids: set[str], *, exclude: set[int]
+    ) -> list[tuple[Vector, str, str]]:
+        """The subjects' templates that are not among ``exclude`` (most subjects have one
+        template, so usually none), decrypted: (vector, subject id, gallery id)."""
+        model_key = self.engine.model.key
+        found: list[tuple[Vector, str, str]] = []
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(TemplateRow).where(
+                    TemplateRow.subject_id.in_(subject_ids), TemplateRow.model_key == model_key
+                )
+            ).all()
+            keys: dict[str, bytes] = {}
+            for row in rows:
+                if row.id in exclude:
+                    continue
+                if row.subject_id not in keys:
+                    keys[row.subject_id] = self.vault.subject_key(session, row.subject_id)
+                vector = Vault.open_vector(keys[row.subject_id], row.subject_id, row.sealed_vector)
+                found.append((vector, row.subject_id, row.gallery_id))
+        return found

@@ -1,0 +1,248 @@
+"""The suppression list (objection / opt-out by face) with the fake engine: the matching
+logic at its threshold, erasure at the objection, refusal at enrolment (single and bulk),
+withholding at search, refusals of bad photos, and the audit trail. The real-model
+acceptance test is tests/cli/test_optout_cli.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, text
+
+from probity.domain.accounts import Actor, OrganisationKind, Role
+from probity.domain.audit import AuditAction
+from probity.errors import InvalidInput, NoFaceFound, NotPermitted, ObjectionOnFile, QualityRefused
+from probity.services.container import Services
+from probity.services.enrolment import RowStatus
+from probity.services.erasure import ErasureCause
+from probity.storage.repositories import AuditLog
+from probity.storage.tables import SubjectRow, SuppressionRow, TemplateRow
+from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
+from tests.services.conftest import ACTOR, PROVENANCE
+
+OBJECTOR = unit(11)
+OTHER = unit(12)
+
+
+def enrol(svc: Services, engine: FakeEngine, gallery: str, ref: str, vector: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
+    image = engine.register(make_image(seed), vector)
+    return svc.enrolment.enrol(
+        actor=ACTOR, gallery=gallery, subject=ref, image=image, provenance=PROVENANCE
+    )
+
+
+def events(svc: Services, action: AuditAction) -> list[dict[str, object]]:
+    with svc.db.read() as s:
+        return [dict(e.details) for e in AuditLog(s).events(action=action.value)]
+
+
+def count(svc: Services, table: type) -> int:
+    with svc.db.read() as s:
+        return int(s.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def open_case(svc: Services) -> None:
+    svc.cases.open(
+        actor=ACTOR,
+        reference="C-1",
+        offence="robbery",
+        justification="suspect seen on a still from the scene",
+        authorisation="AUTH-1",
+    )
+
+
+def test_threshold_comes_from_the_fmr_table(svc: Services) -> None:
+    assert svc.suppression.max_distance == 0.60
+    assert svc.suppression.target_fmr == 0.005
+
+
+def test_objection_erases_matches_within_the_distance_only(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.59, 1), 1)  # just inside 0.60
+    enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.30, 2), 2)  # a second photo
+    enrol(svc, fake_engine, gallery, "LOOKALIKE", near(OBJECTOR, 0.61, 3), 3)  # just outside
+    enrol(svc, fake_engine, gallery, "OTHER", OTHER, 4)
+    photo = fake_engine.register(make_image(50), OBJECTOR)
+    size_before = svc.indexes.size(svc.galleries.get(gallery).id)
+
+    objection = svc.suppression.object(actor=ACTOR, image=photo, reference="LETTER-7")
+
+    assert objection.faces == 1
+    assert objection.templates_compared == 4
+    assert [m.gallery for m in objection.matches] == [gallery]
+    assert objection.matches[0].distance == pytest.approx(0.30, abs=1e-3)  # its closest
+    assert len(objection.receipts) == 1
+    receipt = objection.receipts[0]
+    assert receipt.subject_reference == "OBJ"
+    assert receipt.cause is ErasureCause.OBJECTION
+    assert receipt.templates == 2
+    with svc.db.read() as s:
+        left = set(s.scalars(select(SubjectRow.reference)))
+    assert left == {"LOOKALIKE", "OTHER"}
+    # The suppression template is never indexed: only the two erased vectors left the index.
+    assert svc.indexes.size(svc.galleries.get(gallery).id) == size_before - 2
+    assert count(svc, SuppressionRow) == 1
+    assert json.loads(json.dumps(objection.as_dict()))["receipts"][0]["receipt"] == receipt.number
+
+
+def test_template_is_sealed_under_its_own_purpose_key(
+    svc: Services, fake_engine: FakeEngine
+) -> None:
+    photo = fake_engine.register(make_image(50), OBJECTOR)
+    objection = svc.suppression.object(actor=ACTOR, image=photo, reference="LETTER-7")
+    raw = np.ascontiguousarray(OBJECTOR, dtype="<f4").tobytes()
+    with svc.db.read() as s:
+        row = s.get(SuppressionRow, objection.suppression_id)
+        assert row is not None
+        assert raw not in row.sealed and raw[:64] not in row.sealed
+        assert row.reference == "LETTER-7" and row.organisation_id is None
+    assert raw not in (svc.settings.home / "probity.db").read_bytes()
+    # A key unwrapped for another purpose (or owner) does not open it.
+    from probity.errors import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        svc.vault.open_purpose_key("rights-photo", objection.suppression_id, row.wrapped_key)
+
+
+def test_enrolment_of_an_objector_is_refused_and_nothing_written(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    templates = count(svc, TemplateRow)
+    with pytest.raises(ObjectionOnFile, match=r"^objection on file") as refused:
+        enrol(svc, fake_engine, gallery, "NEW-REF", near(OBJECTOR, 0.45, 5), 5)
+    assert refused.value.status == 409
+    assert count(svc, TemplateRow) == templates
+    with svc.db.read() as s:
+        assert s.scalar(select(SubjectRow).where(SubjectRow.reference == "NEW-REF")) is None
+    logged = events(svc, AuditAction.ENROL_REFUSED_OBJECTION)
+    assert len(logged) == 1
+    assert logged[0]["distance"] == pytest.approx(0.45, abs=1e-3)
+    assert logged[0]["subject_reference"] == "NEW-REF"
+    # Someone else still enrols.
+    assert enrol(svc, fake_engine, gallery, "OTHER", OTHER, 6).status is RowStatus.ENROLLED
+
+
+def test_manifest_reports_the_objection_as_a_refused_row(
+    svc: Services, gallery: str, fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(fake_engine.register(make_image(60), near(OBJECTOR, 0.4, 7)))
+    (photos / "b.png").write_bytes(fake_engine.register(make_image(61), OTHER))
+    ok = "custody/1,law_enforcement,2026-10-01,GB,PC 1"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        "path,subject,source,lawful_basis,collected_at,jurisdiction,collected_by\n"
+        f"photos/a.png,A,{ok}\nphotos/b.png,B,{ok}\n"
+    )
+    summary = svc.enrolment.enrol_manifest(
+        actor=ACTOR, gallery=gallery, manifest=manifest, workers=1
+    )
+    status = {r.subject: r.outcome for r in summary.rows}
+    assert status["A"].status is RowStatus.REFUSED
+    assert (status["A"].reason or "").startswith("objection on file")
+    assert status["B"].status is RowStatus.ENROLLED
+
+
+def test_search_never_returns_a_subject_who_matches_the_list(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """A record that got past the objection (here: enrolled while the enrolment check was
+    off, as an enrolment racing the objection would) is withheld at any rank, with the
+    threshold off, together with the subject's other templates."""
+    open_case(svc)
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    check, svc.enrolment.suppression = svc.enrolment.suppression, None
+    try:
+        enrol(svc, fake_engine, gallery, "SLIPPED", near(OBJECTOR, 0.5, 8), 8)
+        enrol(svc, fake_engine, gallery, "SLIPPED", unit(77), 9)  # far from the objector
+    finally:
+        svc.enrolment.suppression = check
+    enrol(svc, fake_engine, gallery, "OTHER", OTHER, 10)
+    for probe_vector, seed in ((near(OBJECTOR, 0.2, 11), 70), (unit(77), 71)):
+        probe = fake_engine.register(make_image(seed), probe_vector)
+        result = svc.search.search(
+            actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True
+        )
+        refs = [c.subject_reference for f in result.faces for c in f.candidates]
+        assert refs == ["OTHER"]
+
+
+def test_bad_photos_are_refused_precisely_and_nothing_is_stored(
+    svc: Services, fake_engine: FakeEngine
+) -> None:
+    with pytest.raises(NoFaceFound, match="no face"):
+        svc.suppression.object(actor=ACTOR, image=make_image(90), reference="R")
+    poor = fake_engine.register(make_image(91), OBJECTOR, quality=BAD_QUALITY)
+    with pytest.raises(QualityRefused, match="quality floor"):
+        svc.suppression.object(actor=ACTOR, image=poor, reference="R")
+    two = fake_engine.register(make_image(92), OBJECTOR, OTHER)
+    with pytest.raises(InvalidInput, match="exactly one person"):
+        svc.suppression.object(actor=ACTOR, image=two, reference="R")
+    good = fake_engine.register(make_image(93), OBJECTOR)
+    with pytest.raises(InvalidInput, match="reference"):
+        svc.suppression.object(actor=ACTOR, image=good, reference="  ")
+    assert count(svc, SuppressionRow) == 0
+    assert events(svc, AuditAction.OBJECTION_RECORD) == []
+
+
+def test_only_rights_handlers_may_object(svc: Services, fake_engine: FakeEngine) -> None:
+    investigator = Actor(
+        user_id="u1",
+        organisation_id="o1",
+        organisation_kind=OrganisationKind.LAW_ENFORCEMENT,
+        roles=frozenset({Role.INVESTIGATOR}),
+        approved=True,
+    )
+    photo = fake_engine.register(make_image(50), OBJECTOR)
+    with pytest.raises(NotPermitted):
+        svc.suppression.object(actor=investigator, image=photo, reference="R")
+    assert count(svc, SuppressionRow) == 0
+
+
+def test_objection_is_audited_without_biometrics_and_the_chain_verifies(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.3, 1), 1)
+    objection = svc.suppression.object(
+        actor=ACTOR,
+        image=fake_engine.register(make_image(50), OBJECTOR),
+        reference="R-1",
+        request_id="req-1",
+    )
+    recorded = events(svc, AuditAction.OBJECTION_RECORD)
+    applied = events(svc, AuditAction.OBJECTION_APPLIED)
+    assert recorded[0]["suppression_id"] == objection.suppression_id
+    assert recorded[0]["max_distance"] == 0.60
+    assert applied[0]["receipts"] == [objection.receipts[0].number]
+    assert applied[0]["templates_compared"] == 1
+    removal = events(svc, AuditAction.SUBJECT_REMOVE)
+    assert removal[0]["cause"] == "objection" and removal[0]["request_id"] == "req-1"
+    with svc.db.read() as s:
+        details = s.execute(text("SELECT details FROM audit_events")).scalars().all()
+    joined = " ".join(str(d) for d in details)
+    assert str(round(float(OBJECTOR[0]), 4)) not in joined  # no descriptor values
+    assert svc.audit.verify(actor=ACTOR).ok
+
+
+def test_stricter_target_fmr_setting(make_services, fake_engine: FakeEngine) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    os.environ["PROBITY_SUPPRESSION__TARGET_FMR"] = "0.0003"
+    try:
+        svc = make_services()
+    finally:
+        del os.environ["PROBITY_SUPPRESSION__TARGET_FMR"]
+    assert svc.suppression.max_distance == 0.55
