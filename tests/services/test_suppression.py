@@ -14,7 +14,14 @@ from sqlalchemy import func, select, text
 
 from probity.domain.accounts import Actor, OrganisationKind, Role
 from probity.domain.audit import AuditAction
-from probity.errors import InvalidInput, NoFaceFound, NotPermitted, ObjectionOnFile, QualityRefused
+from probity.errors import (
+    IntegrityError,
+    InvalidInput,
+    NoFaceFound,
+    NotPermitted,
+    ObjectionOnFile,
+    QualityRefused,
+)
 from probity.services.container import Services
 from probity.services.enrolment import RowStatus
 from probity.services.erasure import ErasureCause
@@ -101,11 +108,11 @@ def test_template_is_sealed_under_its_own_purpose_key(
         assert raw not in row.sealed and raw[:64] not in row.sealed
         assert row.reference == "LETTER-7" and row.organisation_id is None
     assert raw not in (svc.settings.home / "probity.db").read_bytes()
-    # A key unwrapped for another purpose (or owner) does not open it.
-    from probity.errors import IntegrityError
-
+    # The wrapped key opens for this purpose only.
     with pytest.raises(IntegrityError):
-        svc.vault.open_purpose_key("rights-photo", objection.suppression_id, row.wrapped_key)
+        svc.suppression.vault.open_purpose_key(
+            "rights-photo", objection.suppression_id, row.wrapped_key
+        )
 
 
 def test_enrolment_of_an_objector_is_refused_and_nothing_written(
@@ -246,3 +253,28 @@ def test_stricter_target_fmr_setting(make_services, fake_engine: FakeEngine) -> 
     finally:
         del os.environ["PROBITY_SUPPRESSION__TARGET_FMR"]
     assert svc.suppression.max_distance == 0.55
+
+
+def test_search_withholds_a_subject_by_a_template_outside_the_hits(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """top_k=1 fetches 4 index hits: the subject's far template and 3 neighbours, not the
+    template that matches the objector; the subject is still withheld."""
+    open_case(svc)
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    far = unit(77)
+    check, svc.enrolment.suppression = svc.enrolment.suppression, None
+    try:
+        enrol(svc, fake_engine, gallery, "SLIPPED", near(OBJECTOR, 0.5, 8), 8)
+        enrol(svc, fake_engine, gallery, "SLIPPED", far, 9)
+    finally:
+        svc.enrolment.suppression = check
+    for i in range(5):
+        enrol(svc, fake_engine, gallery, f"N-{i}", near(far, 0.3 + 0.05 * i, 20 + i), 20 + i)
+    probe = fake_engine.register(make_image(72), far)
+    result = svc.search.search(
+        actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True, top_k=1
+    )
+    assert [c.subject_reference for c in result.faces[0].candidates] == ["N-0"]

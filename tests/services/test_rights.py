@@ -1,0 +1,324 @@
+"""Rights requests through the services, on the seeded server world (fake engine, SQLite):
+file → extend → close with the photo destroyed and its deletion audited; the access export
+lists every search that returned the subject (purged ones included); an erasure request
+erases through the one erasure path; an objection goes on the suppression list; only what
+a request needs is asked for; public filing is rate-limited and its form token expires;
+officers see their own organisation's requests and the public page's. The audit chain
+verifies after each."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from probity.domain.accounts import Actor, Role
+from probity.domain.audit import AuditEvent
+from probity.domain.rights import RequestKind, RequestStatus, due_at
+from probity.errors import Conflict, CsrfFailed, InvalidInput, RateLimited, RequestNotFound
+from probity.interfaces.render.access_export_pdf import render_access_export_pdf
+from probity.services.rights import PUBLIC_PER_ADDRESS_PER_HOUR
+from probity.storage.repositories import AuditLog
+from probity.storage.tables import RightsRequestRow
+from tests.api.conftest import (
+    OPERATOR,
+    PERSON_A,
+    World,
+    build_world,
+    enrol_gallery,
+    open_case,
+    search,
+)
+from tests.fakes import make_image, near
+
+RECEIPT = re.compile(r"^RR-\d{4}-[0-9A-F]{10}$")
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[World]:
+    yield from build_world(tmp_path / "home", None)
+
+
+def _actor(w: World, user: str) -> Actor:
+    return w.services.accounts.authenticate_key(w.keys[user])
+
+
+def _log(w: World, action: str) -> list[AuditEvent]:
+    with w.services.db.read() as session:
+        return list(AuditLog(session).events(action=action))
+
+
+def _verified(w: World) -> None:
+    result = w.services.audit.verify(actor=OPERATOR)
+    assert result.ok, result.reason
+
+
+def _subject_id(w: World, reference: str) -> str:
+    for event in _log(w, "enrolment.create"):
+        if event.details.get("subject") == reference or event.details.get(
+            "subject_reference"
+        ) == reference:
+            return event.subject_ids[0]
+    raise AssertionError(f"no enrolment of {reference}")
+
+
+def test_file_extend_close_destroys_the_photo_and_audits_it(w: World) -> None:
+    rights = w.services.rights
+    photo = make_image(77)
+    filed = rights.file(
+        actor="public",
+        kind="access",
+        contact="jo@example.org",
+        identifiers={"gallery": "custody"},
+        details="I was arrested in 2025 and want to know what you hold.",
+        photo=photo,
+        client="203.0.113.9",
+    )
+    assert RECEIPT.match(filed.receipt)
+    assert filed.status is RequestStatus.OPEN and filed.organisation_id is None
+    assert filed.due_at == due_at(filed.filed_at)
+    assert (filed.due_at.date() - filed.filed_at.date()).days in range(28, 32)
+    with w.services.db.read() as session:
+        row = session.query(RightsRequestRow).filter_by(receipt=filed.receipt).one()
+        blob, key = row.photo_blob, row.photo_key
+    assert blob is not None and key is not None
+    sealed = w.services.rights.vault.blobs.get(blob)
+    assert photo not in sealed and photo[16:48] not in sealed  # sealed, not stored plain
+
+    dpo = _actor(w, "dpo")
+    assert [r.receipt for r in rights.list(actor=dpo)] == [filed.receipt]
+    assert rights.photo(actor=dpo, receipt=filed.receipt) == photo
+    assert rights.status(receipt=filed.receipt).status is RequestStatus.OPEN
+
+    extended = rights.extend(actor=dpo, receipt=filed.receipt, reason="several galleries")
+    assert extended.status is RequestStatus.EXTENDED
+    assert extended.due_at == due_at(filed.filed_at, extended=True)
+    with pytest.raises(Conflict, match="already been extended"):
+        rights.extend(actor=dpo, receipt=filed.receipt, reason="again")
+
+    closed = rights.close(actor=dpo, receipt=filed.receipt, outcome="no record held; told")
+    assert closed.status is RequestStatus.CLOSED and closed.closed_at == w.clock()
+    assert not closed.has_photo
+    assert not rights.vault.blobs.exists(blob)
+    with w.services.db.read() as session:
+        row = session.query(RightsRequestRow).filter_by(receipt=filed.receipt).one()
+        assert row.photo_blob is None and row.photo_key is None
+    with pytest.raises(RequestNotFound):
+        rights.photo(actor=dpo, receipt=filed.receipt)
+    with pytest.raises(Conflict):
+        rights.close(actor=dpo, receipt=filed.receipt, outcome="twice")
+
+    (deleted,) = _log(w, "rights.photo_deleted")
+    assert deleted.details["receipt"] == filed.receipt
+    assert deleted.details["key_destroyed"] and deleted.details["blob_deleted"]
+    (closing,) = _log(w, "rights.close")
+    assert closing.details["status"] == "closed" and closing.details["extended"] is True
+    assert [e.details["receipt"] for e in _log(w, "rights.file")] == [filed.receipt]
+    assert len(_log(w, "rights.extend")) == 1 and len(_log(w, "rights.photo_read")) == 1
+    for event in _log(w, "rights.file") + _log(w, "rights.close"):
+        assert "jo@example.org" not in json.dumps(event.details)  # contact stays out of the log
+    public = rights.status(receipt=filed.receipt.lower())
+    assert public.status is RequestStatus.CLOSED
+    assert public.closed_on == w.clock().date().isoformat()
+    _verified(w)
+
+
+def test_access_export_lists_every_search_that_returned_the_subject(w: World) -> None:
+    probes = enrol_gallery(w)
+    open_case(w, "OP-1")
+    open_case(w, "OP-2")
+    open_case(w, "OP-3", pending=True)
+    for reference, probe in (("OP-1", "a"), ("OP-1", "none"), ("OP-2", "pair"), ("OP-3", "a")):
+        assert search(w, probes[probe], reference).status_code == 201
+    # A rejected authorisation purges OP-3's searches: the export must still list them.
+    r = w.call("POST", "/api/v1/cases/OP-3/authorisation", "sup", json={"status": "rejected"})
+    assert r.status_code == 200, r.text
+    subject = _subject_id(w, "A-1")
+    returned = [e for e in _log(w, "search.run") if subject in e.subject_ids]
+    assert len(returned) == 3  # OP-1 "a", OP-2 "pair", OP-3 "a"; not the probe with no face
+
+    dpo = _actor(w, "dpo")
+    request = w.services.rights.file(
+        actor=dpo, kind=RequestKind.ACCESS, contact="post: 1 High St", identifiers={
+            "reference": "A-1", "gallery": "custody"}
+    )  # fmt: skip
+    export = w.services.rights.access_export(
+        actor=dpo,
+        gallery="custody",
+        reference="A-1",
+        render_pdf=render_access_export_pdf,
+        receipt=request.receipt,
+    )
+    archive = zipfile.ZipFile(io.BytesIO(export.data))
+    document = json.loads(archive.read("subject.json"))
+    assert [s["search_id"] for s in document["searches"]] == [
+        e.details["search_id"] for e in returned
+    ]
+    assert [s["case_reference"] for s in document["searches"]] == ["OP-1", "OP-2", "OP-3"]
+    assert {s["organisation"] for s in document["searches"]} == {"Met"}
+    assert document["searches"][1]["returned_as"][0]["face"] == 2  # A is the right-hand face
+    (enrolment,) = document["enrolments"]
+    assert enrolment["provenance"]["source"] == "custody-suite/118812"
+    image = archive.read(enrolment["file"])
+    assert image == make_image(10) and enrolment["file"].endswith(".png")
+    assert archive.read("report.pdf").startswith(b"%PDF")
+    assert export.searches == 3 and export.enrolments == 1
+    (event,) = _log(w, "rights.export")
+    assert event.subject_ids == (subject,) and event.details["zip_sha256"] == export.sha256
+    assert event.details["receipt"] == request.receipt
+    answered = w.services.rights.get(actor=dpo, receipt=request.receipt)
+    assert answered.result["exports"][0]["searches"] == 3
+    _verified(w)
+
+
+def test_erasure_request_erases_through_the_one_path(w: World) -> None:
+    enrol_gallery(w)
+    dpo = _actor(w, "dpo")
+    request = w.services.rights.file(
+        actor=dpo, kind="erasure", contact="jo@example.org", identifiers={"reference": "A-1"}
+    )
+    with pytest.raises(Conflict, match="erasure request"):
+        w.services.rights.access_export(
+            actor=dpo,
+            gallery="custody",
+            reference="A-1",
+            render_pdf=render_access_export_pdf,
+            receipt=request.receipt,
+        )
+    receipt = w.services.rights.erase_subject(
+        actor=dpo, receipt=request.receipt, gallery="custody", reference="A-1"
+    )
+    assert receipt.number.startswith("ER-") and receipt.request_id == request.id
+    assert receipt.cause.value == "request"
+    handled = w.services.rights.close(actor=dpo, receipt=request.receipt, outcome="erased")
+    assert handled.result["erasures"][0]["receipt"] == receipt.number
+    (removal,) = _log(w, "subject.remove")
+    assert removal.details["request_id"] == request.id
+    _verified(w)
+
+
+def test_objection_goes_on_the_suppression_list(w: World) -> None:
+    enrol_gallery(w)
+    dpo = _actor(w, "dpo")
+    photo = w.engine.register(make_image(90), near(PERSON_A, 0.2, 9))
+    request = w.services.rights.file(
+        actor="public", kind="objection", contact="jo@example.org", photo=photo, client="x"
+    )
+    with pytest.raises(Conflict, match="apply the objection"):
+        w.services.rights.close(actor=dpo, receipt=request.receipt, outcome="done")
+    result = w.services.rights.apply_objection(actor=dpo, receipt=request.receipt)
+    assert result["suppression_id"]
+    assert [e["subject_reference"] for e in result["erasures"]] == ["A-1"]
+    with pytest.raises(Conflict, match="already on file"):
+        w.services.rights.apply_objection(actor=dpo, receipt=request.receipt)
+    closed = w.services.rights.close(actor=dpo, receipt=request.receipt, outcome="on file")
+    assert closed.status is RequestStatus.CLOSED and not closed.has_photo
+    assert len(_log(w, "rights.photo_deleted")) == 1
+    _verified(w)
+
+
+def test_only_what_the_request_needs_is_asked_for(w: World) -> None:
+    rights = w.services.rights
+    photo = make_image(5)
+    with pytest.raises(InvalidInput, match="photo is not needed"):
+        rights.file(
+            actor="public", kind="access", contact="jo@example.org",
+            identifiers={"reference": "A-1"}, photo=photo, client="a",
+        )  # fmt: skip
+    with pytest.raises(InvalidInput, match="objection by face needs one photo"):
+        rights.file(actor="public", kind="objection", contact="jo@example.org", client="a")
+    with pytest.raises(InvalidInput, match="give something that finds the record"):
+        rights.file(actor="public", kind="erasure", contact="jo@example.org", client="a")
+    with pytest.raises(InvalidInput, match="how to answer"):
+        rights.file(actor="public", kind="erasure", contact="", identifiers={"reference": "x"})
+    with pytest.raises(InvalidInput, match="unknown request kind"):
+        rights.file(actor="public", kind="everything", contact="jo@example.org")
+    with pytest.raises(InvalidInput, match="image|file"):
+        rights.file(actor="public", kind="objection", contact="jo@x.org", photo=b"not an image")
+    assert _log(w, "rights.file") == []
+
+
+def test_public_filing_is_rate_limited_and_its_form_token_expires(w: World) -> None:
+    rights = w.services.rights
+    for _ in range(PUBLIC_PER_ADDRESS_PER_HOUR):
+        rights.file(
+            actor="public", kind="erasure", contact="jo@example.org",
+            identifiers={"reference": "A-1"}, client="198.51.100.7",
+        )  # fmt: skip
+    with pytest.raises(RateLimited) as refused:
+        rights.file(
+            actor="public", kind="erasure", contact="jo@example.org",
+            identifiers={"reference": "A-1"}, client="198.51.100.7",
+        )  # fmt: skip
+    assert refused.value.retry_after_s > 0
+    rights.file(  # another address is not held up
+        actor="public", kind="erasure", contact="al@example.org",
+        identifiers={"reference": "B-1"}, client="198.51.100.8",
+    )  # fmt: skip
+
+    token = rights.form_token()
+    rights.check_form_token(token)
+    issued, nonce, mac = token.split(".")
+    with pytest.raises(CsrfFailed):
+        rights.check_form_token(f"{int(issued) + 1}.{nonce}.{mac}")
+    with pytest.raises(CsrfFailed):
+        rights.check_form_token("")
+    w.clock.advance(timedelta(hours=3))
+    with pytest.raises(CsrfFailed, match="expired"):
+        rights.check_form_token(token)
+
+
+def test_officers_see_their_organisation_and_the_public_page(w: World) -> None:
+    accounts = w.services.accounts
+    accounts.create_user(
+        actor=OPERATOR,
+        organisation="Elsewhere",
+        username="dpo2",
+        roles=[Role.PRIVACY_OFFICER],
+        training_expires=w.clock() + timedelta(days=30),
+    )
+    accounts.approve_user(actor=OPERATOR, username="dpo2", supervisor="sup2")
+    key = accounts.create_api_key(actor=OPERATOR, username="dpo2", label="t").secret
+    dpo2 = accounts.authenticate_key(key)
+    dpo = _actor(w, "dpo")
+    rights = w.services.rights
+    public = rights.file(
+        actor="public", kind="erasure", contact="a@b.cd", identifiers={"reference": "A-1"}
+    )
+    met = rights.file(actor=dpo, kind="erasure", contact="e@f.gh", identifiers={"reference": "B"})
+    assert {r.receipt for r in rights.list(actor=dpo)} == {public.receipt, met.receipt}
+    assert [r.receipt for r in rights.list(actor=dpo2)] == [public.receipt]
+    with pytest.raises(RequestNotFound):
+        rights.get(actor=dpo2, receipt=met.receipt)
+    with pytest.raises(RequestNotFound):
+        rights.close(actor=dpo2, receipt=met.receipt, outcome="not mine")
+    from probity.errors import NotPermitted
+
+    with pytest.raises(NotPermitted):
+        rights.list(actor=_actor(w, "inv"))
+    with pytest.raises(NotPermitted):
+        rights.file(actor=_actor(w, "inv"), kind="erasure", contact="x@y.z",
+                    identifiers={"reference": "B"})  # fmt: skip
+
+
+def test_an_extension_must_be_decided_within_the_first_month(w: World) -> None:
+    dpo = _actor(w, "dpo")
+    rights = w.services.rights
+    request = rights.file(actor=dpo, kind="access", contact="a@b.cd", identifiers={"ref": "1"})
+    with pytest.raises(InvalidInput, match="reason"):
+        rights.extend(actor=dpo, receipt=request.receipt, reason=" ")
+    w.clock.advance(timedelta(days=32))
+    assert rights.get(actor=dpo, receipt=request.receipt).overdue(w.clock())
+    with pytest.raises(Conflict, match="first month has run out"):
+        rights.extend(actor=dpo, receipt=request.receipt, reason="complex")
+    refused = rights.refuse(actor=dpo, receipt=request.receipt, reason="manifestly unfounded")
+    assert refused.status is RequestStatus.REFUSED
+    (closing,) = _log(w, "rights.close")
+    assert closing.details["status"] == "refused" and closing.details["overdue"] is True
+    assert closing.details["handling_days"] == pytest.approx(32.0, abs=0.1)
