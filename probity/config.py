@@ -108,6 +108,20 @@ class SuppressionSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """The retention sweeper (services/retention.py); ``probity sweep`` runs it by hand."""
+
+    sweep_interval_s: float = Field(
+        3600,
+        ge=0,
+        description=(
+            "seconds between the server's retention sweeps (PROBITY_RETENTION__SWEEP_INTERVAL_S);"
+            " the first runs at start-up; 0 disables the schedule. Every API process sweeps: "
+            "that is safe, an erasure skips what another already erased"
+        ),
+    )
+
+
 class ServerSettings(BaseModel):
     searching_kinds: list[OrganisationKind] = Field(
         default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
@@ -154,6 +168,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     suppression: SuppressionSettings = Field(default_factory=SuppressionSettings)
 
     @property

@@ -25,9 +25,11 @@ from probity.services.erasure import ErasureService
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
+from probity.services.jurisdictions import JurisdictionService
 from probity.services.maintenance import IndexMaintenance
 from probity.services.reports import ReportService
 from probity.services.results import ResultService
+from probity.services.retention import RetentionService
 from probity.services.reviews import ReviewService
 from probity.services.rights import RightsService, derive_form_secret
 from probity.services.search import SearchService
@@ -72,6 +74,8 @@ class Services:
     suppression: SuppressionService  # the objection (opt-out by face) list
     rights: RightsService  # rights requests: access, objection, erasure; the access export
     jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
+    jurisdictions: JurisdictionService  # jurisdiction rules: refuse, withhold, purge
+    retention: RetentionService  # the retention sweeper (the server schedules it)
 
     def close(self) -> None:
         self.db.dispose()
@@ -175,14 +179,6 @@ def build_services(
         guard=guard,
         vault=vault,
     )
-    results = ResultService(
-        db=db,
-        cases=cases,
-        guard=guard,
-        vault=vault,
-        max_upload_bytes=limits.max_upload_bytes,
-        max_image_pixels=limits.max_image_pixels,
-    )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
     erasure = ErasureService(
         db=db,
@@ -192,6 +188,18 @@ def build_services(
         vault=vault,
         indexes=indexes,
         guard=guard,
+    )
+    jurisdictions = JurisdictionService(
+        db=db, audit=audit, clock=clock, galleries=galleries, erasure=erasure, guard=guard
+    )
+    results = ResultService(
+        db=db,
+        cases=cases,
+        guard=guard,
+        vault=vault,
+        max_upload_bytes=limits.max_upload_bytes,
+        max_image_pixels=limits.max_image_pixels,
+        jurisdictions=jurisdictions,
     )
     suppression = SuppressionService(
         db=db,
@@ -218,6 +226,7 @@ def build_services(
         workers=settings.engine.workers,
         max_upload_bytes=limits.max_upload_bytes,
         suppression=suppression,
+        jurisdictions=jurisdictions,
     )
     server = settings.server
     return Services(
@@ -249,6 +258,7 @@ def build_services(
                 per_organisation=settings.search.per_organisation_per_minute,
             ),
             suppression=suppression,
+            jurisdictions=jurisdictions,
         ),
         subjects=SubjectService(erasure=erasure),
         indexes=indexes,
@@ -281,6 +291,10 @@ def build_services(
             max_upload_bytes=limits.max_upload_bytes,
         ),
         erasure=erasure,
+        jurisdictions=jurisdictions,
+        retention=RetentionService(
+            db=db, audit=audit, clock=clock, galleries=galleries, erasure=erasure, guard=guard
+        ),
         suppression=suppression,
         rights=RightsService(
             db=db,

@@ -93,7 +93,7 @@ from probity.services.erasure import ErasureCause, ErasureReceipt, ErasureServic
 from probity.services.galleries import GalleryService
 from probity.storage.db import Database
 from probity.storage.repositories import SealedTemplate, Templates
-from probity.storage.tables import SuppressionRow, TemplateRow
+from probity.storage.tables import SubjectKeyRow, SuppressionRow, TemplateRow
 from probity.storage.vault import SUPPRESSION, Vault
 
 SCAN_BATCH = 1000
@@ -383,9 +383,13 @@ class SuppressionService:
         probe: NDArray[np.float64],
         best: dict[str, SuppressedMatch],
     ) -> None:
-        for t in batch:
-            if t.subject_id not in keys:
-                keys[t.subject_id] = self.vault.subject_key(session, t.subject_id)
+        missing = list({t.subject_id for t in batch} - keys.keys())
+        if missing:  # one query loads the batch's wrapped keys into the session
+            session.scalars(
+                select(SubjectKeyRow).where(SubjectKeyRow.subject_id.in_(missing))
+            ).all()
+        for subject_id in missing:
+            keys[subject_id] = self.vault.subject_key(session, subject_id)
         vectors = np.stack(
             [Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector) for t in batch]
         )

@@ -33,7 +33,9 @@ class JurisdictionRules:
     def all(self) -> list[JurisdictionRule]:
         """Every rule, deployment-wide first, then by organisation and code."""
         rows = self.s.scalars(
-            select(JurisdictionRuleRow).order_by(JurisdictionRuleRow.scope, JurisdictionRuleRow.code)
+            select(JurisdictionRuleRow).order_by(
+                JurisdictionRuleRow.scope, JurisdictionRuleRow.code
+            )
         )
         return [_rule(r) for r in rows]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Text, delete, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from probity.domain.audit import GENESIS_HASH, AuditEvent, Checkpoint
@@ -636,7 +636,8 @@ class AuditLog:
             select(AuditEventRow)
             .where(
                 AuditEventRow.action == action,
-                AuditEventRow.subject_ids.like(f'%"{subject_id}"%'),
+                # As plain text: the JSON column type would encode the pattern as JSON.
+                type_coerce(AuditEventRow.subject_ids, Text).like(f'%"{subject_id}"%'),
             )
             .order_by(AuditEventRow.seq)
         )

@@ -147,8 +147,9 @@ class Vault:
         removed if it rolls back. Returns the new epoch.
 
         Cost: one unwrap and one wrap (AES-GCM on 32 bytes) and one row update per stored
-        key: about a second per 100,000 subjects on this class of machine, paid once per
-        erasure call (bulk erasures rotate once for the lot)."""
+        key, paid once per erasure call (bulk erasures rotate once for the lot). Measured
+        on 2 cores with SQLite (bench/key_rotation.py): 0.05 s for 1,000 keys, 0.8 s for
+        10,000, 4.7 s for 100,000 — the erasure holds the write lock that long."""
         state = self._epoch(session, lock="update")
         new = state.epoch + 1
         ring = self.keyring

@@ -24,7 +24,7 @@ from probity.domain.rights import RequestKind, RequestStatus, due_at
 from probity.errors import Conflict, CsrfFailed, InvalidInput, RateLimited, RequestNotFound
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
 from probity.services.rights import PUBLIC_PER_ADDRESS_PER_HOUR
-from probity.storage.repositories import AuditLog
+from probity.storage.repositories import AuditLog, Subjects
 from probity.storage.tables import RightsRequestRow
 from tests.api.conftest import (
     OPERATOR,
@@ -59,13 +59,12 @@ def _verified(w: World) -> None:
     assert result.ok, result.reason
 
 
-def _subject_id(w: World, reference: str) -> str:
-    for event in _log(w, "enrolment.create"):
-        if event.details.get("subject") == reference or event.details.get(
-            "subject_reference"
-        ) == reference:
-            return event.subject_ids[0]
-    raise AssertionError(f"no enrolment of {reference}")
+def _subject_id(w: World, reference: str, gallery: str = "custody") -> str:
+    target = w.services.galleries.get(gallery)
+    with w.services.db.read() as session:
+        found = Subjects(session).find(target.id, reference)
+    assert found is not None, reference
+    return found.id
 
 
 def test_file_extend_close_destroys_the_photo_and_audits_it(w: World) -> None:

@@ -215,6 +215,7 @@ class RemovalOut(BaseModel):
     enrolments: int
     templates: int
     index_vectors_removed: int
+    receipt: str = Field(description="the erasure receipt number (no biometric data)")
 
 
 # -- cases ---------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def remove_subject(
         enrolments=r.enrolments,
         templates=r.templates,
         index_vectors_removed=r.index_vectors_removed,
+        receipt=r.receipt,
     )
 
 
