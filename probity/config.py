@@ -106,6 +106,19 @@ class SuppressionSettings(BaseModel):
             "0.022 is 0.65 (FNMR 2.0 %)"
         ),
     )
+    erase_target_fmr: float = Field(
+        0.0003,
+        gt=0,
+        lt=1,
+        description=(
+            "stricter 1:1 false-match rate under which an objection *erases* a gallery record "
+            "at once: 0.0003 is distance 0.55 (FMR 0.03 %: about 3 unrelated records per "
+            "10,000 templates). Records between this and target_fmr's distance are not erased "
+            "but withheld from every search and refused re-enrolment, and listed on the "
+            "objection for a privacy officer to erase by hand after looking: an erasure "
+            "cannot be undone, a withheld record can. Must not exceed target_fmr"
+        ),
+    )
 
 
 class RetentionSettings(BaseModel):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -142,6 +142,18 @@ def clean_identifiers(identifiers: Mapping[str, str]) -> dict[str, str]:
     if len(cleaned) > MAX_IDENTIFIERS:
         raise ValueError(f"at most {MAX_IDENTIFIERS} identifiers")
     return cleaned
+
+
+def parse_identifiers(pairs: Iterable[str]) -> dict[str, str]:
+    """``["reference=CRN-1", "gallery=custody"]`` as a mapping (the CLI's ``--identifier``
+    and the API's ``identifier`` fields). Raises ValueError for a pair without ``=``."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"identifier {pair!r}: write it as NAME=VALUE, e.g. reference=CRN-1")
+        found[key.strip()] = value
+    return found
 
 
 def photo_problem(

@@ -211,6 +211,7 @@ def build_services(
         erasure=erasure,
         guard=guard,
         target_fmr=settings.suppression.target_fmr,
+        erase_target_fmr=settings.suppression.erase_target_fmr,
         max_upload_bytes=limits.max_upload_bytes,
         max_image_pixels=limits.max_image_pixels,
     )

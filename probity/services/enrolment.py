@@ -44,6 +44,7 @@ from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
+from probity.services.jurisdictions import JurisdictionService
 from probity.services.manifest import ManifestRow, read_manifest
 from probity.services.suppression import SuppressionService
 from probity.storage.db import Database
@@ -101,6 +102,7 @@ class EnrolmentService:
         workers: int,
         max_upload_bytes: int,
         suppression: SuppressionService | None = None,
+        jurisdictions: JurisdictionService | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -113,6 +115,7 @@ class EnrolmentService:
         self.workers = workers
         self.max_upload_bytes = max_upload_bytes
         self.suppression = suppression
+        self.jurisdictions = jurisdictions
 
     def enrol(
         self,
@@ -270,6 +273,8 @@ class EnrolmentService:
             raise MissingProvenance("subject", "a subject reference is required")
         now = self.clock()
         parsed = parse_provenance(provenance, gallery=gallery, today=now.date())
+        if self.jurisdictions is not None:  # a jurisdiction rule excludes where it was taken
+            self.jurisdictions.check_enrolment(gallery, parsed.jurisdiction)
         if len(image) > self.max_upload_bytes:
             raise ImageTooLarge(
                 f"the image is {len(image)} bytes, over the {self.max_upload_bytes}-byte limit"

@@ -28,11 +28,15 @@ records that were hidden but not yet purged be returned by search again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action, Resource
 from probity.domain.audit import AuditAction, AuditRecord
-from probity.domain.gallery import Gallery
+from probity.domain.gallery import Enrolment, Gallery
+from probity.domain.ids import GalleryId
 from probity.domain.jurisdiction import JurisdictionRule
 from probity.errors import AlreadyExists, InvalidInput, JurisdictionExcluded, NotFound
 from probity.policy.jurisdiction import Exclusions, binding, normalise
@@ -46,6 +50,8 @@ from probity.storage.jurisdiction_rules import JurisdictionRules
 from probity.storage.pruning import EnrolmentPruning, HeldEnrolment
 
 MIN_REASON = 3
+
+K = TypeVar("K")
 
 
 class JurisdictionService:
@@ -141,6 +147,23 @@ class JurisdictionService:
         with self.db.read() as session:
             return Exclusions(JurisdictionRules(session).all())
 
+    def withheld(
+        self, enrolments: Mapping[K, Enrolment], galleries: Mapping[GalleryId, Gallery]
+    ) -> set[K]:
+        """The keys of ``enrolments`` (by template id in search, by enrolment id in stored
+        results) whose records a rule excludes: left out of every candidate list, at any
+        rank. ``galleries`` by id, for each enrolment's organisation. One query."""
+        if not enrolments:
+            return set()
+        exclusions = self.exclusions()
+        if not exclusions:
+            return set()
+        return {
+            key
+            for key, e in enrolments.items()
+            if exclusions.hides(e.provenance.jurisdiction, _owner(galleries.get(e.gallery_id)))
+        }
+
     def check_enrolment(self, gallery: Gallery, code: str) -> None:
         """Raise JurisdictionExcluded when a record collected in ``code`` may not be enrolled
         into ``gallery``."""
@@ -171,7 +194,7 @@ class JurisdictionService:
         galleries = self.galleries.all(actor)
         with self.db.read() as session:
             held = self._held(session, exclusions, galleries)
-        organisations = {g.id: g.organisation_id for g in galleries}
+        organisations: dict[str, str | None] = {g.id: g.organisation_id for g in galleries}
         matched: dict[str, JurisdictionRule] = {}
         for e in held:
             rule = exclusions.rule_for(e.jurisdiction, organisations[e.gallery_id])
@@ -244,6 +267,10 @@ def _reason(reason: str) -> str:
     if len(text) < MIN_REASON:
         raise InvalidInput("a reason is required (the order, decision or policy behind it)")
     return text
+
+
+def _owner(gallery: Gallery | None) -> str | None:
+    return None if gallery is None else gallery.organisation_id
 
 
 def _scope_label(rule: JurisdictionRule) -> str:

@@ -23,6 +23,7 @@ from probity.engine.crops import face_crop_jpeg
 from probity.errors import CandidateNotFound, SearchNotFound
 from probity.services.access import AccessGuard, Who
 from probity.services.cases import CaseService
+from probity.services.jurisdictions import JurisdictionService
 from probity.storage.casework import Probes, StoredSearch, StoredSearches
 from probity.storage.db import Database
 from probity.storage.repositories import Cases, Enrolments, Galleries, Subjects
@@ -48,6 +49,7 @@ class ResultService:
         vault: Vault,
         max_upload_bytes: int = 25 * 1024 * 1024,
         max_image_pixels: int = 50_000_000,
+        jurisdictions: JurisdictionService | None = None,
     ) -> None:
         self.db = db
         self.cases = cases
@@ -57,6 +59,10 @@ class ResultService:
         # when they are decoded again for crops, so a changed setting cannot be bypassed.
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
+        # Candidates from a jurisdiction excluded since the search are left out on reading
+        # back, as the purge would leave them out: hiding them now and erasing them later
+        # give the same answer.
+        self.jurisdictions = jurisdictions
 
     def get(self, search_id: str, *, actor: Who) -> SearchResult:
         """One stored search, if ``actor`` may read its case's results."""
@@ -137,12 +143,19 @@ class ResultService:
         return case, self.rebuild(case, stored)
 
     def rebuild(self, case: Case, stored: list[StoredSearch]) -> list[SearchResult]:
-        """Join names and provenance into stored searches (three queries in all)."""
+        """Join names and provenance into stored searches (three queries, and one for the
+        jurisdiction rules when candidates were found)."""
         candidates = [c for s in stored for c in s.candidates]
         with self.db.read() as session:
             enrolments = Enrolments(session).get_many(c.enrolment_id for c in candidates)
             subjects = Subjects(session).get_many(c.subject_id for c in candidates)
-            galleries: dict[str, str] = {g.id: g.name for g in Galleries(session).all()}
+            every = Galleries(session).all()
+        galleries: dict[str, str] = {g.id: g.name for g in every}
+        hidden = (
+            self.jurisdictions.withheld(enrolments, {g.id: g for g in every})
+            if self.jurisdictions is not None
+            else set()
+        )
         out = []
         for s in stored:
             faces = []
@@ -153,6 +166,8 @@ class ResultService:
                     enrolment = enrolments.get(c.enrolment_id)
                     subject = subjects.get(c.subject_id)
                     if c.face != index or enrolment is None or subject is None:
+                        continue
+                    if c.enrolment_id in hidden:  # collected where a rule now excludes
                         continue
                     found.append(
                         Candidate(

@@ -804,6 +804,23 @@ def _extension(image: bytes) -> str:
     return "bin"
 
 
+_MEDIA_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tif": "image/tiff",
+    "avif": "image/avif",
+    "heic": "image/heic",
+}
+
+
+def image_media_type(image: bytes) -> str:
+    """The media type of an image's bytes, from its signature (for serving a photo)."""
+    return _MEDIA_TYPES.get(_extension(image), "application/octet-stream")
+
+
 def _zip(files: Sequence[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -819,4 +836,5 @@ __all__ = [
     "Objections",
     "RightsService",
     "derive_form_secret",
+    "image_media_type",
 ]

@@ -42,6 +42,7 @@ from probity.services.cases import CaseService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
+from probity.services.jurisdictions import JurisdictionService
 from probity.services.suppression import SuppressionService
 from probity.storage.casework import Probes, StoredSearches
 from probity.storage.db import Database
@@ -88,6 +89,7 @@ class SearchService:
         guard: AccessGuard,
         limits: SearchLimits,
         suppression: SuppressionService | None = None,
+        jurisdictions: JurisdictionService | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -105,6 +107,7 @@ class SearchService:
         self.guard = guard
         self.limits = limits
         self.suppression = suppression
+        self.jurisdictions = jurisdictions
 
     def search(
         self,
@@ -309,6 +312,10 @@ class SearchService:
             }
             enrolments = Enrolments(session).by_template_ids(sealed)
             subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
+        if self.jurisdictions is not None:  # never a record from an excluded jurisdiction
+            held_in = {g.id: g for hits in raw.values() for _, g in hits}
+            hidden = self.jurisdictions.withheld(enrolments, held_in)
+            sealed = {tid: t for tid, t in sealed.items() if tid not in hidden}
         vectors = {
             tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
             for tid, t in sealed.items()

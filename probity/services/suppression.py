@@ -6,9 +6,13 @@ wrapped for the purpose "suppression" only, never added to a gallery index and n
 searched for itself. It is used in three places, always as "is this face within the
 suppression distance of someone who objected?":
 
-1. **At the objection** (``object``): every gallery template within the distance is found
-   and its subject erased through ``ErasureService.erase_subjects`` (cause ``objection``),
-   one receipt each.
+1. **At the objection** (``object``): every gallery template within the distance is found.
+   Subjects within the stricter *erase distance* (``erase_target_fmr``, default 0.0003 →
+   0.55) are erased through ``ErasureService.erase_subjects`` (cause ``objection``), one
+   receipt each; the others (between 0.55 and 0.60) are not erased but listed as
+   ``withheld``: search never returns them and enrolment refuses them, and a privacy officer
+   erases them by hand after looking. An erasure cannot be undone; a withheld record can
+   be released. This keeps an objection from erasing ~50 strangers per 10,000 templates.
 2. **At enrolment** (``check_enrolment``): a matching face is refused with
    ``ObjectionOnFile`` ("objection on file"); nothing is written.
 3. **At search** (``withhold``): a candidate subject with any template that matches is
@@ -50,25 +54,29 @@ faster for large galleries but can miss: the index ranks by cosine similarity of
 unnormalised descriptors (so no cosine radius provably covers a Euclidean one), returns a
 fixed top-k (someone enrolled more than k times, or a crowd of look-alikes, overflows it),
 and is derived data that may lag the templates after a crash. A miss here is the failure we
-must not have; an objection is rare and a scan is linear (measured on 2 cores: about 9 µs a
-template, 0.1 s per 10,000, mostly AES-GCM and key unwrapping).
+must not have; an objection is rare and a scan is linear (measured on 2 cores with one
+subject per template: about 40 µs a template, 0.4 s per 10,000, mostly loading rows, then
+AES-GCM; the subjects' wrapped keys are fetched a batch at a time).
 
 **Search and enrolment decrypt the list per call; nothing is cached.** Opening M templates
-costs two AES-GCM operations each (about 20 µs; 1,000 objectors ≈ 20 ms per search, small
-next to 0.3–0.6 s of face detection). An in-memory cache would have to be invalidated
-across API processes whenever an objection is recorded, and a stale one would return
-someone who objected; not worth it at this size. Nothing about the list is written to disk
-but the sealed rows.
+costs one key unwrap and one AES-GCM open each (measured: 1 ms for 100 objectors, 8 ms for
+1,000, per search or enrolment; small next to 0.2–0.6 s of face detection). An in-memory
+cache would have to be invalidated across API processes whenever an objection is recorded,
+and a stale one would return someone who objected; not worth it at this size. Nothing about
+the list is written to disk but the sealed rows.
 
 **Not handled here.** A model migration must re-embed suppression templates, but the photo
-is not kept (the rights request deletes it when it closes): a template whose model differs
-from the engine's is skipped at enrolment and search and counted in the objection's result.
+is not kept (the rights request deletes it when it closes). Until that is built, a
+suppression template of another model than the engine's is not compared at enrolment or
+search, and gallery templates of another model are skipped at the objection (counted as
+``templates_skipped``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -127,8 +135,12 @@ class Objection:
     galleries: tuple[str, ...]
     templates_compared: int
     templates_skipped: int  # of another model than the engine's: not comparable
-    matches: tuple[SuppressedMatch, ...]
+    matches: tuple[SuppressedMatch, ...]  # erased: at or under ``erase_distance``
     receipts: list[ErasureReceipt] = field(default_factory=list)
+    erase_distance: float = 0.0
+    # Matched within max_distance but not erase_distance: withheld from search and refused
+    # re-enrolment, not erased; a privacy officer decides each one.
+    withheld: tuple[SuppressedMatch, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -136,7 +148,15 @@ class Objection:
             "reference": self.reference,
             "request_id": self.request_id,
             "faces": self.faces,
-            "threshold": {"max_distance": self.max_distance, "target_fmr": self.target_fmr},
+            "threshold": {
+                "max_distance": self.max_distance,
+                "target_fmr": self.target_fmr,
+                "erase_distance": self.erase_distance,
+            },
+            "withheld_not_erased": [
+                {"subject_id": m.subject_id, "gallery": m.gallery, "distance": m.distance}
+                for m in self.withheld
+            ],
             "galleries": list(self.galleries),
             "templates_compared": self.templates_compared,
             "templates_skipped": self.templates_skipped,
@@ -201,6 +221,7 @@ class SuppressionService:
         guard: AccessGuard,
         target_fmr: float,
         max_upload_bytes: int,
+        erase_target_fmr: float | None = None,
         max_image_pixels: int,
         quality_floor: QualityFloor | None = None,
     ) -> None:
@@ -215,10 +236,33 @@ class SuppressionService:
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
         self.quality_floor = quality_floor or QualityFloor()
-        threshold = threshold_for_fmr(engine.model.name, target_fmr)
+        self._wanted_fmr = target_fmr
+        self._erase_fmr = min(erase_target_fmr or target_fmr, target_fmr)
+
+    @cached_property
+    def _operating_point(self) -> tuple[float, float]:
+        # Looked up on first use, not at build time: an engine without an FMR table (an
+        # operator's model) still builds; it fails only once the list has to be consulted.
+        threshold = threshold_for_fmr(self.engine.model.name, self._wanted_fmr)
         assert threshold.max_distance is not None and threshold.target_fmr is not None
-        self.max_distance: float = threshold.max_distance
-        self.target_fmr: float = threshold.target_fmr
+        return threshold.max_distance, threshold.target_fmr
+
+    @cached_property
+    def erase_distance(self) -> float:
+        """The stricter distance under which an objection erases a record at once."""
+        threshold = threshold_for_fmr(self.engine.model.name, self._erase_fmr)
+        assert threshold.max_distance is not None
+        return min(threshold.max_distance, self.max_distance)
+
+    @property
+    def max_distance(self) -> float:
+        """The suppression distance: a face at or under it matches (dlib Euclidean)."""
+        return self._operating_point[0]
+
+    @property
+    def target_fmr(self) -> float:
+        """The tabulated 1:1 false-match rate of ``max_distance`` (LFW pairs)."""
+        return self._operating_point[1]
 
     # -- the objection ------------------------------------------------------------------------
 
@@ -237,6 +281,7 @@ class SuppressionService:
         Needs RIGHTS_HANDLE (privacy officers; the local operator).
         """
         self.guard.check(actor, Action.RIGHTS_HANDLE)
+        _ = self._operating_point  # no FMR table for the engine's model: refuse before any work
         ref = reference.strip()
         if not ref:
             raise InvalidInput("a reference for the objection is required")
@@ -283,7 +328,9 @@ class SuppressionService:
                     },
                 ),
             )
-        targets, compared, skipped, matches = self._scan(actor, descriptor)
+        targets, compared, skipped, found = self._scan(actor, descriptor)
+        matches = [m for m in found if m.distance <= self.erase_distance]
+        withheld = [m for m in found if m.distance > self.erase_distance]
         receipts = self.erasure.erase_subjects(
             actor=actor,
             subject_ids=[m.subject_id for m in matches],
@@ -304,7 +351,9 @@ class SuppressionService:
                     "templates_compared": compared,
                     "templates_skipped": skipped,
                     "max_distance": self.max_distance,
+                    "erase_distance": self.erase_distance,
                     "matches": [[m.subject_id, m.gallery, m.distance] for m in matches],
+                    "withheld": [[m.subject_id, m.gallery, m.distance] for m in withheld],
                     "receipts": [r.number for r in receipts],
                 },
             )
@@ -321,6 +370,8 @@ class SuppressionService:
             templates_skipped=skipped,
             matches=tuple(matches),
             receipts=receipts,
+            erase_distance=self.erase_distance,
+            withheld=tuple(withheld),
         )
 
     def _one_face(self, faces: list[AnalysedFace]) -> Vector:
@@ -384,12 +435,18 @@ class SuppressionService:
         best: dict[str, SuppressedMatch],
     ) -> None:
         missing = list({t.subject_id for t in batch} - keys.keys())
-        if missing:  # one query loads the batch's wrapped keys into the session
-            session.scalars(
-                select(SubjectKeyRow).where(SubjectKeyRow.subject_id.in_(missing))
-            ).all()
+        # One query puts the batch's wrapped keys in the session's identity map (held here,
+        # since the map keeps only weak references), so subject_key needs no query each.
+        held = (
+            list(
+                session.scalars(select(SubjectKeyRow).where(SubjectKeyRow.subject_id.in_(missing)))
+            )
+            if missing
+            else []
+        )
         for subject_id in missing:
             keys[subject_id] = self.vault.subject_key(session, subject_id)
+        del held
         vectors = np.stack(
             [Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector) for t in batch]
         )

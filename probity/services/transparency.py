@@ -17,13 +17,17 @@ is taken from the case's ``case.open`` event in the same log (cases opened in an
 included). A search whose case has no ``case.open`` event is counted under
 ``OFFENCE_NOT_IN_LOG``.
 
-Rights requests (access, objection, erasure requests by data subjects) are not handled by
-this version of Probity, so the log holds none: the report keeps their section with zero
-counts and says so (``RIGHTS_REQUESTS_NOTE``); handling times are left out until they exist.
+Rights requests (access, objection, erasure): requests filed in the year by kind
+(``rights.file``), their outcomes (``rights.close``: closed or refused; ``rights.extend``)
+and handling times, filing to closing in days (``rights.close: handling_days``), median and
+maximum over the requests closed in the year, and how many were closed after their deadline.
+A request filed on the public page is recorded under the deployment's own organisation (no
+account filed it); its closing is recorded under the officer's organisation.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,10 +52,14 @@ LAST_YEAR = 9998  # the period ends on 1 January of the next year, which must st
 OFFENCE_NOT_IN_LOG = "(case not opened in the log)"
 NO_ORGANISATION = "-"
 RIGHTS_REQUESTS_NOTE = (
-    "Rights requests (access, objection, erasure) are not yet handled by this version of "
-    "Probity: the audit log holds no such events, so these counts are zero and no handling "
-    "times are given. Subjects removed by curators are counted under 'Subjects removed'."
+    "Requests filed in the year, by kind (rights.file); outcomes of the requests closed in the "
+    "year (rights.close: closed or refused) and extensions (rights.extend); handling time is "
+    "from filing to closing in days (rights.close: handling_days). Requests filed on the "
+    "public page are recorded under the deployment's own organisation. Erasures a request "
+    "led to are also counted under 'Subjects removed'."
 )
+RIGHTS_OUTCOMES = ("closed", "refused", "extended")
+"""The columns of ``rights_outcomes``: requests closed, refused and extended in the year."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +123,16 @@ BREAKDOWNS: tuple[Measure, ...] = (
 )
 
 RIGHTS_REQUESTS: tuple[Measure, ...] = (
-    Measure("access", "Access requests", "none recorded yet"),
-    Measure("objection", "Objection (opt-out) requests", "none recorded yet"),
-    Measure("erasure", "Erasure requests", "none recorded yet"),
+    Measure("access", "Access requests", "rights.file: kind access"),
+    Measure("objection", "Objection (opt-out) requests", "rights.file: kind objection"),
+    Measure("erasure", "Erasure requests", "rights.file: kind erasure"),
+)
+
+RIGHTS_HANDLING: tuple[Measure, ...] = (
+    Measure("closed", "Requests closed or refused", "rights.close"),
+    Measure("median_days", "Median handling time (days)", "rights.close: handling_days"),
+    Measure("max_days", "Longest handling time (days)", "rights.close: handling_days"),
+    Measure("overdue_at_close", "Closed after their deadline", "rights.close: overdue true"),
 )
 
 
@@ -139,7 +154,11 @@ class AnnualReport:
     totals: Mapping[str, int]  # keys: TOTALS
     breakdowns: Mapping[str, Mapping[str, int]]  # keys: BREAKDOWNS, each sorted by key
     searches_by_organisation_and_offence: tuple[tuple[str, str, int], ...]
-    rights_requests: Mapping[str, int]  # keys: RIGHTS_REQUESTS; zero until they exist
+    rights_requests: Mapping[str, int]  # keys: RIGHTS_REQUESTS (filed in the year)
+    # kind -> {closed, refused, extended} (RIGHTS_OUTCOMES), every kind shown
+    rights_outcomes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # keys: RIGHTS_HANDLING; the day figures are None when nothing was closed
+    rights_handling: Mapping[str, float | int | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (what the API returns and the PDF shows)."""
@@ -159,7 +178,12 @@ class AnnualReport:
                 {"organisation": org, "offence": offence, "searches": n}
                 for org, offence, n in self.searches_by_organisation_and_offence
             ],
-            "rights_requests": {**self.rights_requests, "note": RIGHTS_REQUESTS_NOTE},
+            "rights_requests": {
+                **self.rights_requests,
+                "by_outcome": {k: dict(v) for k, v in self.rights_outcomes.items()},
+                "handling_days": dict(self.rights_handling),
+                "note": RIGHTS_REQUESTS_NOTE,
+            },
             "definitions": {m.key: m.counts for m in (*TOTALS, *BREAKDOWNS)},
         }
 
@@ -188,6 +212,12 @@ class Tally:
     removals_by_gallery: Counter[str] = field(default_factory=Counter)
     searches_purged: int = 0
     verification_failures: int = 0
+    rights_filed: Counter[str] = field(default_factory=Counter)  # by kind
+    rights_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, what)
+    # One number per request closed in the year (a few hundred a year at most): the median
+    # needs them all.
+    rights_handling_days: list[float] = field(default_factory=list)
+    rights_overdue_at_close: int = 0
 
     def add(self, event: AuditEvent) -> None:
         action = event.action
@@ -217,6 +247,17 @@ class Tally:
                 self.removals_by_gallery[gallery] += 1
         elif action == AuditAction.AUDIT_VERIFY and details.get("ok") is False:
             self.verification_failures += 1
+        elif action == AuditAction.RIGHTS_FILE:
+            self.rights_filed[str(details.get("kind"))] += 1
+        elif action == AuditAction.RIGHTS_EXTEND:
+            self.rights_outcomes[(str(details.get("kind")), "extended")] += 1
+        elif action == AuditAction.RIGHTS_CLOSE:
+            self.rights_outcomes[(str(details.get("kind")), str(details.get("status")))] += 1
+            days = details.get("handling_days")
+            if isinstance(days, int | float):
+                self.rights_handling_days.append(float(days))
+            if details.get("overdue") is True:
+                self.rights_overdue_at_close += 1
 
     def cases_without_offence(self) -> set[str]:
         """Cases searched this year whose case.open is not among the year's events."""
@@ -305,8 +346,29 @@ def build_report(
         searches_by_organisation_and_offence=tuple(
             (org, offence, n) for (org, offence), n in sorted(by_both.items())
         ),
-        rights_requests={m.key: 0 for m in RIGHTS_REQUESTS},
+        rights_requests=_with_zeros(tally.rights_filed, (m.key for m in RIGHTS_REQUESTS)),
+        rights_outcomes=_rights_outcomes(tally),
+        rights_handling=_rights_handling(tally),
     )
+
+
+def _rights_outcomes(tally: Tally) -> dict[str, dict[str, int]]:
+    """kind -> {closed, refused, extended}, every kind of RIGHTS_REQUESTS shown."""
+    kinds = [m.key for m in RIGHTS_REQUESTS]
+    kinds += sorted({k for k, _ in tally.rights_outcomes} - set(kinds))
+    return {k: {o: tally.rights_outcomes[(k, o)] for o in RIGHTS_OUTCOMES} for k in kinds}
+
+
+def _rights_handling(tally: Tally) -> dict[str, float | int | None]:
+    """Requests closed (or refused) in the year, the median and longest time from filing
+    to closing in days (one decimal; None when none closed), and how many were late."""
+    days = tally.rights_handling_days
+    return {
+        "closed": len(days),
+        "median_days": round(statistics.median(days), 1) if days else None,
+        "max_days": max(days) if days else None,
+        "overdue_at_close": tally.rights_overdue_at_close,
+    }
 
 
 class TransparencyService:

@@ -24,6 +24,9 @@ def test_every_figure_is_printed_and_long_reports_spill_over_pages() -> None:
     tally.searches_by_case = Counter({("Polizei München — Süd", "K-1"): 7})
     tally.offences = {"K-1": "robbery"}
     tally.enrolments_by_gallery = Counter({f"gallery-{i:03d}": i for i in range(1, 80)})
+    tally.rights_filed = Counter({"erasure": 2})
+    tally.rights_outcomes = Counter({("erasure", "closed"): 2})
+    tally.rights_handling_days = [3.0, 10.0]
     report = build_report(
         tally,
         year=2026,
@@ -41,4 +44,6 @@ def test_every_figure_is_printed_and_long_reports_spill_over_pages() -> None:
         assert m.label in text, m.label
     assert "Polizei München - Süd robbery 7" in text
     assert "gallery-079 79" in text
-    assert "Rights requests" in text and "not yet handled" in text
+    assert "Rights requests" in text and "rights.file" in text
+    assert "Erasure requests 2" in text and "erasure 2 0 0" in text
+    assert "Median handling time (days) 6.5" in text and "Longest handling time (days) 10.0" in text

@@ -12,8 +12,9 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -238,7 +239,7 @@ def test_only_what_the_request_needs_is_asked_for(w: World) -> None:
         rights.file(actor="public", kind="erasure", contact="", identifiers={"reference": "x"})
     with pytest.raises(InvalidInput, match="unknown request kind"):
         rights.file(actor="public", kind="everything", contact="jo@example.org")
-    with pytest.raises(InvalidInput, match="image|file"):
+    with pytest.raises(InvalidInput, match=r"image|file"):
         rights.file(actor="public", kind="objection", contact="jo@x.org", photo=b"not an image")
     assert _log(w, "rights.file") == []
 
@@ -321,3 +322,38 @@ def test_an_extension_must_be_decided_within_the_first_month(w: World) -> None:
     (closing,) = _log(w, "rights.close")
     assert closing.details["status"] == "refused" and closing.details["overdue"] is True
     assert closing.details["handling_days"] == pytest.approx(32.0, abs=0.1)
+
+
+def test_the_annual_report_counts_rights_requests_from_the_log(w: World) -> None:
+    year = w.clock().year + 1
+    w.clock.now = datetime(year, 3, 1, 9, 0, tzinfo=UTC)
+    dpo = _actor(w, "dpo")
+    rights = w.services.rights
+    access = rights.file(actor=dpo, kind="access", contact="a@b.cd", identifiers={"ref": "1"})
+    erasure = rights.file(
+        actor="public", kind="erasure", contact="e@f.gh", identifiers={"reference": "B-1"}
+    )
+    rights.extend(actor=dpo, receipt=access.receipt, reason="several galleries")
+    w.clock.advance(timedelta(days=10))
+    rights.close(actor=dpo, receipt=access.receipt, outcome="export sent")
+    w.clock.advance(timedelta(days=25))  # past the erasure request's deadline (1 April)
+    rights.refuse(actor=dpo, receipt=erasure.receipt, reason="manifestly unfounded")
+
+    report = w.services.transparency.annual(actor=OPERATOR, year=year)
+    filed = Counter(e.details["kind"] for e in _log(w, "rights.file"))
+    assert report.rights_requests == {k: filed[k] for k in ("access", "erasure", "objection")}
+    assert report.rights_requests == {"access": 1, "erasure": 1, "objection": 0}
+    closes = _log(w, "rights.close")
+    assert report.rights_outcomes["access"] == {"closed": 1, "refused": 0, "extended": 1}
+    assert report.rights_outcomes["erasure"] == {"closed": 0, "refused": 1, "extended": 0}
+    days = sorted(e.details["handling_days"] for e in closes)
+    assert days == [10.0, 35.0]
+    assert report.rights_handling == {
+        "closed": 2,
+        "median_days": 22.5,
+        "max_days": 35.0,
+        "overdue_at_close": 1,
+    }
+    data = report.as_dict()["rights_requests"]
+    assert data["by_outcome"]["access"]["extended"] == 1
+    assert data["handling_days"]["max_days"] == 35.0

@@ -96,6 +96,30 @@ def test_objection_erases_matches_within_the_distance_only(
     assert json.loads(json.dumps(objection.as_dict()))["receipts"][0]["receipt"] == receipt.number
 
 
+def test_matches_between_the_erase_and_suppression_distances_are_withheld_not_erased(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """0.55 < distance <= 0.60: kept (an erasure cannot be undone) but never a candidate
+    and never re-enrolled; listed on the objection for a privacy officer to decide."""
+    assert svc.suppression.erase_distance == 0.55
+    enrol(svc, fake_engine, gallery, "NEAR", near(OBJECTOR, 0.58, 21), 21)
+    enrol(svc, fake_engine, gallery, "OTHER", OTHER, 22)
+    open_case(svc)
+    photo = fake_engine.register(make_image(51), OBJECTOR)
+    objection = svc.suppression.object(actor=ACTOR, image=photo, reference="LETTER-8")
+    assert objection.receipts == [] and objection.matches == ()
+    assert [m.distance for m in objection.withheld] == [pytest.approx(0.58, abs=1e-3)]
+    with svc.db.read() as s:
+        assert set(s.scalars(select(SubjectRow.reference))) == {"NEAR", "OTHER"}
+    probe = fake_engine.register(make_image(52), near(OBJECTOR, 0.5, 23))
+    result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True)
+    assert [c.subject_reference for f in result.faces for c in f.candidates] == ["OTHER"]
+    with pytest.raises(ObjectionOnFile):
+        enrol(svc, fake_engine, gallery, "NEAR", near(OBJECTOR, 0.2, 24), 24)
+    (applied,) = events(svc, AuditAction.OBJECTION_APPLIED)
+    assert applied["withheld"] and not applied["receipts"]
+
+
 def test_template_is_sealed_under_its_own_purpose_key(
     svc: Services, fake_engine: FakeEngine
 ) -> None:
@@ -278,3 +302,28 @@ def test_search_withholds_a_subject_by_a_template_outside_the_hits(
         actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True, top_k=1
     )
     assert [c.subject_reference for c in result.faces[0].candidates] == ["N-0"]
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_scan_in_small_batches_while_streaming(  # type: ignore[no-untyped-def]
+    backend: str,
+    request: pytest.FixtureRequest,
+    make_services,
+    fake_engine: FakeEngine,
+    monkeypatch,
+) -> None:
+    """Batches are compared while the template query is still streaming (one at a time
+    here), which must work on both databases."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    svc = make_services(database_url=url)
+    svc.galleries.create(actor=ACTOR, name="g", inclusion_policy="charged", retention_days=365)
+    monkeypatch.setattr("probity.services.suppression.SCAN_BATCH", 1)
+    for i in range(4):
+        enrol(svc, fake_engine, "g", f"S-{i}", unit(300 + i), 300 + i)
+    enrol(svc, fake_engine, "g", "OBJ", near(OBJECTOR, 0.4, 1), 1)
+    photo = fake_engine.register(make_image(50), OBJECTOR)
+    objection = svc.suppression.object(actor=ACTOR, image=photo, reference="R")
+    assert objection.templates_compared == 5
+    assert [r.subject_reference for r in objection.receipts] == ["OBJ"]

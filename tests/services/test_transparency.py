@@ -292,4 +292,5 @@ def test_a_year_without_events_is_all_zeros(svc: Services) -> None:
     }
     data = report.as_dict()
     assert data["period"]["start"] == "2030-01-01T00:00:00+00:00"
-    assert "not yet handled" in data["rights_requests"]["note"]
+    assert "rights.file" in data["rights_requests"]["note"]
+    assert data["rights_requests"]["handling_days"]["median_days"] is None

@@ -31,12 +31,15 @@ from probity.interfaces.api.routes import (
     galleries,
     objections,
     ops,
+    privacy_rules,
     reports,
+    rights,
     searches,
 )
 from probity.interfaces.web import install as web
 from probity.services.clock import Clock, system_clock
 from probity.services.container import Services, build_services
+from probity.services.retention import SweepSchedule
 
 log = logging.getLogger("probity.api")
 
@@ -172,10 +175,19 @@ def create_app(
     built = services or build_services(settings, engine=engine, clock=clock)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            built.close()
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        # The retention sweeper runs in this process on its schedule (every API process runs
+        # one; erasure is idempotent, so they never erase a record twice). Stopped before
+        # the services close.
+        sweeper = SweepSchedule(built.retention, built.settings.retention.sweep_interval_s)
+        application.state.sweeper = sweeper
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            if owned:
+                built.close()
 
     app = FastAPI(
         title="Probity",
@@ -191,7 +203,17 @@ def create_app(
     problems.install(app)
     app.include_router(ops.router)
     web.install(app)
-    for module in (accounts, galleries, cases, searches, audit, reports, objections):
+    for module in (
+        accounts,
+        galleries,
+        cases,
+        searches,
+        audit,
+        reports,
+        objections,
+        rights,
+        privacy_rules,
+    ):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     app.add_middleware(
         BodyLimit,

@@ -9,7 +9,7 @@ carries the notice that says so.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -366,3 +366,61 @@ class VerificationOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# -- rights requests -----------------------------------------------------------------------
+
+
+class RightsRequestOut(BaseModel):
+    """A rights request as its privacy officer sees it. ``due_at``: the end (23:59:59 UTC)
+    of the deadline's day, one calendar month after filing, three once extended."""
+
+    receipt: str = Field(description="RR-<year>-<10 hex>: what the person holds")
+    kind: str = Field(description="access, objection or erasure")
+    status: str = Field(description="open, extended, closed or refused")
+    filed_at: datetime
+    filed_by: str = Field(description="'public' for the public privacy page")
+    due_at: datetime
+    overdue: bool
+    days_left: int = Field(description="whole days to the deadline; negative when overdue")
+    extension_reason: str | None
+    contact: str
+    identifiers: dict[str, str]
+    details: str
+    has_photo: bool = Field(description="a photo is held until the request closes")
+    closed_at: datetime | None
+    handled_by: str | None
+    outcome: str | None
+    result: dict[str, object] = Field(description="erasure receipts, exports, the objection")
+
+
+class ExtensionIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=2000, description="told to the person")
+
+
+class ClosureIn(BaseModel):
+    status: Literal["closed", "refused"] = "closed"
+    outcome: str = Field(
+        min_length=3, max_length=5000, description="what was done, or why it was refused"
+    )
+
+
+class RequestErasureIn(BaseModel):
+    gallery: str = Field(min_length=1, max_length=200)
+    reference: str = Field(min_length=1, max_length=200, description="the subject's reference")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ErasureReceiptOut(BaseModel):
+    """Proof of one erasure; holds no biometric data."""
+
+    receipt: str
+    at: datetime
+    gallery: str
+    subject_reference: str
+    cause: str
+    request_id: str | None
+    enrolments: int
+    templates: int
+    blobs: int
+    index_vectors_removed: int

@@ -17,10 +17,13 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     enrol,
     erase,
     gallery,
+    jurisdiction,
     optout,
     report,
+    rights,
     search,
     serve,
+    sweep,
 )
 from probity.interfaces.cli.app import app
 from probity.interfaces.cli.common import err

@@ -15,7 +15,14 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from probity.interfaces.render.case_report_pdf import latin1_text
-from probity.services.transparency import BREAKDOWNS, RIGHTS_REQUESTS, TOTALS, Measure
+from probity.services.transparency import (
+    BREAKDOWNS,
+    RIGHTS_HANDLING,
+    RIGHTS_OUTCOMES,
+    RIGHTS_REQUESTS,
+    TOTALS,
+    Measure,
+)
 
 _FONT = "Helvetica"
 _LINE = 5.0
@@ -127,6 +134,26 @@ def render_annual_report_pdf(report: Mapping[str, Any]) -> bytes:
         [(m.label, rights.get(m.key, 0)) for m in RIGHTS_REQUESTS],
         (154, 26),
     )
+    outcomes: Mapping[str, Mapping[str, int]] = rights.get("by_outcome") or {}
+    if outcomes:
+        pdf.counts_table(
+            ("Kind", *RIGHTS_OUTCOMES),
+            [
+                (kind, *(counts.get(o, 0) for o in RIGHTS_OUTCOMES))
+                for kind, counts in outcomes.items()
+            ],
+            (90, 30, 30, 30),
+        )
+    handling: Mapping[str, Any] = rights.get("handling_days") or {}
+    if handling:
+        pdf.counts_table(
+            ("Handling (filed to closed)", "Value"),
+            [
+                (m.label, "-" if handling.get(m.key) is None else handling[m.key])
+                for m in RIGHTS_HANDLING
+            ],
+            (154, 26),
+        )
     pdf.para(rights.get("note", ""), style="I", size=9)
     return bytes(pdf.output())
 

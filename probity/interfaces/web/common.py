@@ -56,6 +56,7 @@ MENU = (
     MenuItem("Galleries", "/galleries", Action.GALLERY_READ),
     MenuItem("Audit", "/audit", Action.AUDIT_READ),
     MenuItem("Reports", "/reports/annual", Action.REPORT_ANNUAL),
+    MenuItem("Rights", "/rights", Action.RIGHTS_HANDLE),
     MenuItem("Admin", "/admin", Action.USER_READ),
     MenuItem("API keys", "/admin#keys", Action.KEY_CREATE),
 )

@@ -10,7 +10,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from probity.interfaces.web import admin_pages, audit_pages, gallery_pages, pages, review_pages
+from probity.interfaces.web import (
+    admin_pages,
+    audit_pages,
+    gallery_pages,
+    pages,
+    review_pages,
+    rights_pages,
+)
 from probity.interfaces.web.common import LoginRequired
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -19,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     gallery_pages.router,
     audit_pages.router,
     admin_pages.router,
+    rights_pages.router,  # /privacy is public: its routes never ask for a session
 )
 
 
