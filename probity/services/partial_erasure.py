@@ -22,6 +22,7 @@ with the subject (too much erased, never too little; the curator can enrol it ag
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ from probity.domain.accounts import Action, Resource
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.gallery import Gallery
 from probity.domain.ids import new_id
-from probity.errors import InvalidInput
+from probity.errors import InvalidInput, ProbityError
 from probity.services.access import Who, name_of, organisation_of
 from probity.storage.pruning import EnrolmentPruning, HeldEnrolment
 from probity.storage.repositories import Subjects
@@ -40,6 +41,8 @@ from probity.storage.vault import Vault
 
 if TYPE_CHECKING:
     from probity.services.erasure import ErasureCause, ErasureReceipt, ErasureService
+
+log = logging.getLogger("probity.erasure")
 
 
 def erase_enrolments(
@@ -118,13 +121,14 @@ def _erase_parts(
                 if not kept:
                     emptied.append(subject_id)
                     continue
-                written += _rekey(service.vault, session, pruning, subject_id, kept, superseded)
+                new = _rekey(service.vault, session, pruning, subject_id, kept, superseded)
+                written += new or []
                 pruning.delete(targets)
                 gallery = galleries[targets[0].gallery_id]
                 receipts.append(
                     _record(
                         service, session, actor, gallery, subject_id, targets, len(kept),
-                        reason.strip(), cause, request_id,
+                        new is not None, reason.strip(), cause, request_id,
                     )
                 )  # fmt: skip
                 erased_blobs += [e.image_blob for e in targets]
@@ -151,22 +155,34 @@ def _rekey(
     subject_id: str,
     kept: list[HeldEnrolment],
     superseded: list[str],
-) -> list[str]:
+) -> list[str] | None:
     """Give the subject a new data key and seal what it keeps under it. Returns the new
-    blob ids; the old blob ids are appended to ``superseded`` (deleted after the commit)."""
-    old = vault.subject_key(session, subject_id)
+    blob ids; the old blob ids are appended to ``superseded`` (deleted after the commit).
+
+    Returns None, having changed nothing, when what the subject keeps cannot be read (a
+    missing blob, a failed decryption): the erasure then goes ahead without re-keying (the
+    erased records' rows, blobs and vectors still go; the audit event says
+    ``rekeyed: false``), so one damaged record cannot hold up every erasure after it."""
+    try:
+        old = vault.subject_key(session, subject_id)
+        opened = []
+        for e in kept:
+            image = vault.get_image(old, subject_id, e.image_blob)
+            sealed = pruning.sealed_vector(e.template_id)
+            vector = None if sealed is None else Vault.open_vector(old, subject_id, sealed)
+            opened.append((e, image, vector))
+    except ProbityError as exc:
+        log.warning("subject %s not re-keyed: %s", subject_id, exc.message)
+        return None
     new, wrapped = vault.new_wrapped_key(session, subject_id)
     written: list[str] = []
-    for e in kept:
-        image = vault.get_image(old, subject_id, e.image_blob)
+    for e, image, vector in opened:
         blob = new_id()
         vault.put_image(new, subject_id, blob, image)
         written.append(blob)
         superseded.append(e.image_blob)
         pruning.set_image_blob(e.id, blob)
-        sealed = pruning.sealed_vector(e.template_id)
-        if sealed is not None:
-            vector = Vault.open_vector(old, subject_id, sealed)
+        if vector is not None:
             pruning.set_sealed_vector(e.template_id, Vault.seal_vector(new, subject_id, vector))
     pruning.set_wrapped_key(subject_id, wrapped)
     return written
@@ -180,6 +196,7 @@ def _record(
     subject_id: str,
     targets: list[HeldEnrolment],
     remaining: int,
+    rekeyed: bool,
     reason: str,
     cause: ErasureCause,
     request_id: str | None,
@@ -208,6 +225,7 @@ def _record(
                 "enrolments": len(targets),
                 "templates": len(targets),
                 "remaining_enrolments": remaining,
+                "rekeyed": rekeyed,
             },
         ),
     )

@@ -17,10 +17,12 @@ the blob store. When the request closes (or is refused) the key and the blob are
 in the closing transaction, and ``rights.photo_deleted`` is recorded with it.
 
 Public filing is rate-limited, modestly, because it needs no account: at most
-``public_per_address`` filings an hour from one network address (counted in this process's
-memory, keyed by a hash of the address, never stored) and ``public_per_hour`` filings an
-hour across the whole deployment (counted in the database, so it holds across API
-processes). A person refused is told to try again later; the page says they may also write
+PUBLIC_PER_ADDRESS_PER_HOUR (5) well-formed filings an hour from one network address
+(counted in each API process's memory, keyed by a hash of the address, never stored; with N
+processes behind a balancer an address may get up to N × 5) and PUBLIC_PER_HOUR (200)
+filings an hour across the whole deployment (counted in the database, so it holds across
+processes; a flood can make genuine people wait, which is why the page offers writing to
+the privacy officer as well). A person refused is told to try again later; the page says they may also write
 to the privacy officer. Status lookups are limited per address the same way, and are not
 audited: they reveal no personal data, and auditing anonymous reads would let anyone grow
 the append-only log without bound.
@@ -45,14 +47,15 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action, Resource
-from probity.domain.audit import AuditAction, AuditRecord
+from probity.domain.audit import AuditAction, AuditEvent, AuditRecord
 from probity.domain.ids import new_id
 from probity.domain.rights import (
     MAX_CONTACT,
@@ -279,9 +282,7 @@ class RightsService:
         and, where ``photo_problem`` allows it, one photo (at most ``max_upload_bytes``, a
         decodable image). Raises InvalidInput / InvalidImage / RateLimited."""
         public = actor == PUBLIC_FILER
-        if public:
-            self._limit(self._filings, client, "requests")
-        else:
+        if not public:
             self.guard.check(actor, Action.RIGHTS_HANDLE)
         try:
             kind = RequestKind(kind)
@@ -307,6 +308,10 @@ class RightsService:
             raise InvalidInput(problem)
         if photo is not None:
             decode_image(photo, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels)
+        if public:
+            # Counted once the request is well formed: someone correcting a mistake on the
+            # form does not use up their hour.
+            self._limit(self._filings, client, "requests")
         now = self.clock()
         request = RightsRequest(
             id=new_id(),
@@ -441,7 +446,7 @@ class RightsService:
             )
         return image
 
-    def _photo_bytes(self, session: Any, request: RightsRequest) -> bytes:
+    def _photo_bytes(self, session: Session, request: RightsRequest) -> bytes:
         found = RightsRequests(session).photo(request.receipt)
         if found is None:
             raise RequestNotFound(f"request {request.receipt} holds no photo")
@@ -604,7 +609,7 @@ class RightsService:
 
     def _record(
         self,
-        session: Any,
+        session: Session,
         actor: Who,
         action: AuditAction,
         request: RightsRequest,
@@ -660,13 +665,10 @@ class RightsService:
             )
             key = self.vault.subject_key(session, subject.id)
             images = [self.vault.get_image(key, subject.id, blob) for _, blob in enrolled]
-            searches = [
-                _search_entry(event.seq, event.at, event.organisation, event.case_reference,
-                              event.details, subject.id)
-                for event in AuditLog(session).events_naming_subject(
-                    action=AuditAction.SEARCH.value, subject_id=subject.id
-                )
-            ]  # fmt: skip
+            events = AuditLog(session).events_naming_subject(
+                action=AuditAction.SEARCH.value, subject_id=subject.id
+            )
+            searches = [_search_entry(event, subject.id) for event in events]
         files: list[tuple[str, bytes]] = []
         entries: list[dict[str, Any]] = []
         for number, ((enrolment, _), image) in enumerate(zip(enrolled, images, strict=True), 1):
@@ -757,29 +759,24 @@ def _photo_aad(request_id: str, blob: str) -> bytes:
     return f"probity/{PHOTO_PURPOSE}/{request_id}/{blob}".encode()
 
 
-def _search_entry(
-    seq: int,
-    at: datetime,
-    organisation: str | None,
-    case_reference: str | None,
-    details: Mapping[str, Any],
-    subject_id: str,
-) -> dict[str, Any]:
-    """One search that returned the subject, from its ``search.run`` event: where they were
-    ranked on each face's list (rank 1 is the closest), and at what distance."""
+def _search_entry(event: AuditEvent, subject_id: str) -> dict[str, Any]:
+    """One search that returned the subject, from its ``search.run`` event: when, by which
+    organisation, in which case, and where they were ranked on each face's list (rank 1 is
+    the closest) at what distance."""
+    details = event.details
     places = []
     for face in details.get("faces") or []:
         for rank, candidate in enumerate(face.get("candidates") or [], start=1):
             if candidate and candidate[0] == subject_id:
                 places.append({"face": face.get("face"), "rank": rank, "distance": candidate[2]})
     return {
-        "at": at.isoformat(),
-        "organisation": organisation,
-        "case_reference": case_reference,
+        "at": event.at.isoformat(),
+        "organisation": event.organisation,
+        "case_reference": event.case_reference,
         "search_id": details.get("search_id"),
         "outcome": details.get("outcome"),
         "returned_as": places,
-        "audit_seq": seq,
+        "audit_seq": event.seq,
     }
 
 

@@ -155,3 +155,24 @@ def test_server_accounts_sweep_only_what_they_may_erase(svc: Services) -> None:
     )
     with pytest.raises(NotPermitted, match=r"subject\.remove"):
         svc.retention.sweep(actor=auditor)
+
+
+def test_a_damaged_record_that_stays_does_not_hold_up_the_erasure(
+    svc: Services, clock: ManualClock, fake_engine: FakeEngine
+) -> None:
+    svc.galleries.create(actor=ACTOR, name="three", inclusion_policy="custody", retention_days=3)
+    today = clock().date()
+    enrol(svc, fake_engine, "three", "PART-1", unit(9), 9, today - timedelta(days=2))
+    enrol(svc, fake_engine, "three", "PART-1", unit(10), 10, today)
+    with svc.db.read() as s:
+        kept_blob = s.execute(
+            text("SELECT image_blob FROM enrolments WHERE collected_at = :d"), {"d": today}
+        ).scalar_one()
+    svc.enrolment.vault.blobs.delete(kept_blob)  # the record that stays is damaged
+    clock.advance(timedelta(days=2))
+    result = svc.retention.sweep(actor=ACTOR)
+    assert result.enrolments == 1
+    assert count(svc, "SELECT count(*) FROM enrolments") == 1
+    erased = svc.audit.events(actor=ACTOR, action="enrolment.erase").events
+    assert erased[-1].details["rekeyed"] is False
+    assert svc.audit.verify(actor=ACTOR).ok

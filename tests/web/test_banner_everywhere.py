@@ -58,6 +58,12 @@ def test_every_page_that_shows_a_candidate_shows_the_banner(world: World) -> Non
         "subject_id": candidate["subject_id"],
         "name": "custody",
         "username": "inv",
+        "receipt": w.services.rights.file(
+            actor="public",
+            kind="erasure",
+            contact="jo@example.org",
+            identifiers={"reference": "A-1"},
+        ).receipt,
     }
     routes = [
         route
