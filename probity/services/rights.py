@@ -19,13 +19,13 @@ in the closing transaction, and ``rights.photo_deleted`` is recorded with it.
 Public filing is rate-limited, modestly, because it needs no account: at most
 PUBLIC_PER_ADDRESS_PER_HOUR (5) well-formed filings an hour from one network address
 (counted in each API process's memory, keyed by a hash of the address, never stored; with N
-processes behind a balancer an address may get up to N × 5) and PUBLIC_PER_HOUR (200)
+processes behind a balancer an address may get up to N x 5) and PUBLIC_PER_HOUR (200)
 filings an hour across the whole deployment (counted in the database, so it holds across
 processes; a flood can make genuine people wait, which is why the page offers writing to
-the privacy officer as well). A person refused is told to try again later; the page says they may also write
-to the privacy officer. Status lookups are limited per address the same way, and are not
-audited: they reveal no personal data, and auditing anonymous reads would let anyone grow
-the append-only log without bound.
+the privacy officer as well). A person refused is told to try again later. Status lookups
+are limited per address the same way (60 an hour), and are not audited: they reveal no
+personal data, and auditing anonymous reads would let anyone grow the append-only log
+without bound.
 
 Everything else is audited: ``rights.file``, ``rights.extend``, ``rights.close`` (closed or
 refused, with the handling time the annual report counts), ``rights.photo_read``,

@@ -17,6 +17,7 @@ from typing import Any
 from probity.domain.rights import due_at
 from probity.storage.rights import RightsRequests
 from tests.api.conftest import PASSWORD, World, enrol_gallery, open_case, search
+from tests.fakes import make_image
 from tests.web.conftest import LiveServer
 
 
@@ -61,6 +62,18 @@ def test_the_public_files_and_checks_a_request_without_an_account(
     assert page.get_by_label("How should we answer you?").input_value() == "jo@example.org"
     assert page.get_by_label("Objection (opt out by face)").is_checked()
 
+    # With the photo: filed, and the photo is sealed for the request.
+    page.get_by_label("Photo of your face").set_input_files(
+        files=[{"name": "me.png", "mimeType": "image/png", "buffer": make_image(40)}]
+    )
+    page.get_by_role("button", name="Send request").click()
+    page.get_by_role("heading", name="Request received").wait_for()
+    objection = page.get_by_test_id("receipt").inner_text().strip()
+    assert w.services.rights.get(actor="test", receipt=objection).has_photo
+    assert "sealed with its own key" in page.content()
+
+    page.goto(f"{live.url}/privacy")
+    page.get_by_label("How should we answer you?").fill("jo@example.org")
     page.get_by_label("Erasure").check()
     page.get_by_label("Reference number (if you have one)").fill("A-1")
     page.get_by_role("button", name="Send request").click()
@@ -159,8 +172,9 @@ def test_the_privacy_officer_handles_requests(
     page.goto(f"{live.url}/rights/{access.receipt}")
     assert page.get_by_test_id("export-1").is_visible()
 
-    # Another role does not see the pages.
-    assert rights.get(actor="test", receipt=late.receipt).overdue(w.clock())
+    # The overdue request can no longer be extended (the first month has run out).
+    page.goto(f"{live.url}/rights/{late.receipt}")
+    assert page.get_by_role("button", name="Extend by two months").count() == 0
     context.close()
 
     small = browser.new_context(viewport={"width": 390, "height": 844})
@@ -173,6 +187,7 @@ def test_the_privacy_officer_handles_requests(
     page.screenshot(path=str(screenshots / "rights-request-390.png"), full_page=True)
     small.close()
 
+    # Another role does not see the pages.
     other = browser.new_context()
     page = other.new_page()
     _login(page, live, "inv", "/cases")
