@@ -135,6 +135,23 @@ class RetentionSettings(BaseModel):
     )
 
 
+class RightsSettings(BaseModel):
+    """Rights requests (services/rights.py)."""
+
+    keep_closed_days: int = Field(
+        365,
+        ge=0,
+        description=(
+            "days a closed or refused rights request keeps the person's contact details, "
+            "identifiers and what they wrote (PROBITY_RIGHTS__KEEP_CLOSED_DAYS); then the "
+            "retention sweeper blanks them, keeping the receipt, kind, dates and outcome for "
+            "the annual report and the audit trail. A year, because people follow up on an "
+            "answer and may complain to the regulator about how it was handled, and that "
+            "takes months; past that, keeping how to reach them serves no purpose"
+        ),
+    )
+
+
 class ServerSettings(BaseModel):
     searching_kinds: list[OrganisationKind] = Field(
         default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
@@ -183,6 +200,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     suppression: SuppressionSettings = Field(default_factory=SuppressionSettings)
+    rights: RightsSettings = Field(default_factory=RightsSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -61,6 +61,8 @@ class AuditAction(StrEnum):
     RIGHTS_PHOTO_READ = "rights.photo_read"  # an officer looked at a request's photo
     RIGHTS_PHOTO_DELETED = "rights.photo_deleted"  # its photo and key destroyed at closing
     RIGHTS_EXPORT = "rights.export"  # an access export made (counts and digest, no images)
+    RIGHTS_PHOTO_LOOKUP = "rights.photo_lookup"  # a request's photo compared with galleries
+    RIGHTS_FORGET = "rights.forget"  # contact details of long-closed requests blanked
 
 
 @dataclass(frozen=True, slots=True)

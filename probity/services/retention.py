@@ -29,7 +29,7 @@ from probity.services.clock import Clock
 from probity.services.erasure import ErasureCause, ErasureReceipt, ErasureService
 from probity.services.galleries import GalleryService
 from probity.storage.db import Database
-from probity.storage.pruning import EnrolmentPruning
+from probity.storage.pruning import EnrolmentPruning, HeldEnrolment
 from probity.storage.repositories import Subjects
 
 log = logging.getLogger("probity.retention")
@@ -88,13 +88,7 @@ class RetentionService:
         self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(organisation_id_of(actor)))
         at = now or self.clock()
         today = at.date()
-        galleries = {g.id: g for g in self.galleries.all(actor)}
-        with self.db.read() as session:
-            due = [
-                e
-                for e in EnrolmentPruning(session).due(today, galleries)
-                if is_due(e.retention_until, today)
-            ]
+        due = self._due(actor, today)
         receipts: list[ErasureReceipt] = []
         if due:
             receipts = self.erasure.erase_enrolments(
@@ -130,6 +124,27 @@ class RetentionService:
                 )
             )
         return result
+
+    def due(self, *, actor: Who, now: datetime | None = None) -> dict[str, int]:
+        """How many enrolments a sweep on ``now``'s date (default: the clock's) would erase,
+        by gallery id, in the galleries the actor may erase from; galleries with none due
+        are absent. Erases nothing, and is not audited (counts only, as the gallery list)."""
+        self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(organisation_id_of(actor)))
+        counts: dict[str, int] = {}
+        for e in self._due(actor, (now or self.clock()).date()):
+            counts[e.gallery_id] = counts.get(e.gallery_id, 0) + 1
+        return counts
+
+    def _due(self, actor: Who, today: date) -> list[HeldEnrolment]:
+        """The enrolments due on ``today`` in the galleries ``actor`` sees: what a sweep
+        erases and what ``due`` counts."""
+        galleries = {g.id: g for g in self.galleries.all(actor)}
+        with self.db.read() as session:
+            return [
+                e
+                for e in EnrolmentPruning(session).due(today, galleries)
+                if is_due(e.retention_until, today)
+            ]
 
 
 class SweepSchedule:

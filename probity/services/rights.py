@@ -27,11 +27,29 @@ are limited per address the same way (60 an hour), and are not audited: they rev
 personal data, and auditing anonymous reads would let anyone grow the append-only log
 without bound.
 
+Finding a person by their photo (``lookup_by_photo``): where an access or erasure request
+came with a photo because the person has no reference, the officer may compare that photo,
+decrypted for that call only, with every gallery template they may handle, by the exact scan
+an objection makes (``SuppressionService.find_matches``), at the suppression distance
+(``PROBITY_SUPPRESSION__TARGET_FMR``, default 0.005 → distance 0.60: one comparison falsely
+matches a stranger 0.5 % of the time on LFW pairs, so a gallery of N templates yields about
+N × 0.005 unrelated records, 50 per 10,000). The list is shown to the officer, never stored
+and never acted on by itself: the officer checks each possible match and then uses the
+ordinary export or erasure on the record they choose. Each lookup is audited
+(``rights.photo_lookup``: counts, subject ids and distances).
+
+Closed requests do not keep contact details for ever (``forget_closed``, run by the
+retention sweeper): ``PROBITY_RIGHTS__KEEP_CLOSED_DAYS`` (default 365) after a request is
+closed or refused, its ``contact``, ``identifiers`` and ``details`` are blanked. The receipt,
+kind, dates, status, outcome and what was done stay: the annual report and the audit trail
+need them, and none of them says how to reach the person.
+
 Everything else is audited: ``rights.file``, ``rights.extend``, ``rights.close`` (closed or
 refused, with the handling time the annual report counts), ``rights.photo_read``,
-``rights.photo_deleted`` and ``rights.export``; erasures and objections are recorded by the
-erasure and suppression services with the request's id. No audit event holds the person's
-contact details, identifier values or any biometric data.
+``rights.photo_deleted``, ``rights.photo_lookup``, ``rights.export`` and ``rights.forget``;
+erasures and objections are recorded by the erasure and suppression services with the
+request's id. No audit event holds the person's contact details, identifier values or any
+biometric data.
 """
 
 from __future__ import annotations
@@ -47,7 +65,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
@@ -74,10 +92,12 @@ from probity.domain.rights import (
     photo_problem,
 )
 from probity.engine.images import decode_image
+from probity.engine.types import Vector
 from probity.errors import (
     Conflict,
     CsrfFailed,
     InvalidInput,
+    ProbityError,
     RateLimited,
     RequestNotFound,
     SubjectNotFound,
@@ -92,6 +112,7 @@ from probity.services.erasure import (
     new_receipt_number,
 )
 from probity.services.galleries import GalleryService
+from probity.services.suppression import GalleryScan, PhotoFace
 from probity.storage.db import Database
 from probity.storage.repositories import AuditLog, Enrolments, Subjects
 from probity.storage.rights import RightsRequests
@@ -107,6 +128,17 @@ LOOKUPS_PER_ADDRESS_PER_HOUR = 60
 FORM_TOKEN_LIFETIME = timedelta(hours=2)
 """How long the public form's token stays valid: long enough to write a request, short
 enough that a token copied from the page cannot be replayed for days."""
+
+KEEP_CLOSED_DAYS = 365
+"""Days a closed or refused request keeps the person's contact details, identifiers and
+details (``forget_closed``); see ``config.RightsSettings.keep_closed_days``."""
+
+LOOKUP_NOTICE = (
+    "Possible matches for checking, not an identification: each record within the "
+    "suppression distance of the request's photo, closest first. Strangers fall within it "
+    "too (at the false-match rate shown, per record compared): compare the photos yourself "
+    "before exporting or erasing anything."
+)
 
 EXPORT_NOTICE = (
     "A copy of the data this Probity deployment holds about you in one gallery, and every "
@@ -135,6 +167,16 @@ class Objections(Protocol):
     def object(
         self, *, actor: Who, image: bytes, reference: str, request_id: str | None
     ) -> ObjectionOutcome: ...
+
+    @property
+    def max_distance(self) -> float: ...
+
+    @property
+    def target_fmr(self) -> float: ...
+
+    def face_of(self, image: bytes, *, what: str = ...) -> PhotoFace: ...
+
+    def find_matches(self, *, actor: Who, descriptor: Vector) -> GalleryScan: ...
 
 
 PdfRenderer = Callable[[Mapping[str, Any]], bytes]
@@ -216,6 +258,28 @@ class AddressWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoMatch:
+    """One possible match of a request's photo: a gallery record for the officer to check
+    (never an identification). ``rank`` 1 is the closest; ``distance`` is dlib Euclidean,
+    at or under the suppression distance."""
+
+    gallery: str
+    subject_reference: str
+    subject_id: str
+    distance: float
+    rank: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rank": self.rank,
+            "gallery": self.gallery,
+            "subject_reference": self.subject_reference,
+            "subject_id": self.subject_id,
+            "distance": self.distance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class AccessExport:
     """An access export: the zip's bytes and the facts recorded about it."""
 
@@ -243,6 +307,7 @@ class RightsService:
         suppression: Objections | None = None,
         public_per_address_per_hour: int = PUBLIC_PER_ADDRESS_PER_HOUR,
         public_per_hour: int = PUBLIC_PER_HOUR,
+        keep_closed_days: int = KEEP_CLOSED_DAYS,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -256,6 +321,7 @@ class RightsService:
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
         self.public_per_hour = public_per_hour
+        self.keep_closed_days = keep_closed_days
         self._filings = AddressWindow(public_per_address_per_hour)
         self._lookups = AddressWindow(LOOKUPS_PER_ADDRESS_PER_HOUR)
 
@@ -596,6 +662,142 @@ class RightsService:
             objection=summary,
         )
 
+    def lookup_by_photo(self, *, actor: Who, receipt: str) -> list[PhotoMatch]:
+        """The gallery records whose face is within the suppression distance of the photo an
+        open access or erasure request came with, closest first: possible matches for the
+        officer to check, never an identification, and never acted on by this call.
+
+        The photo is decrypted for this call only and must show exactly one face meeting
+        the gallery quality floor (NoFaceFound, QualityRefused, InvalidInput otherwise). It
+        is compared with every template of every gallery the actor may handle, by the
+        objection's exact scan, at ``suppression.max_distance`` (default 0.60: FMR 0.5 % per
+        comparison on LFW pairs, so about 50 unrelated records per 10,000 templates; see
+        services/suppression.py). The list is returned, not stored; the officer then uses
+        ``access_export`` or ``erase_subject`` on the record they chose. Audited as
+        ``rights.photo_lookup`` (counts, subject ids, distances; no biometric data), also
+        when the photo has no usable face. Needs ``rights.handle``; Conflict for a closed
+        request, an objection (apply it instead) or a request without a photo."""
+        request = self._open(actor, receipt)
+        if request.kind is RequestKind.OBJECTION:
+            raise Conflict(
+                f"request {request.receipt} is an objection: apply it (its photo goes on the "
+                "suppression list) rather than looking the person up"
+            )
+        if not request.has_photo:
+            raise Conflict(
+                f"request {request.receipt} holds no photo: find the record by the "
+                "identifiers it gives"
+            )
+        if self.suppression is None:
+            raise Conflict("finding a person by photo is not available in this deployment")
+        with self.db.read() as session:
+            image = self._photo_bytes(session, request)
+        try:
+            face = self.suppression.face_of(image, what="request's photo")
+        except ProbityError as exc:
+            self._record_alone(
+                actor, AuditAction.RIGHTS_PHOTO_LOOKUP, request, outcome="refused",
+                reason=exc.code,
+            )  # fmt: skip
+            raise
+        finally:
+            del image  # decrypted for this call only
+        scan = self.suppression.find_matches(actor=actor, descriptor=face.descriptor)
+        with self.db.read() as session:
+            subjects = Subjects(session).get_many(m.subject_id for m in scan.matches)
+        kept = [m for m in scan.matches if m.subject_id in subjects]  # erased since: gone
+        matches = [
+            PhotoMatch(
+                gallery=m.gallery,
+                subject_reference=subjects[m.subject_id].reference,
+                subject_id=m.subject_id,
+                distance=m.distance,
+                rank=rank,
+            )
+            for rank, m in enumerate(kept, start=1)
+        ]
+        self._record_alone(
+            actor,
+            AuditAction.RIGHTS_PHOTO_LOOKUP,
+            request,
+            galleries=scan.galleries,
+            subject_ids=tuple(m.subject_id for m in matches),
+            outcome="compared",
+            photo_sha256=face.photo_sha256,
+            faces=face.faces,
+            templates_compared=scan.templates_compared,
+            templates_skipped=scan.templates_skipped,
+            max_distance=self.suppression.max_distance,
+            target_fmr=self.suppression.target_fmr,
+            possible_matches=len(matches),
+            matches=[[m.subject_id, m.gallery, m.distance] for m in matches],
+        )
+        return matches
+
+    def _record_alone(
+        self,
+        actor: Who,
+        action: AuditAction,
+        request: RightsRequest,
+        *,
+        galleries: tuple[str, ...] = (),
+        subject_ids: tuple[str, ...] = (),
+        **details: Any,
+    ) -> None:
+        self.audit.record_alone(
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=action,
+                galleries=galleries,
+                subject_ids=subject_ids,
+                details={
+                    "request_id": request.id,
+                    "receipt": request.receipt,
+                    "kind": request.kind.value,
+                    **details,
+                },
+            )
+        )
+
+    def forget_closed(self, *, actor: Who, now: datetime | None = None) -> int:
+        """Blank ``contact``, ``identifiers`` and ``details`` of every request closed or
+        refused more than ``keep_closed_days`` days before ``now`` (default: the clock's);
+        returns how many were blanked. The receipt, kind, dates, status, outcome and result
+        stay, for the annual report and the audit trail. A privacy officer's call reaches
+        the requests they handle (their organisation's and the public page's); the local
+        operator's, and the retention sweeper's, every one. Audited as ``rights.forget``
+        (receipts and the cut-off) when it blanked anything; a request already blanked is
+        not counted again. Needs ``rights.handle``."""
+        self.guard.check(actor, Action.RIGHTS_HANDLE)
+        at = now or self.clock()
+        cutoff = at - timedelta(days=self.keep_closed_days)
+        with self.db.transaction() as session:
+            repo = RightsRequests(session)
+            due = [
+                r for r in repo.closed_before(cutoff) if self.guard.sees(actor, r.organisation_id)
+            ]
+            for request in due:
+                repo.update(request.receipt, contact="", identifiers={}, details="")
+            if due:
+                self.audit.record(
+                    session,
+                    AuditRecord(
+                        actor=name_of(actor),
+                        organisation=organisation_of(actor),
+                        action=AuditAction.RIGHTS_FORGET,
+                        details={
+                            "keep_closed_days": self.keep_closed_days,
+                            "closed_before": cutoff.isoformat(),
+                            "requests": len(due),
+                            "receipts": [r.receipt for r in due],
+                            "request_ids": [r.id for r in due],
+                            "blanked": ["contact", "identifiers", "details"],
+                        },
+                    ),
+                )
+        return len(due)
+
     def _add_result(
         self, request: RightsRequest, key: str, *items: Mapping[str, Any], **fields: Any
     ) -> Mapping[str, Any]:
@@ -827,10 +1029,13 @@ def _zip(files: Sequence[tuple[str, bytes]]) -> bytes:
 
 
 __all__ = [
+    "KEEP_CLOSED_DAYS",
+    "LOOKUP_NOTICE",
     "PHOTO_PURPOSE",
     "AccessExport",
     "FormTokens",
     "Objections",
+    "PhotoMatch",
     "RightsService",
     "derive_form_secret",
     "image_media_type",

@@ -18,6 +18,11 @@ suppression distance of someone who objected?":
 3. **At search** (``withhold``): a candidate subject with any template that matches is
    dropped before ranking, with or without the search threshold.
 
+The same exact scan also serves a rights request that came with a photo and no reference
+(``find_matches``, called by ``RightsService.lookup_by_photo``): it lists the gallery
+subjects within the suppression distance for a privacy officer to check, and stores,
+erases and withholds nothing.
+
 **The threshold.** ``PROBITY_SUPPRESSION__TARGET_FMR`` (default 0.005) is mapped by the
 published table in ``engine/thresholds.py`` (LFW pairs, bare dlib pipeline) to a distance:
 0.005 → **0.60**, where one comparison falsely matches a stranger 0.5 % of the time (FMR)
@@ -118,6 +123,28 @@ class SuppressedMatch:
     subject_id: str
     gallery: str
     distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryScan:
+    """What ``find_matches`` found: the galleries scanned (names), how many of their
+    templates were decrypted and compared, how many were skipped (another model), and the
+    subjects within ``max_distance``, closest first, each once at its closest template."""
+
+    galleries: tuple[str, ...]
+    templates_compared: int
+    templates_skipped: int
+    matches: tuple[SuppressedMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFace:
+    """The one usable face of a photo (``face_of``): its descriptor, how many faces were
+    detected in all, and the SHA-256 of the photo's bytes (for the audit log)."""
+
+    descriptor: Vector
+    faces: int
+    photo_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,10 +401,36 @@ class SuppressionService:
             withheld=tuple(withheld),
         )
 
-    def _one_face(self, faces: list[AnalysedFace]) -> Vector:
+    # -- a rights request's photo lookup (services/rights.py) ---------------------------------
+
+    def face_of(self, image: bytes, *, what: str = "photo") -> PhotoFace:
+        """The one face of ``image`` that meets the gallery quality floor, as an objection
+        photo must (a poor photo falls within the distance of many strangers). Raises
+        InvalidImage, NoFaceFound, QualityRefused or InvalidInput (several faces), naming
+        ``what`` the photo is. Nothing is stored or audited here."""
+        decoded = decode_image(
+            image, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
+        )
+        faces = self.engine.analyse(decoded)
+        return PhotoFace(self._one_face(faces, what=what), len(faces), decoded.sha256)
+
+    def find_matches(self, *, actor: Who, descriptor: Vector) -> GalleryScan:
+        """Every gallery subject within ``max_distance`` of ``descriptor``, by the same exact
+        scan an objection makes (every template of every gallery ``actor`` may handle,
+        decrypted and compared; see the module's note on why not the index). Stores,
+        erases and audits nothing: the caller records what it did with the list. Needs
+        RIGHTS_HANDLE (privacy officers; the local operator)."""
+        self.guard.check(actor, Action.RIGHTS_HANDLE)
+        _ = self._operating_point  # no FMR table for the engine's model: refuse before any work
+        targets, compared, skipped, found = self._scan(actor, descriptor)
+        return GalleryScan(tuple(g.name for g in targets), compared, skipped, tuple(found))
+
+    # -- shared by the objection and the lookup ------------------------------------------------
+
+    def _one_face(self, faces: list[AnalysedFace], *, what: str = "objection photo") -> Vector:
         """The descriptor of the one face meeting the quality floor, else a precise error."""
         if not faces:
-            raise NoFaceFound("no face found in the objection photo")
+            raise NoFaceFound(f"no face found in the {what}")
         accepted = [f for f in faces if not quality_reasons(f.quality, self.quality_floor)]
         if not accepted:
             detail = "; ".join(
@@ -386,12 +439,12 @@ class SuppressionService:
                 for f in faces
             )
             raise QualityRefused(
-                "no face in the objection photo meets the quality floor (a poor photo would "
+                f"no face in the {what} meets the quality floor (a poor photo would "
                 f"match strangers): {detail}"
             )
         if len(accepted) > 1:
             raise InvalidInput(
-                f"the objection photo shows {len(accepted)} faces; it must show exactly one "
+                f"the {what} shows {len(accepted)} faces; it must show exactly one "
                 "person (crop it first)"
             )
         return accepted[0].descriptor

@@ -87,6 +87,24 @@ class RightsRequests:
             stmt = stmt.where(RightsRequestRow.status == status.value)
         return [_request(r) for r in self.s.scalars(stmt)]
 
+    def closed_before(self, cutoff: datetime) -> list[RightsRequest]:
+        """Closed or refused requests closed before ``cutoff`` that still hold the person's
+        contact details (``RightsService.forget_closed``). A blank ``contact`` marks one
+        already forgotten: filing needs at least 3 characters there."""
+        stmt = (
+            select(RightsRequestRow)
+            .where(
+                RightsRequestRow.status.in_(
+                    [RequestStatus.CLOSED.value, RequestStatus.REFUSED.value]
+                ),
+                RightsRequestRow.closed_at.is_not(None),
+                RightsRequestRow.closed_at < cutoff,
+                RightsRequestRow.contact != "",
+            )
+            .order_by(RightsRequestRow.closed_at, RightsRequestRow.id)
+        )
+        return [_request(r) for r in self.s.scalars(stmt)]
+
     def photo(self, receipt: str) -> tuple[str, str, bytes] | None:
         """(request id, blob id, wrapped key) of the request's photo, or None."""
         row = self._row(receipt)

@@ -53,7 +53,7 @@ def login(page: Any, live: LiveServer, user: str) -> None:
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live.url}/cases")
+    page.wait_for_url(lambda url: "/login" not in url)
 
 
 def logout(page: Any, live: LiveServer) -> None:
@@ -88,6 +88,7 @@ def test_probe_to_lead_to_audit_in_the_browser(
 
     # Investigator: open a case, upload the probe.
     login(page, live, "winv")
+    assert page.url == f"{live.url}/cases"  # an investigator starts at their cases
     page.get_by_label("Case reference").fill("WEB-REAL-1")
     page.get_by_label("Offence category").select_option("kidnapping")
     page.get_by_label("Justification").fill("photo of two people seen with the missing person")
@@ -163,7 +164,7 @@ def test_probe_to_lead_to_audit_in_the_browser(
 
     # Auditor: both reviews and the lead in the log, the chain verified.
     login(page, live, "waud")
-    page.goto(f"{live.url}/audit")
+    assert page.url.startswith(f"{live.url}/audit")  # an auditor starts at the log
     page.get_by_label("Case reference").fill("WEB-REAL-1")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_load_state()

@@ -62,6 +62,15 @@ MENU = (
 )
 
 
+HOME_ORDER = ("/cases", "/reviews/queue", "/rights", "/galleries", "/audit", "/admin")
+"""Where ``/`` sends a signed-in person: the first of these their menu holds."""
+
+
+def home_for(services: Services, actor: Actor) -> str:
+    hrefs = [m.href for m in menu_for(services, actor)]
+    return next((h for h in HOME_ORDER if h in hrefs), "/admin#keys")
+
+
 def menu_for(services: Services, actor: Actor | None) -> list[MenuItem]:
     """The main menu entries whose action the actor's roles allow (display only: every
     page's service call applies the policy again)."""
@@ -108,7 +117,7 @@ def render(
 
 def safe_next(path: str) -> str:
     """Only same-site paths: never redirect a signed-in user to another site."""
-    return path if path.startswith("/") and not path.startswith("//") else "/cases"
+    return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
 def _path_and_query(request: Request) -> str:

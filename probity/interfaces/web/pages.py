@@ -20,6 +20,7 @@ from probity.interfaces.api.uploads import read_upload
 from probity.interfaces.web.common import (
     SessionCookie,
     check_csrf,
+    home_for,
     render,
     safe_next,
     signed_in,
@@ -30,12 +31,17 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home() -> Response:
-    return RedirectResponse("/cases", status_code=303)
+def home(
+    request: Request, services: ServicesDep, probity_session: SessionCookie = None
+) -> Response:
+    """Each person's starting page: the first of their menu entries in ``HOME_ORDER`` (an
+    investigator their cases, an auditor the log, a privacy officer the rights requests)."""
+    actor, _ = signed_in(request, services, probity_session)
+    return RedirectResponse(home_for(services, actor), status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/cases") -> Response:
+def login_page(request: Request, next: str = "/") -> Response:
     return render(request, "login.html", actor=None, next=safe_next(next), error=None)
 
 
@@ -45,7 +51,7 @@ def login_submit(
     services: ServicesDep,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=1000)],
-    next: Annotated[str, Form(max_length=500)] = "/cases",
+    next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     client = request.client.host if request.client else "unknown"
     try:
