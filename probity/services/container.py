@@ -229,6 +229,20 @@ def build_services(
         suppression=suppression,
         jurisdictions=jurisdictions,
     )
+    rights = RightsService(
+        db=db,
+        audit=audit,
+        clock=clock,
+        guard=guard,
+        galleries=galleries,
+        vault=vault,
+        erasure=erasure,
+        suppression=suppression,
+        form_secret=derive_form_secret(master),
+        max_upload_bytes=limits.max_upload_bytes,
+        max_image_pixels=limits.max_image_pixels,
+        keep_closed_days=settings.rights.keep_closed_days,
+    )
     server = settings.server
     return Services(
         settings=settings,
@@ -294,20 +308,14 @@ def build_services(
         erasure=erasure,
         jurisdictions=jurisdictions,
         retention=RetentionService(
-            db=db, audit=audit, clock=clock, galleries=galleries, erasure=erasure, guard=guard
-        ),
-        suppression=suppression,
-        rights=RightsService(
             db=db,
             audit=audit,
             clock=clock,
-            guard=guard,
             galleries=galleries,
-            vault=vault,
             erasure=erasure,
-            suppression=suppression,
-            form_secret=derive_form_secret(master),
-            max_upload_bytes=limits.max_upload_bytes,
-            max_image_pixels=limits.max_image_pixels,
+            guard=guard,
+            rights=rights,
         ),
+        suppression=suppression,
+        rights=rights,
     )

@@ -8,6 +8,11 @@ days, fixed at enrolment). ``sweep`` finds those due on the clock's UTC date
 vectors go, the subject is re-keyed, and a subject with nothing left is erased whole. Every
 subject touched gets a receipt.
 
+The sweep also forgets how to reach the people behind long-closed rights requests
+(``RightsService.forget_closed``: contact details, identifiers and what they wrote, once
+``PROBITY_RIGHTS__KEEP_CLOSED_DAYS`` have passed since closing), so that happens with no one
+having to remember it.
+
 Several API processes each run their own schedule against the same database. That is safe:
 an erasure locks the rows it erases and skips what is already gone, so two sweeps at once
 erase each record once and issue one receipt for it.
@@ -15,10 +20,12 @@ erase each record once and issue one receipt for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from probity.domain.accounts import Action, Resource
 from probity.domain.audit import AuditAction, AuditRecord
@@ -39,6 +46,12 @@ SCHEDULED_ACTOR = "retention-sweeper"
 the schedule is the deployment's own, configured by whoever runs the server)."""
 
 
+class ClosedRequests(Protocol):
+    """The rights-request service as the sweeper uses it (services/rights.py)."""
+
+    def forget_closed(self, *, actor: Who, now: datetime | None = None) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     """What one sweep erased: a receipt per subject touched (no biometric data)."""
@@ -48,6 +61,7 @@ class SweepResult:
     receipts: tuple[ErasureReceipt, ...]
     enrolments: int  # enrolments erased
     subjects_erased: int  # subjects left with nothing, erased whole
+    requests_forgotten: int = 0  # closed rights requests whose contact details were blanked
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +70,7 @@ class SweepResult:
             "enrolments_erased": self.enrolments,
             "subjects_erased": self.subjects_erased,
             "receipts": [r.as_dict() for r in self.receipts],
+            "rights_requests_forgotten": self.requests_forgotten,
         }
 
 
@@ -69,6 +84,7 @@ class RetentionService:
         galleries: GalleryService,
         erasure: ErasureService,
         guard: AccessGuard,
+        rights: ClosedRequests | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -76,6 +92,7 @@ class RetentionService:
         self.galleries = galleries
         self.erasure = erasure
         self.guard = guard
+        self.rights = rights
 
     def sweep(
         self, *, actor: Who, now: datetime | None = None, scheduled: bool = False
@@ -84,7 +101,12 @@ class RetentionService:
         galleries the actor may erase from (every gallery for the local operator). Audited
         as ``retention.sweep`` whenever it erased something; a sweep someone asked for is
         audited even when nothing was due, a ``scheduled`` one is not (the hourly schedule
-        would otherwise fill the log with empty sweeps)."""
+        would otherwise fill the log with empty sweeps).
+
+        Then the closed rights requests past their keep period are forgotten
+        (``RightsService.forget_closed``, audited as ``rights.forget`` when it blanks any),
+        when the actor may handle rights requests: the local operator and the schedule
+        always, a server account only with ``rights.handle``."""
         self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(organisation_id_of(actor)))
         at = now or self.clock()
         today = at.date()
@@ -123,6 +145,11 @@ class RetentionService:
                     },
                 )
             )
+        if self.rights is not None and (
+            isinstance(actor, str) or self.guard.allows(actor, Action.RIGHTS_HANDLE)
+        ):
+            forgotten = self.rights.forget_closed(actor=actor, now=at)
+            result = dataclasses.replace(result, requests_forgotten=forgotten)
         return result
 
     def due(self, *, actor: Who, now: datetime | None = None) -> dict[str, int]:

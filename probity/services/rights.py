@@ -54,6 +54,7 @@ biometric data.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import io
@@ -662,7 +663,7 @@ class RightsService:
             objection=summary,
         )
 
-    def lookup_by_photo(self, *, actor: Who, receipt: str) -> list[PhotoMatch]:
+    def lookup_by_photo(self, *, actor: Who, receipt: str) -> builtins.list[PhotoMatch]:
         """The gallery records whose face is within the suppression distance of the photo an
         open access or erasure request came with, closest first: possible matches for the
         officer to check, never an identification, and never acted on by this call.

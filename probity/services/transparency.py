@@ -43,6 +43,7 @@ from probity.errors import InvalidInput
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
+from probity.services.erasure import ErasureCause
 from probity.storage.db import Database
 from probity.storage.repositories import AuditLog
 
@@ -86,6 +87,21 @@ TOTALS: tuple[Measure, ...] = (
     Measure("enrolments", "Images enrolled", "enrolment.create"),
     Measure("bulk_enrolment_runs", "Bulk enrolment runs", "enrolment.bulk"),
     Measure("subjects_removed", "Subjects removed (erasures)", "subject.remove"),
+    Measure(
+        "enrolments_erased",
+        "Enrolments erased from subjects who keep others",
+        "enrolment.erase",
+    ),
+    Measure("objections", "Objections recorded (opt-out by face)", "objection.record"),
+    Measure(
+        "enrolments_refused_objection",
+        "Enrolments refused: objection on file",
+        "enrolment.refused_objection",
+    ),
+    Measure("jurisdiction_purges", "Jurisdiction purges run", "jurisdiction.purge"),
+    Measure(
+        "retention_sweeps", "Retention sweeps (that erased, or were asked for)", "retention.sweep"
+    ),
     Measure("audit_reads", "Reads of the audit log", "audit.read"),
     Measure("audit_verifications", "Audit chain verifications", "audit.verify"),
     Measure(
@@ -118,6 +134,11 @@ BREAKDOWNS: tuple[Measure, ...] = (
     Measure("enrolments_by_gallery", "Images enrolled by gallery", "enrolment.create: gallery"),
     Measure(
         "subjects_removed_by_gallery", "Subjects removed by gallery", "subject.remove: gallery"
+    ),
+    Measure(
+        "erasures_by_cause",
+        "Erasures by cause",
+        "subject.remove and enrolment.erase: cause",
     ),
     Measure("events_by_action", "Audit events by action", "every event: action"),
 )
@@ -210,6 +231,7 @@ class Tally:
     reviews_by_decision: Counter[str] = field(default_factory=Counter)
     enrolments_by_gallery: Counter[str] = field(default_factory=Counter)
     removals_by_gallery: Counter[str] = field(default_factory=Counter)
+    erasures_by_cause: Counter[str] = field(default_factory=Counter)
     searches_purged: int = 0
     verification_failures: int = 0
     rights_filed: Counter[str] = field(default_factory=Counter)  # by kind
@@ -245,6 +267,10 @@ class Tally:
         elif action == AuditAction.SUBJECT_REMOVE:
             for gallery in event.galleries:
                 self.removals_by_gallery[gallery] += 1
+            # Removals from before erasure causes were recorded count as removals.
+            self.erasures_by_cause[str(details.get("cause") or "removal")] += 1
+        elif action == AuditAction.ENROLMENT_ERASE:
+            self.erasures_by_cause[str(details.get("cause") or "removal")] += 1
         elif action == AuditAction.AUDIT_VERIFY and details.get("ok") is False:
             self.verification_failures += 1
         elif action == AuditAction.RIGHTS_FILE:
@@ -305,6 +331,11 @@ def build_report(
         "enrolments": e[A.ENROL],
         "bulk_enrolment_runs": e[A.ENROL_BULK],
         "subjects_removed": e[A.SUBJECT_REMOVE],
+        "enrolments_erased": e[A.ENROLMENT_ERASE],
+        "objections": e[A.OBJECTION_RECORD],
+        "enrolments_refused_objection": e[A.ENROL_REFUSED_OBJECTION],
+        "jurisdiction_purges": e[A.JURISDICTION_PURGE],
+        "retention_sweeps": e[A.RETENTION_SWEEP],
         "audit_reads": e[A.AUDIT_READ],
         "audit_verifications": e[A.AUDIT_VERIFY],
         "audit_verification_failures": tally.verification_failures,
@@ -331,6 +362,7 @@ def build_report(
         "reviews_by_decision": _with_zeros(tally.reviews_by_decision, ReviewDecision),
         "enrolments_by_gallery": _with_zeros(tally.enrolments_by_gallery, ()),
         "subjects_removed_by_gallery": _with_zeros(tally.removals_by_gallery, ()),
+        "erasures_by_cause": _with_zeros(tally.erasures_by_cause, ErasureCause),
         "events_by_action": _with_zeros(e, ()),
     }
     return AnnualReport(

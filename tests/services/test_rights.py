@@ -22,14 +22,24 @@ import pytest
 from probity.domain.accounts import Actor, Role
 from probity.domain.audit import AuditEvent
 from probity.domain.rights import RequestKind, RequestStatus, due_at
-from probity.errors import Conflict, CsrfFailed, InvalidInput, RateLimited, RequestNotFound
+from probity.errors import (
+    Conflict,
+    CsrfFailed,
+    InvalidInput,
+    NoFaceFound,
+    NotPermitted,
+    RateLimited,
+    RequestNotFound,
+)
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
+from probity.services.retention import SCHEDULED_ACTOR
 from probity.services.rights import PUBLIC_PER_ADDRESS_PER_HOUR
 from probity.storage.repositories import AuditLog, Subjects
-from probity.storage.tables import RightsRequestRow
+from probity.storage.tables import RightsRequestRow, SuppressionRow
 from tests.api.conftest import (
     OPERATOR,
     PERSON_A,
+    PERSON_B,
     World,
     build_world,
     enrol_gallery,
@@ -357,3 +367,163 @@ def test_the_annual_report_counts_rights_requests_from_the_log(w: World) -> None
     data = report.as_dict()["rights_requests"]
     assert data["by_outcome"]["access"]["extended"] == 1
     assert data["handling_days"]["max_days"] == 35.0
+
+
+def _other_officer(w: World) -> Actor:
+    """A privacy officer of another organisation ("Elsewhere")."""
+    accounts = w.services.accounts
+    accounts.create_user(
+        actor=OPERATOR,
+        organisation="Elsewhere",
+        username="dpo-else",
+        roles=[Role.PRIVACY_OFFICER],
+        training_expires=w.clock() + timedelta(days=400),
+    )
+    accounts.approve_user(actor=OPERATOR, username="dpo-else", supervisor="sup2")
+    return accounts.authenticate_key(
+        accounts.create_api_key(actor=OPERATOR, username="dpo-else", label="t").secret
+    )
+
+
+def test_lookup_by_photo_lists_possible_matches_and_acts_on_none(w: World) -> None:
+    enrol_gallery(w)
+    rights = w.services.rights
+    photo = w.engine.register(make_image(91), near(PERSON_A, 0.3, 11))
+    request = rights.file(
+        actor="public", kind="erasure", contact="jo@example.org", photo=photo, client="x"
+    )  # no reference: the photo is how to find them
+    dpo = _actor(w, "dpo")
+    (match,) = rights.lookup_by_photo(actor=dpo, receipt=request.receipt)
+    assert (match.rank, match.gallery, match.subject_reference) == (1, "custody", "A-1")
+    assert match.subject_id == _subject_id(w, "A-1")
+    assert match.distance == pytest.approx(0.3, abs=1e-3)
+    assert match.distance <= w.services.suppression.max_distance == 0.6
+
+    # Shown, not stored, nothing acted on: both records stay, the request is unchanged,
+    # nothing went on the suppression list.
+    assert _subject_id(w, "B-1") and _subject_id(w, "A-1")
+    assert rights.get(actor=dpo, receipt=request.receipt).result == {}
+    with w.services.db.read() as session:
+        assert session.query(SuppressionRow).count() == 0
+    (event,) = _log(w, "rights.photo_lookup")
+    assert event.subject_ids == (match.subject_id,) and event.galleries == ("custody",)
+    details = event.details
+    assert details["receipt"] == request.receipt and details["outcome"] == "compared"
+    assert details["templates_compared"] == 2 and details["possible_matches"] == 1
+    assert details["matches"] == [[match.subject_id, "custody", match.distance]]
+    assert details["max_distance"] == 0.6 and details["target_fmr"] == 0.005
+    text = json.dumps(details)
+    assert "jo@example.org" not in text and "A-1" not in text  # ids and distances only
+
+    # The officer checks, then erases the chosen record through the ordinary path.
+    done = rights.erase_subject(
+        actor=dpo, receipt=request.receipt, gallery=match.gallery,
+        reference=match.subject_reference,
+    )  # fmt: skip
+    assert done.request_id == request.id
+    assert rights.lookup_by_photo(actor=dpo, receipt=request.receipt) == []
+    rights.close(actor=dpo, receipt=request.receipt, outcome="record erased")
+    with pytest.raises(Conflict, match="closed"):
+        rights.lookup_by_photo(actor=dpo, receipt=request.receipt)
+    assert len(_log(w, "rights.photo_lookup")) == 2
+    _verified(w)
+
+
+def test_lookup_by_photo_only_for_open_access_or_erasure_requests_with_a_usable_photo(
+    w: World,
+) -> None:
+    enrol_gallery(w)
+    rights = w.services.rights
+    dpo = _actor(w, "dpo")
+    by_reference = rights.file(
+        actor=dpo, kind="access", contact="a@b.cd", identifiers={"reference": "A-1"}
+    )
+    with pytest.raises(Conflict, match="holds no photo"):
+        rights.lookup_by_photo(actor=dpo, receipt=by_reference.receipt)
+    face = w.engine.register(make_image(92), near(PERSON_A, 0.2, 12))
+    objection = rights.file(actor=dpo, kind="objection", contact="a@b.cd", photo=face)
+    with pytest.raises(Conflict, match="objection"):
+        rights.lookup_by_photo(actor=dpo, receipt=objection.receipt)
+    access = rights.file(actor="public", kind="access", contact="a@b.cd", photo=face, client="y")
+    with pytest.raises(NotPermitted):
+        rights.lookup_by_photo(actor=_actor(w, "inv"), receipt=access.receipt)
+
+    # Another organisation's officer sees the public request but not Met's gallery.
+    assert rights.lookup_by_photo(actor=_other_officer(w), receipt=access.receipt) == []
+    assert rights.lookup_by_photo(actor=OPERATOR, receipt=access.receipt)[0].rank == 1
+
+    blank = rights.file(
+        actor="public", kind="access", contact="a@b.cd", photo=make_image(93), client="z"
+    )  # no face in it
+    with pytest.raises(NoFaceFound, match="request's photo"):
+        rights.lookup_by_photo(actor=dpo, receipt=blank.receipt)
+    two = w.engine.register(make_image(94), near(PERSON_A, 0.2, 13), near(PERSON_B, 0.2, 14))
+    pair = rights.file(actor="public", kind="erasure", contact="a@b.cd", photo=two, client="z")
+    with pytest.raises(InvalidInput, match="shows 2 faces"):
+        rights.lookup_by_photo(actor=dpo, receipt=pair.receipt)
+    refused = [e for e in _log(w, "rights.photo_lookup") if e.details["outcome"] == "refused"]
+    assert [e.details["reason"] for e in refused] == ["no_face_found", "invalid_input"]
+    _verified(w)
+
+
+def test_closed_requests_forget_contact_details_after_the_keep_period(w: World) -> None:
+    rights = w.services.rights
+    assert rights.keep_closed_days == 365
+    dpo = _actor(w, "dpo")
+    answered = rights.file(
+        actor=dpo, kind="access", contact="jo@example.org",
+        identifiers={"reference": "A-1", "gallery": "custody"}, details="my arrest in 2025",
+    )  # fmt: skip
+    rights.close(actor=dpo, receipt=answered.receipt, outcome="export sent by post")
+    closed_at = w.clock()
+    later = rights.file(
+        actor="public", kind="erasure", contact="al@example.org", identifiers={"reference": "B"}
+    )
+    still_open = rights.file(
+        actor=dpo, kind="erasure", contact="open@example.org", identifiers={"reference": "C"}
+    )
+    w.clock.advance(timedelta(days=100))
+    rights.refuse(actor=dpo, receipt=later.receipt, reason="manifestly unfounded")
+
+    # The sweeps below run "as of" a later time (``now``); the clock stays, so the seeded
+    # people's training (a year) is still valid.
+    a_year = closed_at + timedelta(days=365)  # exactly a year: kept
+    assert rights.forget_closed(actor=dpo, now=a_year) == 0
+    assert _log(w, "rights.forget") == []
+
+    past = closed_at + timedelta(days=366)
+    assert rights.forget_closed(actor=_other_officer(w), now=past) == 0  # not theirs
+    swept = w.services.retention.sweep(actor=OPERATOR, now=past)
+    assert swept.requests_forgotten == 1
+    assert swept.as_dict()["rights_requests_forgotten"] == 1
+    forgotten = rights.get(actor=dpo, receipt=answered.receipt)
+    assert (forgotten.contact, dict(forgotten.identifiers), forgotten.details) == ("", {}, "")
+    assert forgotten.receipt == answered.receipt and forgotten.kind is RequestKind.ACCESS
+    assert forgotten.status is RequestStatus.CLOSED and forgotten.closed_at == closed_at
+    assert forgotten.filed_at == answered.filed_at and forgotten.due_at == answered.due_at
+    assert forgotten.outcome == "export sent by post"
+    assert rights.status(receipt=answered.receipt).status is RequestStatus.CLOSED
+    assert rights.get(actor=dpo, receipt=later.receipt).contact == "al@example.org"
+    assert rights.get(actor=dpo, receipt=still_open.receipt).contact == "open@example.org"
+    with w.services.db.read() as session:
+        row = session.query(RightsRequestRow).filter_by(receipt=answered.receipt).one()
+        assert row.contact == "" and row.identifiers == {} and row.details == ""
+
+    (event,) = _log(w, "rights.forget")
+    assert event.details["receipts"] == [answered.receipt] and event.details["requests"] == 1
+    assert event.details["keep_closed_days"] == 365
+    assert "jo@example.org" not in json.dumps(event.details)
+    # Forgotten once: the next sweeps find nothing and record nothing.
+    sweep = w.services.retention.sweep
+    assert sweep(actor=OPERATOR, now=past, scheduled=True).requests_forgotten == 0
+    assert len(_log(w, "rights.forget")) == 1
+
+    # The refused one goes a year after its refusal, by the schedule's sweep; a curator's
+    # sweep (no rights.handle) forgets nothing.
+    refused_past = closed_at + timedelta(days=100 + 366)
+    assert sweep(actor=_actor(w, "cur"), now=refused_past).requests_forgotten == 0
+    assert sweep(actor=SCHEDULED_ACTOR, now=refused_past, scheduled=True).requests_forgotten == 1
+    assert rights.get(actor=dpo, receipt=later.receipt).contact == ""
+    assert rights.get(actor=dpo, receipt=still_open.receipt).contact == "open@example.org"
+    assert [e.actor for e in _log(w, "rights.forget")] == [OPERATOR, SCHEDULED_ACTOR]
+    _verified(w)

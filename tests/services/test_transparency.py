@@ -13,7 +13,7 @@ from probity.domain.accounts import Actor, OrganisationKind, Role
 from probity.domain.audit import AuditEvent
 from probity.domain.case import AuthorisationStatus
 from probity.domain.review import CandidateRef, ReviewDecision
-from probity.errors import InvalidInput, NotPermitted
+from probity.errors import InvalidInput, NotPermitted, ObjectionOnFile
 from probity.services.clock import ManualClock
 from probity.services.container import Services
 from probity.services.transparency import BREAKDOWNS, OFFENCE_NOT_IN_LOG, TOTALS
@@ -124,6 +124,15 @@ def seeded(svc: Services, gallery: str, clock: ManualClock, fake_engine: FakeEng
         actor=people["sup"], reference="GONE-1", status=AuthorisationStatus.REJECTED
     )
     svc.subjects.remove(actor=ACTOR, gallery=gallery, reference="C-1", reason="acquitted")
+    # An objection that erases B-1 (cause "objection"), a refused re-enrolment, a sweep.
+    objector = fake_engine.register(make_image(23), near(b, 0.1, 5))
+    svc.suppression.object(actor=ACTOR, image=objector, reference="LETTER-1")
+    again = fake_engine.register(make_image(24), near(b, 0.2, 6))
+    with pytest.raises(ObjectionOnFile):
+        svc.enrolment.enrol(
+            actor=ACTOR, gallery=gallery, subject="B-2", image=again, provenance=PROVENANCE
+        )
+    svc.retention.sweep(actor=ACTOR)
     svc.audit.verify(actor=people["aud"])
     svc.audit.events(actor=people["aud"], action="search.run")
     svc.reports.case_report(actor=inv, case_reference="NEW-1")
@@ -189,6 +198,11 @@ def _expected(events: list[AuditEvent], offences: dict[str, str]) -> dict[str, o
         "enrolments": len(of("enrolment.create")),
         "bulk_enrolment_runs": len(of("enrolment.bulk")),
         "subjects_removed": len(of("subject.remove")),
+        "enrolments_erased": len(of("enrolment.erase")),
+        "objections": len(of("objection.record")),
+        "enrolments_refused_objection": len(of("enrolment.refused_objection")),
+        "jurisdiction_purges": len(of("jurisdiction.purge")),
+        "retention_sweeps": len(of("retention.sweep")),
         "audit_reads": len(of("audit.read")),
         "audit_verifications": len(of("audit.verify")),
         "audit_verification_failures": sum(1 for e in of("audit.verify") if not e.details["ok"]),
@@ -210,6 +224,11 @@ def _expected(events: list[AuditEvent], offences: dict[str, str]) -> dict[str, o
         "enrolments_by_gallery": Counter(g for e in of("enrolment.create") for g in e.galleries),
         "subjects_removed_by_gallery": Counter(
             g for e in of("subject.remove") for g in e.galleries
+        ),
+        "erasures_by_cause": Counter(
+            e.details.get("cause") or "removal"
+            for e in events
+            if e.action in ("subject.remove", "enrolment.erase")
         ),
         "events_by_action": Counter(e.action for e in events),
     }
@@ -263,6 +282,11 @@ def test_the_local_operator_counts_every_organisation(seeded: Seeded) -> None:
     by_org = report.breakdowns["searches_by_organisation"]
     assert by_org == {"Elsewhere": 1, "Met": 4}  # not the operator's search of next year
     assert ("Elsewhere", "homicide", 1) in report.searches_by_organisation_and_offence
+    # The erasures and the objection seeded above, by cause.
+    assert report.totals["objections"] == 1 and report.totals["retention_sweeps"] == 1
+    assert report.totals["enrolments_refused_objection"] == 1
+    causes = report.breakdowns["erasures_by_cause"]
+    assert causes["objection"] == 1 and causes["removal"] == 1
     # The year before holds system.init, the enrolments and two searches.
     before = svc.transparency.annual(actor=ACTOR, year=YEAR - 1)
     assert before.totals["searches"] == 2 and before.totals["enrolments"] == 3

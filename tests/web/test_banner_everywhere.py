@@ -64,6 +64,9 @@ def test_every_page_that_shows_a_candidate_shows_the_banner(world: World) -> Non
             contact="jo@example.org",
             identifiers={"reference": "A-1"},
         ).receipt,
+        # An erasure receipt's page (none issued here: it answers 404, and never shows a
+        # candidate).
+        "number": "ER-2026-0000000000",
     }
     routes = [
         route

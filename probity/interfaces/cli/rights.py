@@ -1,6 +1,7 @@
 """``probity rights ...``: rights requests (access, objection, erasure) for the local operator
 acting as privacy officer: file one received by letter or e-mail, list, show, extend once,
-erase, apply an objection, export, close or refuse. Every step is audited under ``--actor``.
+find by photo, erase, apply an objection, export, close or refuse. Every step is audited
+under ``--actor``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from probity.interfaces.cli.common import (
     services,
 )
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
+from probity.services.rights import LOOKUP_NOTICE
 
 rights_app = typer.Typer(
     help="Rights requests: access, objection (opt-out), erasure.", no_args_is_help=True
@@ -235,6 +237,48 @@ def rights_erase(
         print_json(done.as_dict())
     else:
         out.print(f"Erased {subject} from {gallery}: receipt {done.number}.")
+
+
+@rights_app.command("lookup")
+def rights_lookup(
+    receipt: ReceiptArg, home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Find the person of an access or erasure request by its photo: the gallery records
+    within the suppression distance, closest first. Possible matches for checking, not an
+    identification; nothing is stored or erased. Then export or erase the one you chose."""
+    with services(home) as s:
+        matches = s.rights.lookup_by_photo(actor=actor_name(actor), receipt=receipt)
+        threshold = (s.suppression.max_distance, s.suppression.target_fmr)
+        request = s.rights.get(actor=actor_name(actor), receipt=receipt)
+    if json_out:
+        print_json(
+            {
+                "receipt": request.receipt,
+                "notice": LOOKUP_NOTICE,
+                "max_distance": threshold[0],
+                "target_fmr": threshold[1],
+                "possible_matches": [m.as_dict() for m in matches],
+            }
+        )
+        return
+    out.print(
+        f"{LOOKUP_NOTICE} Distance at most {threshold[0]:.2f} (false-match rate "
+        f"{threshold[1] * 100:.2g} % per record compared).",
+        markup=False,
+        highlight=False,
+    )
+    if not matches:
+        out.print("No gallery record is within the distance of the request's photo.")
+        return
+    table = Table("rank", "gallery", Column("record", no_wrap=True), "distance")
+    for m in matches:
+        table.add_row(str(m.rank), m.gallery, m.subject_reference, f"{m.distance:.3f}")
+    out.print(table)
+    if request.kind is RequestKind.ACCESS:
+        then = f"probity rights export RECORD --gallery GALLERY -o FILE --request {receipt}"
+    else:
+        then = f"probity rights erase {receipt} RECORD --gallery GALLERY"
+    out.print(f"After comparing the photos yourself: {then}", markup=False, highlight=False)
 
 
 @rights_app.command("object")

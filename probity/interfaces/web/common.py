@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
-from probity.domain.accounts import Action, Actor
+from probity.domain.accounts import Action, Actor, Resource
 from probity.errors import CsrfFailed, ProbityError, Unauthenticated
 from probity.interfaces.api.deps import SESSION_COOKIE
 from probity.services.container import Services
@@ -57,6 +57,8 @@ MENU = (
     MenuItem("Audit", "/audit", Action.AUDIT_READ),
     MenuItem("Reports", "/reports/annual", Action.REPORT_ANNUAL),
     MenuItem("Rights", "/rights", Action.RIGHTS_HANDLE),
+    MenuItem("Erasures", "/erasures", Action.RIGHTS_HANDLE),
+    MenuItem("Jurisdictions", "/jurisdictions", Action.JURISDICTION_RULE),
     MenuItem("Admin", "/admin", Action.USER_READ),
     MenuItem("API keys", "/admin#keys", Action.KEY_CREATE),
 )
@@ -76,7 +78,10 @@ def menu_for(services: Services, actor: Actor | None) -> list[MenuItem]:
     page's service call applies the policy again)."""
     if actor is None:
         return []
-    return [m for m in MENU if services.access.allows(actor, m.action)]
+    # Asked about the actor's own organisation: a curator may set their organisation's
+    # jurisdiction rules, not deployment-wide ones (the same answer for every other entry).
+    own = Resource(actor.organisation_id)
+    return [m for m in MENU if services.access.allows(actor, m.action, own)]
 
 
 def signed_in(request: Request, services: Services, cookie: str | None) -> tuple[Actor, str]:

@@ -15,6 +15,7 @@ from probity.interfaces.web import (
     audit_pages,
     gallery_pages,
     pages,
+    privacy_rules_pages,
     review_pages,
     rights_pages,
 )
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_pages.router,
     admin_pages.router,
     rights_pages.router,  # /privacy is public: its routes never ask for a session
+    privacy_rules_pages.router,
 )
 
 

@@ -223,8 +223,10 @@ def retention_page(
     """Each gallery's retention rule and how many of its records are due now."""
     actor, csrf = signed_in(request, services, probity_session)
     due = services.retention.due(actor=actor)
-    rows = [(g, subjects, enrolments, due.get(g.id, 0)) for g, subjects, enrolments in
-            services.galleries.list(actor)]  # fmt: skip
+    rows = [
+        (gallery, subjects, enrolments, due.get(gallery.id, 0))
+        for gallery, subjects, enrolments in services.galleries.list(actor)
+    ]
     return _page(
         request,
         services,

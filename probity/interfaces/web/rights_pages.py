@@ -15,7 +15,10 @@ needed) come back on the same form with the message, the other fields kept.
 ``/rights`` (privacy officers, ``rights.handle``): the list with deadline clocks, overdue
 requests highlighted, and one page per request with its actions (extend once, erase the
 subject, export, apply an objection, close, refuse). Every form there carries the session's
-CSRF token and redirects back (303) on success, except the export, whose zip is the answer.
+CSRF token and redirects back (303) on success, except the export, whose zip is the answer,
+and "Find by photo", whose answer is the request page with the possible matches listed
+(``RightsService.lookup_by_photo``): shown once, ``no-store``, kept nowhere, each with its
+own export or erase form that asks the officer to confirm they compared the photos.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from probity.domain.accounts import Actor
 from probity.domain.rights import PUBLIC_FILER, RequestKind, RequestStatus
-from probity.errors import InvalidImage, ProbityError, RateLimited
+from probity.errors import InvalidImage, InvalidInput, ProbityError, RateLimited
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
 from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
 from probity.services.container import Services
 from probity.services.rights import (
     FORM_TOKEN_LIFETIME,
+    LOOKUP_NOTICE,
     PUBLIC_PER_ADDRESS_PER_HOUR,
+    PhotoMatch,
     image_media_type,
 )
 
@@ -206,17 +212,39 @@ def rights_request_page(
     receipt: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
 ) -> Response:
     actor, csrf = signed_in(request, services, probity_session)
+    return _request_view(request, services, actor, csrf, receipt)
+
+
+def _request_view(
+    request: Request,
+    services: Services,
+    actor: Actor,
+    csrf: str,
+    receipt: str,
+    lookup: list[PhotoMatch] | None = None,
+    lookup_error: ProbityError | None = None,
+) -> Response:
+    """The request page; with ``lookup``, the photo lookup's possible matches as well."""
     found = services.rights.get(actor=actor, receipt=receipt)
     galleries = [g.name for g in services.galleries.all(actor)]
+    try:
+        threshold = (services.suppression.max_distance, services.suppression.target_fmr)
+    except ProbityError:  # no FMR table for the engine's model: no lookup by photo
+        threshold = None
     return render(
         request,
         "rights_request.html",
         actor=actor,
+        status=lookup_error.status if lookup_error else 200,
         csrf=csrf,
         r=found,
         now=services.clock(),
         galleries=galleries,
         kinds={k: label for k, label, _ in KINDS},
+        threshold=threshold,
+        lookup=lookup,
+        lookup_error=lookup_error.message if lookup_error else None,
+        lookup_notice=LOOKUP_NOTICE,
     )
 
 
@@ -228,6 +256,27 @@ def rights_photo(
     actor, _ = signed_in(request, services, probity_session)
     image = services.rights.photo(actor=actor, receipt=receipt)
     return _no_store(Response(image, media_type=image_media_type(image)))
+
+
+@router.post("/rights/{receipt}/photo-lookup", response_class=HTMLResponse)
+def rights_photo_lookup(
+    receipt: str,
+    request: Request,
+    services: ServicesDep,
+    csrf_token: Annotated[str, Form()],
+    probity_session: SessionCookie = None,
+) -> Response:
+    """Find by photo: the request page with the gallery records within the suppression
+    distance of the request's photo listed (audited as ``rights.photo_lookup``; the list is
+    this answer only, sent ``no-store``)."""
+    actor, csrf = signed_in(request, services, probity_session)
+    check_csrf(csrf_token, csrf)
+    try:
+        matches = services.rights.lookup_by_photo(actor=actor, receipt=receipt)
+    except InvalidInput as exc:  # also NoFaceFound, QualityRefused, InvalidImage
+        # The photo shows no usable face: said on the request page, next to the button.
+        return _request_view(request, services, actor, csrf, receipt, lookup_error=exc)
+    return _no_store(_request_view(request, services, actor, csrf, receipt, lookup=matches))
 
 
 @router.post("/rights/{receipt}/extension")

@@ -1,6 +1,8 @@
 """Rights requests for privacy officers: file one received by letter or e-mail, list and
 read them, extend a deadline once, close or refuse, erase the subject an erasure request
-names, apply an objection, and download the access export (a zip).
+names, apply an objection, download the access export (a zip), and find the person of an
+access or erasure request that came with a photo and no reference (``photo-lookup``:
+possible matches for the officer to check, shown and never stored).
 
 Members of the public file on the web page ``/privacy`` (no account); everything here needs
 ``rights.handle``, which the services check.
@@ -12,6 +14,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, Field
 
 from probity.domain.rights import RequestKind, RequestStatus, RightsRequest, parse_identifiers
 from probity.errors import InvalidInput
@@ -28,6 +31,7 @@ from probity.interfaces.api.uploads import read_upload
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
 from probity.services.container import Services
 from probity.services.erasure import ErasureReceipt
+from probity.services.rights import LOOKUP_NOTICE
 
 router = APIRouter(prefix="/api/v1/rights-requests", tags=["rights requests"])
 
@@ -166,6 +170,50 @@ def apply_objection(receipt: str, actor: ActorDep, services: ServicesDep) -> Rig
     """Put an objection's photo on the suppression list and erase the records it matches."""
     services.rights.apply_objection(actor=actor, receipt=receipt)
     return request_out(services.rights.get(actor=actor, receipt=receipt), services)
+
+
+class PhotoMatchOut(BaseModel):
+    rank: int = Field(description="1 is the closest")
+    gallery: str
+    subject_reference: str = Field(description="the record's reference in that gallery")
+    subject_id: str
+    distance: float = Field(description="dlib Euclidean distance; at or under max_distance")
+
+
+class PhotoLookupOut(BaseModel):
+    """Possible matches of a request's photo, for a person to check: never an
+    identification, never stored. Export or erase a chosen record with ``export.zip`` or
+    ``erasures`` (gallery and subject_reference)."""
+
+    receipt: str
+    notice: str = Field(description="possible matches for checking, not an identification")
+    max_distance: float = Field(description="the suppression distance the photo was held to")
+    target_fmr: float = Field(
+        description="1:1 false-match rate of max_distance per record compared (LFW pairs)"
+    )
+    possible_matches: list[PhotoMatchOut]
+
+
+@router.post("/{receipt}/photo-lookup", response_model=PhotoLookupOut)
+def photo_lookup(
+    receipt: str, actor: ActorDep, services: ServicesDep, response: Response
+) -> PhotoLookupOut:
+    """Compare the photo of an open access or erasure request (one that came with a photo
+    because the person has no reference) with every gallery record you handle, by the
+    objection's exact scan at the suppression distance (default 0.60: FMR 0.5 % per record
+    compared). Returns possible matches, closest first, for a person to check; nothing is
+    stored or erased. Audited as ``rights.photo_lookup``. 409 for an objection, a closed
+    request or one without a photo; 422 (or 400 for several faces) when the photo does not
+    show exactly one usable face."""
+    matches = services.rights.lookup_by_photo(actor=actor, receipt=receipt)
+    response.headers["Cache-Control"] = "no-store"
+    return PhotoLookupOut(
+        receipt=receipt.strip().upper(),
+        notice=LOOKUP_NOTICE,
+        max_distance=services.suppression.max_distance,
+        target_fmr=services.suppression.target_fmr,
+        possible_matches=[PhotoMatchOut.model_validate(m.as_dict()) for m in matches],
+    )
 
 
 @router.get(
