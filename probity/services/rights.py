@@ -697,9 +697,8 @@ class RightsService:
             face = self.suppression.face_of(image, what="request's photo")
         except ProbityError as exc:
             self._record_alone(
-                actor, AuditAction.RIGHTS_PHOTO_LOOKUP, request, outcome="refused",
-                reason=exc.code,
-            )  # fmt: skip
+                actor, AuditAction.RIGHTS_PHOTO_LOOKUP, request, outcome="refused", reason=exc.code
+            )
             raise
         finally:
             del image  # decrypted for this call only

@@ -1,7 +1,8 @@
 """``/api/v1/rights-requests`` for privacy officers, with the fake engine: file (multipart,
 identifiers as NAME=VALUE), list, read, extend once, export (a zip listing the searches that
 returned the subject), close; an erasure request's erasure with a receipt; an objection by
-photo, the photo gone at closing; other roles 403, unknown receipts 404, the chain verified."""
+photo, the photo gone at closing; a photo lookup listing possible matches (no-store,
+nothing stored); other roles 403, unknown receipts 404, the chain verified."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import zipfile
 
 import httpx
+import pytest
 
 from tests.api.conftest import PERSON_A, World, enrol_gallery, open_case, search
 from tests.fakes import make_image, near
@@ -114,4 +116,44 @@ def test_erasure_and_objection_requests(world: World) -> None:
     assert bad.status_code == 400 and "NAME=VALUE" in bad.json()["detail"]
     needless = _file(world, "access", "reference=A-1", photo=make_image(5))
     assert needless.status_code == 400 and "not needed" in needless.json()["detail"]
+    assert world.call("POST", "/api/v1/audit/verify", "aud").json()["ok"] is True
+
+
+def test_photo_lookup_lists_possible_matches_for_checking(world: World) -> None:
+    enrol_gallery(world)
+    photo = world.engine.register(make_image(302), near(PERSON_A, 0.25, 32))
+    r = _file(world, "erasure", photo=photo)  # no reference: the photo finds the record
+    assert r.status_code == 201, r.text
+    receipt = r.json()["receipt"]
+    assert world.call("POST", f"{BASE}/{receipt}/photo-lookup", "inv").status_code == 403
+
+    r = world.call("POST", f"{BASE}/{receipt}/photo-lookup", "dpo")
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert "not an identification" in body["notice"]
+    assert body["max_distance"] == 0.6 and body["target_fmr"] == 0.005
+    (match,) = body["possible_matches"]
+    assert (match["rank"], match["gallery"], match["subject_reference"]) == (1, "custody", "A-1")
+    assert match["distance"] == pytest.approx(0.25, abs=1e-3)
+    # Nothing was done: the request holds no result, A-1 is still enrolled.
+    assert world.call("GET", f"{BASE}/{receipt}", "dpo").json()["result"] == {}
+    r = world.call(
+        "POST", f"{BASE}/{receipt}/erasures", "dpo",
+        json={"gallery": match["gallery"], "reference": match["subject_reference"]},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    again = world.call("POST", f"{BASE}/{receipt}/photo-lookup", "dpo").json()
+    assert again["possible_matches"] == []
+
+    by_reference = _file(world, "access", "reference=B-1").json()["receipt"]
+    r = world.call("POST", f"{BASE}/{by_reference}/photo-lookup", "dpo")
+    assert r.status_code == 409 and "holds no photo" in r.json()["detail"]
+    no_face = _file(world, "access", photo=make_image(303)).json()["receipt"]
+    r = world.call("POST", f"{BASE}/{no_face}/photo-lookup", "dpo")
+    assert r.status_code == 422 and r.json()["code"] == "no_face_found"
+    assert (
+        "/api/v1/rights-requests/{receipt}/photo-lookup"
+        in world.call("GET", "/openapi.json").json()["paths"]
+    )
     assert world.call("POST", "/api/v1/audit/verify", "aud").json()["ok"] is True

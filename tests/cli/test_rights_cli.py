@@ -1,7 +1,9 @@
 """``probity rights ...`` end to end on the real models with the committed photos: file an
 access request, list, show, extend, export the zip (images, provenance, the search that
 returned the subject, the PDF), close; an erasure request erased with a receipt; mistakes
-are one error line with the error's exit status; the audit chain verifies."""
+are one error line with the error's exit status; ``rights lookup`` finds the person of a
+request by its photo (obama2.jpg → OB-1 at rank 1, biden.jpg's record not within 0.60); the
+audit chain verifies."""
 
 from __future__ import annotations
 
@@ -91,4 +93,56 @@ def test_rights_commands(probity, tmp_path: Path) -> None:  # type: ignore[no-un
 
     log = json.loads(probity("audit", "log", "--action", "rights.close", "--json", *home).out)
     assert [e["details"]["receipt"] for e in log] == [receipt, erasure]
+    assert probity("audit", "verify", *home).code == 0
+
+
+def test_rights_lookup_finds_the_person_by_the_requests_photo(  # type: ignore[no-untyped-def]
+    probity, tmp_path: Path
+) -> None:
+    """Real models: obama.jpg and biden.jpg enrolled; an erasure request with obama2.jpg and
+    no reference finds OB-1 at rank 1, and BI-1 is not within the suppression distance."""
+    home = ["--home", str(tmp_path / "home")]
+    collected = (date.today() - timedelta(days=30)).isoformat()
+    assert probity("init", *home).code == 0
+    assert probity(
+        "gallery", "create", "custody", "--policy", "charged persons", "--retention-days",
+        "365", *home,
+    ).code == 0  # fmt: skip
+    for subject, photo in (("OB-1", "obama.jpg"), ("BI-1", "biden.jpg")):
+        run = probity(
+            "enrol", "custody", str(DATA / photo), "--subject", subject, "--source",
+            f"custody/{subject}", "--lawful-basis", "law_enforcement", "--collected-at",
+            collected, "--jurisdiction", "GB", *home,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+    run = probity(
+        "rights", "file", "erasure", "--contact", "jo@example.org", "--photo",
+        str(DATA / "obama2.jpg"), "--json", *home,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    receipt = json.loads(run.out)["receipt"]
+
+    run = probity("rights", "lookup", receipt, "--json", *home)
+    assert run.code == 0, run.err
+    found = json.loads(run.out)
+    assert found["max_distance"] == 0.6 and "not an identification" in found["notice"]
+    first = found["possible_matches"][0]
+    assert (first["rank"], first["subject_reference"], first["gallery"]) == (1, "OB-1", "custody")
+    assert first["distance"] < 0.6
+    assert "BI-1" not in [m["subject_reference"] for m in found["possible_matches"]]
+
+    text = probity("rights", "lookup", receipt, *home)
+    assert text.code == 0 and "not an identification" in text.out and "OB-1" in text.out
+    assert f"probity rights erase {receipt} RECORD --gallery GALLERY" in text.out
+
+    (event, _) = json.loads(
+        probity("audit", "log", "--action", "rights.photo_lookup", "--json", *home).out
+    )
+    assert event["details"]["faces"] == 1 and event["details"]["templates_compared"] == 2
+    run = probity("rights", "erase", receipt, "OB-1", "--gallery", "custody", *home)
+    assert run.code == 0, run.err
+    run = probity("rights", "close", receipt, "--outcome", "record OB-1 erased", *home)
+    assert run.code == 0, run.err
+    gone = probity("rights", "lookup", receipt, *home)
+    assert gone.code == 4 and "closed" in gone.err  # the photo went with the closing
     assert probity("audit", "verify", *home).code == 0

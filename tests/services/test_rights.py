@@ -3,7 +3,9 @@ file → extend → close with the photo destroyed and its deletion audited; the
 lists every search that returned the subject (purged ones included); an erasure request
 erases through the one erasure path; an objection goes on the suppression list; only what
 a request needs is asked for; public filing is rate-limited and its form token expires;
-officers see their own organisation's requests and the public page's. The audit chain
+officers see their own organisation's requests and the public page's; a request's photo
+lists possible matches for the officer to check and acts on none; closed requests forget
+the person's contact details after the keep period, by the retention sweep. The audit chain
 verifies after each."""
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ with no account and gets a receipt number and the deadline; a mistake comes back
 form with the fields kept; the status lookup shows the status and dates only. The privacy
 officer's /rights list shows the deadline clocks with an overdue request highlighted; on a
 request page they erase the record an erasure request names and close it, and download an
-access request's export. Every page reads at 390 px without sideways scrolling."""
+access request's export; "Find by photo" lists possible matches, each erased only once the
+officer confirms they compared the photos. Every page reads at 390 px without sideways
+scrolling."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from typing import Any
 
 from probity.domain.rights import due_at
 from probity.storage.rights import RightsRequests
-from tests.api.conftest import PASSWORD, World, enrol_gallery, open_case, search
-from tests.fakes import make_image
+from tests.api.conftest import PASSWORD, PERSON_A, World, enrol_gallery, open_case, search
+from tests.fakes import make_image, near
 from tests.web.conftest import LiveServer
 
 
@@ -195,4 +197,50 @@ def test_the_privacy_officer_handles_requests(
     assert response is not None and response.status == 403
     assert page.get_by_role("link", name="Rights").count() == 0
     other.close()
+    assert w.services.audit.verify(actor="test").ok
+
+
+def test_the_privacy_officer_finds_a_person_by_the_requests_photo(
+    live: LiveServer, browser: Any, screenshots: Path
+) -> None:
+    w = _world(live)
+    enrol_gallery(w)
+    photo = w.engine.register(make_image(41), near(PERSON_A, 0.3, 41))
+    request = w.services.rights.file(
+        actor="public", kind="erasure", contact="jo@example.org", photo=photo, client="x"
+    )  # no reference: only the photo finds the record
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    _login(page, live, "dpo", f"/rights/{request.receipt}")
+    page.get_by_role("button", name="Find by photo").click()
+    section = page.get_by_test_id("photo-lookup")
+    section.wait_for()
+    assert "not an identification" in section.inner_text()
+    assert page.get_by_test_id("banner").is_visible()
+    row = page.get_by_test_id("lookup-1")
+    assert "A-1" in row.inner_text() and page.get_by_test_id("lookup-2").count() == 0
+    page.screenshot(path=str(screenshots / "rights-photo-lookup-390.png"), full_page=True)
+    _fits(page, "the photo lookup")
+    assert w.services.rights.get(actor="test", receipt=request.receipt).result == {}
+
+    # Erasing a possible match asks the officer to confirm they compared the photos.
+    row.get_by_role("button", name="Erase A-1").click()
+    assert page.get_by_test_id("lookup-1").is_visible()  # the required box stopped it
+    row.get_by_label("I compared the photos myself").check()
+    row.get_by_role("button", name="Erase A-1").click()
+    page.wait_for_url(f"**/rights/{request.receipt}")
+    (receipt,) = w.services.erasure.receipts(actor="test", request_id=request.id)
+    assert page.get_by_test_id(f"erasure-{receipt.number}").is_visible()
+    assert page.get_by_test_id("photo-lookup").count() == 0  # the list was never stored
+
+    # A photo without a usable face says so on the page.
+    blank = w.services.rights.file(
+        actor="public", kind="access", contact="al@example.org", photo=make_image(42), client="y"
+    )
+    page.goto(f"{live.url}/rights/{blank.receipt}")
+    page.get_by_role("button", name="Find by photo").click()
+    page.get_by_test_id("lookup-error").wait_for()
+    assert "no face" in page.get_by_test_id("lookup-error").inner_text()
+    context.close()
+    assert len(w.services.audit.events(actor="test", action="rights.photo_lookup").events) == 2
     assert w.services.audit.verify(actor="test").ok

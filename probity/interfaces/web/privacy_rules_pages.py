@@ -90,6 +90,18 @@ def _totals(receipts: list[ErasureReceipt]) -> dict[str, int]:
 # -- jurisdiction rules ----------------------------------------------------------------------
 
 
+def _held(services: Services, actor: Actor) -> dict[str, Any]:
+    """What a purge would erase now: records, people, and records by gallery and place."""
+    held = services.jurisdictions.held(actor=actor)
+    names: dict[str, str] = {g.id: g.name for g in services.galleries.all(actor)}
+    by_place = Counter((names.get(e.gallery_id, "?"), e.jurisdiction) for e in held)
+    return {
+        "held": len(held),
+        "held_subjects": len({e.subject_id for e in held}),
+        "by_place": sorted(by_place.items()),
+    }
+
+
 @router.get("/jurisdictions", response_class=HTMLResponse)
 def jurisdictions_page(
     request: Request,
@@ -102,9 +114,6 @@ def jurisdictions_page(
     actor, csrf = signed_in(request, services, probity_session)
     rules = services.jurisdictions.rules(actor=actor)
     may_purge = _may(services, actor, Action.SUBJECT_REMOVE)
-    held = services.jurisdictions.held(actor=actor) if may_purge else []
-    names = {g.id: g.name for g in services.galleries.all(actor)}
-    by_place = Counter((names.get(e.gallery_id, "?"), e.jurisdiction) for e in held)
     return _page(
         request,
         services,
@@ -120,9 +129,7 @@ def jurisdictions_page(
         },
         may_deployment=_may(services, actor, Action.JURISDICTION_RULE, None),
         may_purge=may_purge,
-        held=len(held),
-        held_subjects=len({e.subject_id for e in held}),
-        by_place=sorted(by_place.items()),
+        **(_held(services, actor) if may_purge else {"held": 0, "by_place": []}),
         excluded=excluded[:20],
         lifted=lifted[:20],
     )
@@ -174,18 +181,8 @@ def purge_confirm(
 ) -> Response:
     """The confirmation step: what the purge would erase, then the button that does it."""
     actor, csrf = signed_in(request, services, probity_session)
-    held = services.jurisdictions.held(actor=actor)
-    names = {g.id: g.name for g in services.galleries.all(actor)}
-    by_place = Counter((names.get(e.gallery_id, "?"), e.jurisdiction) for e in held)
     return _page(
-        request,
-        services,
-        actor,
-        csrf,
-        "privacy_rules_purge.html",
-        held=len(held),
-        held_subjects=len({e.subject_id for e in held}),
-        by_place=sorted(by_place.items()),
+        request, services, actor, csrf, "privacy_rules_purge.html", **_held(services, actor)
     )
 
 
