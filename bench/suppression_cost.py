@@ -107,7 +107,7 @@ def run(objectors: int, templates: int) -> dict[str, float | int]:
         per_call = (time.perf_counter() - started) / rounds
         probe = np.asarray(unit(999_999), dtype=np.float32)
         started = time.perf_counter()
-        svc.suppression.matches("bench", probe)
+        svc.suppression.find_matches(actor="bench", descriptor=probe)
         scan = time.perf_counter() - started
         svc.close()
     return {
