@@ -38,3 +38,9 @@ def sweep(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt = Fals
             "erased whole.",
             highlight=False,
         )
+    if result.requests_forgotten:
+        out.print(
+            f"{result.requests_forgotten} closed rights request(s) past their keeping time: "
+            "contact details blanked.",
+            highlight=False,
+        )

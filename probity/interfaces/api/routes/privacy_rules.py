@@ -59,6 +59,9 @@ class SweepOut(BaseModel):
     enrolments_erased: int
     subjects_erased: int = Field(description="subjects left with nothing, erased whole")
     receipts: list[ErasureReceiptOut]
+    rights_requests_forgotten: int = Field(
+        0, description="closed rights requests whose contact details were blanked"
+    )
 
 
 def _rule(rule: JurisdictionRule) -> JurisdictionRuleOut:
