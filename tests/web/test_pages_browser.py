@@ -113,9 +113,16 @@ def test_search_page_boxes_every_face_under_the_banner(
     page = context.new_page()
     _login(page, live, "inv")
     page.goto(f"{live.url}/cases/WEB-S")
-    page.get_by_label("Probe photo").set_input_files(
-        files=[{"name": "pair.png", "mimeType": "image/png", "buffer": probes["pair"]}]
+    # Drag and drop: a file dropped on the zone fills the probe input.
+    page.get_by_test_id("dropzone").evaluate(
+        """(zone, bytes) => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], "pair.png", {type: "image/png"}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+        }""",
+        list(probes["pair"]),
     )
+    assert page.get_by_label("Probe photo").evaluate("(input) => input.files[0].name") == "pair.png"
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(f"{live.url}/searches/*")
     banner = page.get_by_test_id("banner").inner_text()

@@ -3,11 +3,13 @@ service's code and status) and lose nothing; reviews are blind until you record 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from probity.domain.review import CandidateRef
 from tests.api.conftest import PASSWORD, World, build_world, enrol_gallery, open_case, search
@@ -49,6 +51,14 @@ def test_bad_ids_and_bad_reviews_get_precise_error_pages(world: World) -> None:
         r = inv.get(path)
         assert r.status_code == status, (path, r.text)
         assert r.headers["content-type"].startswith("text/html") and code in r.text, path
+
+    # The case page's report link: the case report as a PDF, with the notice, audited.
+    pdf = inv.get("/cases/OP-E/report.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["cache-control"] == "no-store"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Investigative lead" in text and "OP-E" in text
+    assert "report.pdf" in inv.get("/cases/OP-E").text
 
     review = compare + "/reviews"
     r = inv.post(review, data={"csrf_token": "forged", "decision": "possible_match"})
