@@ -9,6 +9,7 @@ concurrent rotation is retiring. Unwrapping needs no lock: a wrapped key names i
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -38,9 +39,21 @@ class Vault:
     """Seals and opens data with per-owner keys. Unwrapped keys are never cached beyond
     one service call, so a shredded key cannot linger in a long-running process."""
 
+    OBSERVE_EVERY_S = 5.0
+    """How often a reading process re-reads the key epoch, so that a KEK retired by another
+    process's erasure is dropped from this one's memory within seconds (one primary-key read
+    at most every 5 s; writers read it on every wrap anyway)."""
+
     def __init__(self, keyring: Keyring, blobs: BlobStore) -> None:
         self.keyring = keyring
         self.blobs = blobs
+        self._observed_at = float("-inf")
+
+    def _observe(self, session: Session) -> None:
+        now = time.monotonic()
+        if now - self._observed_at >= self.OBSERVE_EVERY_S:
+            self._observed_at = now
+            self._epoch(session, lock=None)
 
     # -- epochs -----------------------------------------------------------------------------
 
@@ -69,6 +82,7 @@ class Vault:
         return key, self.keyring.wrap(subject_id, key, epoch)
 
     def subject_key(self, session: Session, subject_id: str) -> bytes:
+        self._observe(session)
         wrapped = Subjects(session).wrapped_key(subject_id)
         if wrapped is None:
             raise IntegrityError(f"subject {subject_id} has no data key (erased?)")
@@ -103,6 +117,7 @@ class Vault:
     def case_key(self, session: Session, case_id: str) -> bytes | None:
         """The case's probe key, or None if the case has none yet (opened before probes
         were kept)."""
+        self._observe(session)
         wrapped = Cases(session).wrapped_probe_key(case_id)
         return None if wrapped is None else self.keyring.unwrap_case_key(case_id, wrapped)
 

@@ -122,8 +122,9 @@ def test_another_process_drops_the_old_kek_when_it_sees_the_new_epoch(
     with db.transaction() as s:
         mine.rotate(s)
     assert theirs.keyring.unwrap("a", old_wrapped)  # still cached: not yet told
+    theirs._observed_at = float("-inf")  # as if OBSERVE_EVERY_S had passed
     with db.read() as s:
-        theirs.current_epoch(s)
+        theirs.subject_key(s, "a")  # an ordinary read notices the new epoch
     with pytest.raises(IntegrityError):
         theirs.keyring.unwrap("a", old_wrapped)
     _add_subject(db, theirs, "b")  # new keys are wrapped at the new epoch
