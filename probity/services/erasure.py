@@ -103,6 +103,29 @@ def new_receipt_number(prefix: str, at: datetime) -> str:
     return f"{prefix}-{at.year}-{secrets.token_hex(5).upper()}"
 
 
+def store_receipt(session: Session, receipt: ErasureReceipt) -> None:
+    """Write the receipt in the erasure's own transaction (it outlives everything else)."""
+    session.add(
+        ErasureReceiptRow(
+            id=receipt.number,
+            at=receipt.at,
+            actor=receipt.actor,
+            organisation=receipt.organisation,
+            gallery=receipt.gallery,
+            subject_id=receipt.subject_id,
+            subject_reference=receipt.subject_reference,
+            cause=receipt.cause.value,
+            reason=receipt.reason,
+            request_id=receipt.request_id,
+            enrolments=receipt.enrolments,
+            templates=receipt.templates,
+            blobs=receipt.blobs,
+            index_vectors=receipt.index_vectors,
+            audit_seq=receipt.audit_seq,
+        )
+    )
+
+
 def _receipt(row: ErasureReceiptRow) -> ErasureReceipt:
     return ErasureReceipt(
         number=row.id,
@@ -274,25 +297,7 @@ class ErasureService:
             index_vectors=len(template_ids),
             audit_seq=event.seq,
         )
-        session.add(
-            ErasureReceiptRow(
-                id=receipt.number,
-                at=receipt.at,
-                actor=receipt.actor,
-                organisation=receipt.organisation,
-                gallery=receipt.gallery,
-                subject_id=receipt.subject_id,
-                subject_reference=receipt.subject_reference,
-                cause=receipt.cause.value,
-                reason=receipt.reason,
-                request_id=receipt.request_id,
-                enrolments=receipt.enrolments,
-                templates=receipt.templates,
-                blobs=receipt.blobs,
-                index_vectors=receipt.index_vectors,
-                audit_seq=receipt.audit_seq,
-            )
-        )
+        store_receipt(session, receipt)
         return receipt, blobs, template_ids
 
     def erase_enrolments(

@@ -36,7 +36,6 @@ from probity.errors import InvalidInput, ProbityError
 from probity.services.access import Who, name_of, organisation_of
 from probity.storage.pruning import EnrolmentPruning, HeldEnrolment
 from probity.storage.repositories import Subjects
-from probity.storage.tables import ErasureReceiptRow
 from probity.storage.vault import Vault
 
 if TYPE_CHECKING:
@@ -202,7 +201,7 @@ def _record(
     request_id: str | None,
 ) -> ErasureReceipt:
     """The ``enrolment.erase`` audit event and the receipt (no biometric data)."""
-    from probity.services.erasure import ErasureReceipt, new_receipt_number
+    from probity.services.erasure import ErasureReceipt, new_receipt_number, store_receipt
 
     now = service.clock()
     subject = Subjects(session).get_many([subject_id])[subject_id]
@@ -246,23 +245,5 @@ def _record(
         index_vectors=len(targets),
         audit_seq=event.seq,
     )
-    session.add(
-        ErasureReceiptRow(
-            id=receipt.number,
-            at=receipt.at,
-            actor=receipt.actor,
-            organisation=receipt.organisation,
-            gallery=receipt.gallery,
-            subject_id=receipt.subject_id,
-            subject_reference=receipt.subject_reference,
-            cause=receipt.cause.value,
-            reason=receipt.reason,
-            request_id=receipt.request_id,
-            enrolments=receipt.enrolments,
-            templates=receipt.templates,
-            blobs=receipt.blobs,
-            index_vectors=receipt.index_vectors,
-            audit_seq=receipt.audit_seq,
-        )
-    )
+    store_receipt(session, receipt)
     return receipt

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from probity.interfaces.render.case_report_pdf import latin1_text
+from probity.interfaces.render.pdf_base import FONT, MONO, HousePDF
+from probity.interfaces.render.pdf_base import LINE as _LINE
 
-_FONT = "Helvetica"
-_MONO = "Courier"
-_LINE = 5.0
 _LABEL_WIDTH = 48.0
 
 _BASES = {
@@ -31,47 +29,15 @@ _BASES = {
 }
 
 
-class _ExportPDF(FPDF):
+class _ExportPDF(HousePDF):
     """A4 pages headed "Your data: <gallery> / <reference>", numbered in the footer."""
-
-    def __init__(self, title: str) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self._title = latin1_text(title)
-        self.set_margins(15, 12, 15)
-        self.set_auto_page_break(auto=True, margin=18)
-
-    def header(self) -> None:
-        self.set_font(_FONT, "B", 10)
-        self.multi_cell(
-            0, _LINE, self._title, border="B", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
-        self.ln(3)
-
-    def footer(self) -> None:
-        self.set_y(-13)
-        self.set_font(_FONT, "", 8)
-        self.cell(0, _LINE, f"Page {self.page_no()} of {{nb}}", align="R")
-
-    def heading(self, text: str, size: float = 12) -> None:
-        if self.will_page_break(5 * _LINE):
-            self.add_page()
-        self.ln(2)
-        self.set_font(_FONT, "B", size)
-        self.multi_cell(
-            0, size * 0.5, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
-        self.ln(1)
-
-    def para(self, text: object, style: str = "", size: float = 10) -> None:
-        self.set_font(_FONT, style, size)
-        self.multi_cell(0, _LINE, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def field(self, label: str, value: object, mono: bool = False) -> None:
         if self.will_page_break(_LINE):
             self.add_page()
-        self.set_font(_FONT, "B", 10)
+        self.set_font(FONT, "B", 10)
         self.cell(_LABEL_WIDTH, _LINE, latin1_text(label))
-        self.set_font(_MONO, "", 8) if mono else self.set_font(_FONT, "", 10)
+        self.set_font(MONO, "", 8) if mono else self.set_font(FONT, "", 10)
         text = "-" if value is None or value == "" else value
         self.multi_cell(0, _LINE, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
@@ -129,7 +95,7 @@ def render_access_export_pdf(export: Mapping[str, Any]) -> bytes:
     if not searches:
         pdf.para("None.", style="I")
         return bytes(pdf.output())
-    pdf.set_font(_FONT, "", 9)
+    pdf.set_font(FONT, "", 9)
     with pdf.table(col_widths=(44, 46, 50, 40), text_align="LEFT", line_height=5) as table:
         row = table.row()
         for heading in ("Date (UTC)", "Organisation", "Case reference", "Rank (distance)"):

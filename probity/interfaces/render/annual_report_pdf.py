@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-
 from probity.interfaces.render.case_report_pdf import latin1_text
+from probity.interfaces.render.pdf_base import FONT, HousePDF
 from probity.services.transparency import (
     BREAKDOWNS,
     RIGHTS_HANDLING,
@@ -24,57 +22,21 @@ from probity.services.transparency import (
     Measure,
 )
 
-_FONT = "Helvetica"
-_LINE = 5.0
-
 
 def scope_label(organisation: str | None) -> str:
     """Whose events a report counts, in words."""
     return f"organisation {organisation}" if organisation else "every organisation"
 
 
-class _AnnualReportPDF(FPDF):
+class _AnnualReportPDF(HousePDF):
     """A4 pages whose header names the year and scope, and whose footer numbers the pages."""
-
-    def __init__(self, title: str) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self._title = latin1_text(title)
-        self.set_margins(15, 12, 15)
-        self.set_auto_page_break(auto=True, margin=18)
-
-    def header(self) -> None:
-        self.set_font(_FONT, "B", 10)
-        self.multi_cell(
-            0, _LINE, self._title, border="B", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
-        self.ln(3)
-
-    def footer(self) -> None:
-        self.set_y(-13)
-        self.set_font(_FONT, "", 8)
-        self.cell(0, _LINE, f"Page {self.page_no()} of {{nb}}", align="R")
-
-    def heading(self, text: str, size: float = 12) -> None:
-        """A bold section title, kept off the very bottom of a page."""
-        if self.will_page_break(5 * _LINE):
-            self.add_page()
-        self.ln(2)
-        self.set_font(_FONT, "B", size)
-        self.multi_cell(
-            0, size * 0.5, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
-        self.ln(1)
-
-    def para(self, text: object, style: str = "", size: float = 10) -> None:
-        self.set_font(_FONT, style, size)
-        self.multi_cell(0, _LINE, latin1_text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def counts_table(
         self, headings: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequence[float]
     ) -> None:
         """A table whose last column is a count (right-aligned); the heading row repeats on
         a new page."""
-        self.set_font(_FONT, "", 9)
+        self.set_font(FONT, "", 9)
         with self.table(col_widths=tuple(widths), text_align="LEFT", line_height=5) as table:
             row = table.row()
             for heading in headings:
