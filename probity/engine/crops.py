@@ -1,5 +1,5 @@
-"""Face crops for people to look at: the probe face and the matching gallery image side by
-side, and the thumbnails of a candidate list.
+"""Images for people to look at: the probe as a whole, the probe face and the matching
+gallery image side by side, and the thumbnails of a candidate list.
 
 A crop is the detector box grown by ``margin`` on every side (the detector box is tight
 around eyebrows to chin; examiners compare ears, hairline and jaw too), clipped to the image,
@@ -55,4 +55,14 @@ def face_crop_jpeg(
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=88)
+    return out.getvalue()
+
+
+def upright_jpeg(data: bytes, *, max_bytes: int, max_pixels: int, quality: int = 90) -> bytes:
+    """The whole image as an upright JPEG (EXIF orientation applied, any accepted format,
+    HEIC included), decoded with the same checks as for detection, so the boxes of the
+    detected faces fall where the page draws them."""
+    decoded = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    out = io.BytesIO()
+    Image.fromarray(decoded.pixels).save(out, format="JPEG", quality=quality)
     return out.getvalue()

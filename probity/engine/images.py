@@ -153,6 +153,24 @@ def read_image_file(path: Path | str, *, max_bytes: int, max_pixels: int) -> Dec
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
+EXIF_ORIENTATION = 0x0112
+"""Orientations 5-8 turn the picture a quarter: width and height swap when shown upright."""
+
+
+def upright_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels as a viewer shows the image, EXIF orientation applied, read
+    from the header alone (no pixel is decoded): what a page needs to lay boxes over it.
+    Raises InvalidImage where the header cannot be read."""
+    register_heif()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception as exc:
+        raise InvalidImage(f"the image header cannot be read: {_describe(exc)}") from exc
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _decode(data: bytes, *, max_pixels: int) -> tuple[NDArray[np.uint8], str]:
     Image.init()  # loads Pillow's plugins once; the filter below needs the full registry
     formats: list[str] = [f for f in ACCEPTED_FORMATS if f in Image.OPEN]  # HEIF/AVIF optional

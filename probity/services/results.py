@@ -19,7 +19,8 @@ from probity.domain.search import (
     SearchResult,
     Threshold,
 )
-from probity.engine.crops import face_crop_jpeg
+from probity.engine.crops import face_crop_jpeg, upright_jpeg
+from probity.engine.images import upright_size
 from probity.errors import CandidateNotFound, SearchNotFound
 from probity.services.access import AccessGuard, Who
 from probity.services.cases import CaseService
@@ -64,26 +65,46 @@ class ResultService:
         # give the same answer.
         self.jurisdictions = jurisdictions
 
-    def get(self, search_id: str, *, actor: Who) -> SearchResult:
-        """One stored search, if ``actor`` may read its case's results."""
+    def _readable(self, search_id: str, actor: Who) -> tuple[StoredSearch, Case]:
+        """The stored search, if ``actor`` may read its case's results (existence,
+        organisation and SEARCH_READ), without rebuilding it."""
         with self.db.read() as session:
             stored = StoredSearches(session).get(search_id)
             case = Cases(session).get(stored.case_id) if stored else None
         if stored is None or case is None or not self.guard.sees(actor, case.organisation_id):
             raise SearchNotFound(f"no search with id '{search_id}'")
         self.guard.check(actor, Action.SEARCH_READ, Resource(case.organisation_id))
+        return stored, case
+
+    def get(self, search_id: str, *, actor: Who) -> SearchResult:
+        """One stored search, if ``actor`` may read its case's results."""
+        stored, case = self._readable(search_id, actor)
         return self.rebuild(case, [stored])[0]
 
     def probe_image(self, search_id: str, *, actor: Who) -> bytes:
-        """The search's probe image, decrypted with its case's key, for someone who may read
-        the search's results (the page shows it with the faces boxed)."""
-        self.get(search_id, actor=actor)  # existence, organisation and SEARCH_READ
+        """The search's probe image as uploaded, decrypted with its case's key, for someone
+        who may read the search's results."""
+        return self._probe(self._readable(search_id, actor)[0])
+
+    def probe_jpeg(self, search_id: str, *, actor: Who) -> bytes:
+        """The probe as an upright JPEG (the page shows it with the faces boxed)."""
+        return upright_jpeg(
+            self.probe_image(search_id, actor=actor),
+            max_bytes=self.max_upload_bytes,
+            max_pixels=self.max_image_pixels,
+        )
+
+    def probe_size(self, search_id: str, *, actor: Who) -> tuple[int, int]:
+        """(width, height) of the upright probe in pixels, the frame of the face boxes, read
+        from the image header only."""
+        return upright_size(self.probe_image(search_id, actor=actor))
+
+    def _probe(self, stored: StoredSearch) -> bytes:
         with self.db.read() as session:
-            stored = StoredSearches(session).get(search_id)
-            blob = Probes(session).blob_for_search(search_id)
-            key = self.vault.case_key(session, stored.case_id) if stored else None
-        if stored is None or blob is None or key is None:
-            raise SearchNotFound(f"search '{search_id}' has no stored probe")
+            blob = Probes(session).blob_for_search(stored.id)
+            key = self.vault.case_key(session, stored.case_id)
+        if blob is None or key is None:
+            raise SearchNotFound(f"search '{stored.id}' has no stored probe")
         return self.vault.get_probe(key, stored.case_id, blob)
 
     def face(self, search_id: str, face: int, *, actor: Who) -> tuple[SearchResult, FaceResult]:
@@ -108,8 +129,7 @@ class ResultService:
     def probe_face_jpeg(self, search_id: str, face: int, *, actor: Who) -> bytes:
         """A JPEG crop of one face of the probe (decrypted for this call only)."""
         _, found = self.face(search_id, face, actor=actor)
-        probe = self.probe_image(search_id, actor=actor)
-        return self._crop(probe, found.box)
+        return self._crop(self.probe_image(search_id, actor=actor), found.box)
 
     def candidate_face_jpeg(
         self, search_id: str, face: int, subject_id: str, *, actor: Who

@@ -52,6 +52,12 @@ class CandidateReviews:
     own: Review | None
     lead: bool
 
+    @property
+    def may_review(self) -> bool:
+        """Whether the viewer may still record a review: exactly when the others' decisions
+        are withheld from them (blind review), so pages need not ask the policy again."""
+        return self.hidden
+
 
 @dataclass(frozen=True, slots=True)
 class Lead:

@@ -195,3 +195,23 @@ def test_jpeg_still_decodes_without_the_optional_heif_plugin(
     monkeypatch.delitem(Image.OPEN, "HEIF", raising=False)
     monkeypatch.delitem(Image.OPEN, "AVIF", raising=False)
     assert decode((data_dir / "obama.jpg").read_bytes()).format == "JPEG"
+
+
+def test_upright_size_swaps_for_quarter_turn_orientations() -> None:
+    """The page frames face boxes with the upright size, read from the header alone."""
+    import io
+
+    from PIL import Image
+
+    from probity.engine.crops import upright_jpeg
+    from probity.engine.images import upright_size
+
+    for orientation, expected in ((1, (40, 30)), (6, (30, 40)), (8, (30, 40)), (3, (40, 30))):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), "red").save(buffer, format="JPEG", exif=exif.tobytes())
+        data = buffer.getvalue()
+        assert upright_size(data) == expected
+        shown = upright_jpeg(data, max_bytes=10**6, max_pixels=10**6)
+        assert Image.open(io.BytesIO(shown)).size == expected

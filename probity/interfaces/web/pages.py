@@ -4,13 +4,11 @@ modules."""
 
 from __future__ import annotations
 
-import io
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from PIL import Image, ImageOps
 
 from probity.domain.accounts import Action
 from probity.domain.search import Candidate, SearchResult
@@ -190,9 +188,7 @@ def search_page(
     a face picker, and the picked face's candidates under the investigative-lead banner."""
     actor, csrf = signed_in(request, services, probity_session)
     result = services.results.get(search_id, actor=actor)
-    probe = services.results.probe_image(search_id, actor=actor)
-    with Image.open(io.BytesIO(probe)) as img:
-        width, height = ImageOps.exif_transpose(img).size
+    width, height = services.results.probe_size(search_id, actor=actor)
     return render(
         request,
         "search.html",
@@ -210,9 +206,5 @@ def probe_image(
 ) -> Response:
     """The probe photo (decrypted for this response only; never cached by the browser)."""
     actor, _ = signed_in(request, services, probity_session)
-    data = services.results.probe_image(search_id, actor=actor)
-    with Image.open(io.BytesIO(data)) as img:
-        upright = ImageOps.exif_transpose(img).convert("RGB")
-        out = io.BytesIO()
-        upright.save(out, format="JPEG", quality=90)
-    return Response(out.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    data = services.results.probe_jpeg(search_id, actor=actor)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

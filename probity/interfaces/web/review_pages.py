@@ -128,7 +128,6 @@ def compare_page(
     reviews = services.reviews.view(
         actor=actor, candidate=CandidateRef(search_id, face, subject_id)
     )
-    can_review = reviews.own is None and services.access.allows(actor, Action.REVIEW_RECORD)
     return render(
         request,
         "compare.html",
@@ -136,7 +135,7 @@ def compare_page(
         csrf=csrf,
         view=view,
         reviews=reviews,
-        can_review=can_review,
+        can_review=reviews.may_review,
         labels=DECISION_LABELS,
     )
 
