@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from probity.domain.accounts import Action, Actor, OrganisationKind, Role
 from probity.errors import NotFound
 from probity.interfaces.api.deps import ServicesDep
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
 from probity.services.accounts import NewApiKey, UserInfo
 from probity.services.container import Services
 
@@ -106,8 +106,7 @@ def create_organisation(
     kind: Annotated[OrganisationKind, Form()],
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.create_organisation(actor=actor, name=name, kind=kind)
     return _back("organisations")
 
@@ -124,8 +123,7 @@ def create_user(
     probity_session: SessionCookie = None,
 ) -> Response:
     """A new account; no role ticked reaches the service, which says a role is needed."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.create_user(
         actor=actor,
         organisation=organisation,
@@ -176,8 +174,7 @@ def update_user(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Roles (the ticked set is the complete new set) and the training expiry date."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     current = _find_user(services, actor, username)
     # The form shows dates, the account holds a moment: an unchanged date is no change, so
     # saving the form with only the roles changed does not rewrite the expiry's time of day.
@@ -203,8 +200,7 @@ def set_active(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Deactivate (``active=false``) or reactivate (``active=true``) an account."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.update_user(actor=actor, username=username, active=active)
     return _user_page(username)
 
@@ -218,8 +214,7 @@ def approve_user(
     probity_session: SessionCookie = None,
 ) -> Response:
     """A supervisor approves an account of their own organisation, as themselves."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.approve_user(actor=actor, username=username)
     return _back("users")
 
@@ -234,8 +229,7 @@ def create_key(
 ) -> Response:
     """A new API key for yourself, shown in this response only (see the module docstring:
     no redirect, because the secret may be kept nowhere for a second request to find)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     key = services.accounts.create_api_key(
         actor=actor, username=actor.username, label=label.strip()
     )
@@ -252,7 +246,6 @@ def revoke_key(
     csrf_token: Annotated[str, Form()],
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.revoke_key(actor=actor, key_id=key_id)
     return _back("keys")

@@ -25,7 +25,7 @@ from probity.domain.audit import AuditAction, AuditEvent
 from probity.errors import InvalidInput
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.annual_report_pdf import scope_label
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
 from probity.services.container import Services
 from probity.services.transparency import (
     BREAKDOWNS,
@@ -183,8 +183,7 @@ def verify_again(
     probity_session: SessionCookie = None,
 ) -> Response:
     """The "Verify again" button (a form, so it carries the CSRF token)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     return _verification(request, services, actor, csrf)
 
 

@@ -94,6 +94,16 @@ def signed_in(request: Request, services: Services, cookie: str | None) -> tuple
         raise LoginRequired(_path_and_query(request)) from None
 
 
+def signed_form(
+    request: Request, services: Services, cookie: str | None, csrf_token: str
+) -> tuple[Actor, str]:
+    """A form post from a signed-in person: ``signed_in`` and then ``check_csrf`` on the
+    form's ``csrf_token``, the one way every page that changes something starts."""
+    actor, csrf = signed_in(request, services, cookie)
+    check_csrf(csrf_token, csrf)
+    return actor, csrf
+
+
 def check_csrf(sent: str, expected: str) -> None:
     """Raise CsrfFailed (403) unless the form's token is the session's."""
     if not hmac.compare_digest(sent.encode(), expected.encode()):

@@ -30,7 +30,7 @@ from probity.domain.gallery import Gallery, LawfulBasis
 from probity.errors import Conflict, GalleryNotFound, InvalidInput, ProbityError
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.api.uploads import bulk_form
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_form, signed_in
 from probity.services.container import Services
 
 router = APIRouter(include_in_schema=False)
@@ -108,8 +108,7 @@ def create_gallery(
 ) -> Response:
     """Create a gallery (curators); jurisdictions are ISO 3166 codes separated by commas or
     spaces. A refusal (a bad name, a name in use...) is shown above the form, kept filled."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     form = {
         "name": name,
         "inclusion_policy": inclusion_policy,
@@ -212,8 +211,7 @@ def enrol_one(
 ) -> Response:
     """Enrol one image with its provenance. Empty fields are sent to the service as missing
     (never defaulted), so a missing one is named in the refusal."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     provenance = {
         "source": source,
         "lawful_basis": lawful_basis,

@@ -17,10 +17,10 @@ from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session
 from probity.interfaces.api.uploads import read_upload
 from probity.interfaces.web.common import (
     SessionCookie,
-    check_csrf,
     home_for,
     render,
     safe_next,
+    signed_form,
     signed_in,
 )
 from probity.interfaces.web.review_pages import face_panel_context
@@ -75,8 +75,7 @@ def logout(
     csrf_token: Annotated[str, Form()],
     probity_session: SessionCookie = None,
 ) -> Response:
-    _, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    signed_form(request, services, probity_session, csrf_token)
     assert probity_session is not None
     services.sessions.logout(probity_session)
     response = RedirectResponse("/login", status_code=303)
@@ -112,8 +111,7 @@ def open_case(
     pending: Annotated[bool, Form()] = False,
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     case = services.cases.open(
         actor=actor,
         reference=reference,
@@ -169,8 +167,7 @@ def run_search(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Search every face of the uploaded probe within the case, then show the result."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     data = read_upload(probe, services.settings.limits.max_upload_bytes)
     result = services.search.search(actor=actor, case_reference=reference, probe=data)
     return RedirectResponse(f"/searches/{result.id}", status_code=303)

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from probity.domain.accounts import Action, Actor, Resource
 from probity.interfaces.api.deps import ServicesDep
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
 from probity.services.container import Services
 from probity.services.erasure import ErasureCause, ErasureReceipt
 
@@ -146,8 +146,7 @@ def exclude_jurisdiction(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Exclude a jurisdiction: refused at enrolment and withheld from search at once."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     rule = services.jurisdictions.exclude(
         actor=actor, code=code, reason=reason, deployment_wide=scope == "deployment"
     )
@@ -167,8 +166,7 @@ def lift_jurisdiction(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Lift a rule (purged records stay purged)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     rule = services.jurisdictions.lift(
         actor=actor, code=code, reason=reason, deployment_wide=scope == "deployment"
     )
@@ -194,8 +192,7 @@ def purge(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Erase every record held against the rules; the answer lists the receipts."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     receipts = services.jurisdictions.purge(actor=actor)
     return _no_store(
         _page(
@@ -245,8 +242,7 @@ def sweep(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Erase what is due now; the answer lists the receipts."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     result = services.retention.sweep(actor=actor)
     receipts = list(result.receipts)
     return _no_store(

@@ -21,7 +21,7 @@ from probity.domain.search import SearchResult
 from probity.errors import InvalidInput
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.case_report_pdf import render_case_report_pdf
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
 from probity.services.container import Services
 from probity.services.reviews import CandidateReviews
 
@@ -154,8 +154,7 @@ def record_review(
 ) -> Response:
     """Record the signed-in person's decision, then show the compare view again (now
     with the others' decisions, since this person has recorded theirs)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     try:
         chosen = ReviewDecision(decision)
     except ValueError:

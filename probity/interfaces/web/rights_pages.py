@@ -34,7 +34,7 @@ from probity.domain.rights import PUBLIC_FILER, RequestKind, RequestStatus
 from probity.errors import InvalidImage, InvalidInput, ProbityError, RateLimited
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
-from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_in
+from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
 from probity.services.container import Services
 from probity.services.rights import (
     FORM_TOKEN_LIFETIME,
@@ -269,8 +269,7 @@ def rights_photo_lookup(
     """Find by photo: the request page with the gallery records within the suppression
     distance of the request's photo listed (audited as ``rights.photo_lookup``; the list is
     this answer only, sent ``no-store``)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
     try:
         matches = services.rights.lookup_by_photo(actor=actor, receipt=receipt)
     except InvalidInput as exc:  # also NoFaceFound, QualityRefused, InvalidImage
@@ -288,8 +287,7 @@ def rights_extend(
     reason: Annotated[str, Form(max_length=2000)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.rights.extend(actor=actor, receipt=receipt, reason=reason)
     return _request_page(receipt)
 
@@ -304,8 +302,7 @@ def rights_erase(
     reference: Annotated[str, Form(max_length=200)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.rights.erase_subject(
         actor=actor, receipt=receipt, gallery=gallery, reference=reference.strip()
     )
@@ -320,8 +317,7 @@ def rights_object(
     csrf_token: Annotated[str, Form()],
     probity_session: SessionCookie = None,
 ) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.rights.apply_objection(actor=actor, receipt=receipt)
     return _request_page(receipt)
 
@@ -337,8 +333,7 @@ def rights_export(
     probity_session: SessionCookie = None,
 ) -> Response:
     """The access export as a download (a POST: it is recorded on the request and audited)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     export = services.rights.access_export(
         actor=actor,
         gallery=gallery,
@@ -367,8 +362,7 @@ def rights_close(
     probity_session: SessionCookie = None,
 ) -> Response:
     """Close (``decision=closed``, with the outcome) or refuse (``refused``, with why)."""
-    actor, csrf = signed_in(request, services, probity_session)
-    check_csrf(csrf_token, csrf)
+    actor, _ = signed_form(request, services, probity_session, csrf_token)
     if decision == RequestStatus.REFUSED.value:
         services.rights.refuse(actor=actor, receipt=receipt, reason=outcome)
     else:
