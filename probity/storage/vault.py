@@ -10,7 +10,9 @@ concurrent rotation is retiring. Unwrapping needs no lock: a wrapped key names i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +35,16 @@ RIGHTS_PHOTO = "rights-photo"
 """Purpose of a rights request's photo key (owner: the request id)."""
 SUPPRESSION = "suppression"
 """Purpose of a suppression template's key (owner: the suppression row id)."""
+
+
+_WRAPPED_KEYS: tuple[tuple[type[Any], str, Callable[[Any], bytes]], ...] = (
+    (SubjectKeyRow, "wrapped_key", lambda r: Keyring.subject_aad(r.subject_id)),
+    (CaseRow, "wrapped_probe_key", lambda r: Keyring.case_aad(r.id)),
+    (RightsRequestRow, "photo_key", lambda r: Keyring.purpose_aad(RIGHTS_PHOTO, r.id)),
+    (SuppressionRow, "wrapped_key", lambda r: Keyring.purpose_aad(SUPPRESSION, r.id)),
+)
+"""Every column that holds a wrapped data key, with the AAD its row's key is wrapped under.
+``rotate`` re-wraps each of them; a new kind of stored key must be listed here."""
 
 
 class Vault:
@@ -134,7 +146,7 @@ class Vault:
         is RIGHTS_PHOTO (owner: the request id) or SUPPRESSION (owner: the suppression row
         id). Returns (plain key, wrapped key to store in this same transaction). The purpose
         is bound into the wrapping, so a key cannot serve another purpose. A new purpose must
-        be added to ``rotate``, or rotation would strand its keys."""
+        be added to ``_WRAPPED_KEYS``, or rotation would strand its keys."""
         if purpose not in (RIGHTS_PHOTO, SUPPRESSION):
             raise IntegrityError(f"unknown key purpose '{purpose}'")
         key = new_data_key()
@@ -169,24 +181,13 @@ class Vault:
         new = state.epoch + 1
         ring = self.keyring
         ring.write_kek(new)
-        for subject in session.scalars(select(SubjectKeyRow)):
-            aad = ring.subject_aad(subject.subject_id)
-            subject.wrapped_key = ring.wrap_at(new, aad, ring.unwrap_any(aad, subject.wrapped_key))
-        for case in session.scalars(select(CaseRow).where(CaseRow.wrapped_probe_key.is_not(None))):
-            aad = ring.case_aad(case.id)
-            assert case.wrapped_probe_key is not None
-            case.wrapped_probe_key = ring.wrap_at(
-                new, aad, ring.unwrap_any(aad, case.wrapped_probe_key)
-            )
-        for request in session.scalars(
-            select(RightsRequestRow).where(RightsRequestRow.photo_key.is_not(None))
-        ):
-            aad = ring.purpose_aad(RIGHTS_PHOTO, request.id)
-            assert request.photo_key is not None
-            request.photo_key = ring.wrap_at(new, aad, ring.unwrap_any(aad, request.photo_key))
-        for entry in session.scalars(select(SuppressionRow)):
-            aad = ring.purpose_aad(SUPPRESSION, entry.id)
-            entry.wrapped_key = ring.wrap_at(new, aad, ring.unwrap_any(aad, entry.wrapped_key))
+        for table, column, aad_of in _WRAPPED_KEYS:
+            held = getattr(table, column)
+            for row in session.scalars(select(table).where(held.is_not(None))):
+                aad = aad_of(row)
+                setattr(
+                    row, column, ring.wrap_at(new, aad, ring.unwrap_any(aad, getattr(row, column)))
+                )
         session.execute(
             update(KeyringStateRow)
             .where(KeyringStateRow.id == 1)
@@ -205,20 +206,11 @@ class Vault:
         return new
 
     def start_first_epoch(self, session: Session) -> bool:
-        """On a new home (epoch 0, no data key stored yet), move to epoch 1 so that no data
-        key is ever wrapped by the master key itself: then even the first erasure leaves
-        backups unreadable with the current keys. A home that already holds keys wrapped at
-        epoch 0 moves on at its first erasure. Returns True if it rotated."""
+        """At ``probity init``: a home still at epoch 0 (data keys wrapped by the master key
+        itself, or none yet) moves to epoch 1, re-wrapping whatever keys it holds, so that
+        the master key wraps no data key and even the first erasure leaves backups
+        unreadable with the current keys. Returns True if it rotated."""
         if self.current_epoch(session) != 0:
-            return False
-        tables = (SubjectKeyRow.subject_id, CaseRow.wrapped_probe_key, RightsRequestRow.id)
-        for column in tables:
-            stmt = select(column).limit(1)
-            if column is CaseRow.wrapped_probe_key:
-                stmt = stmt.where(CaseRow.wrapped_probe_key.is_not(None))
-            if session.execute(stmt).first() is not None:
-                return False
-        if session.execute(select(SuppressionRow.id).limit(1)).first() is not None:
             return False
         self.rotate(session)
         return True

@@ -130,3 +130,27 @@ def test_another_process_drops_the_old_kek_when_it_sees_the_new_epoch(
     _add_subject(db, theirs, "b")  # new keys are wrapped at the new epoch
     with db.read() as s:
         assert s.get(SubjectKeyRow, "b").wrapped_key[1:5] == (2).to_bytes(4, "big")
+
+
+def test_every_kind_of_stored_key_survives_a_rotation(db: Database, tmp_path: Path) -> None:
+    """Subjects', cases', rights-request photos' and suppression templates' keys are all
+    re-wrapped: each still opens after the rotation, at the new epoch."""
+    from probity.storage.tables import SuppressionRow
+    from probity.storage.vault import SUPPRESSION
+
+    vault = _vault(tmp_path)
+    with db.transaction() as s:
+        vault.start_first_epoch(s)
+    subject_key = _add_subject(db, vault, "a")
+    with db.transaction() as s:
+        key, wrapped = vault.new_purpose_key(s, SUPPRESSION, "sup-1")
+        s.add(SuppressionRow(id="sup-1", reference="L-1", model_key="m", sealed=b"x",
+                             wrapped_key=wrapped, created_at=datetime.now(UTC),
+                             created_by="tests"))  # fmt: skip
+    with db.transaction() as s:
+        vault.rotate(s)
+    with db.read() as s:
+        assert vault.subject_key(s, "a") == subject_key
+        row = s.get(SuppressionRow, "sup-1")
+        assert row is not None and row.wrapped_key[1:5] == (2).to_bytes(4, "big")
+        assert vault.open_purpose_key(SUPPRESSION, "sup-1", row.wrapped_key) == key
