@@ -5,12 +5,14 @@ audit log still records that they were returned)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from probity.domain.accounts import Action, Resource
 from probity.domain.case import Case
 from probity.domain.faces import FaceBox, Quality
 from probity.domain.ids import CaseId, EnrolmentId, GalleryId, SearchId, SubjectId
+from probity.domain.review import CandidateRef
 from probity.domain.search import (
     Candidate,
     FaceOutcome,
@@ -38,6 +40,14 @@ class CandidateView:
     search: SearchResult
     face: FaceResult
     candidate: Candidate
+
+
+def find_candidate(result: SearchResult, ref: CandidateRef) -> Candidate | None:
+    """The candidate ``ref`` names in ``result``; None where its subject was removed from
+    the gallery since the search (their data is gone, so they are no longer shown)."""
+    face = next((f for f in result.faces if f.index == ref.face), None)
+    found = face.candidates if face else ()
+    return next((c for c in found if c.subject_id == ref.subject_id), None)
 
 
 class ResultService:
@@ -125,6 +135,22 @@ class ResultService:
                 f"subject {subject_id} is not a candidate for face {face} of this search"
             )
         return CandidateView(result, found, match)
+
+    def candidates_for(
+        self, refs: Iterable[CandidateRef], *, actor: Who
+    ) -> list[tuple[SearchResult, CandidateRef, Candidate]]:
+        """The candidate each ref names, with its search (each search read once), in the
+        order given; refs whose subject was removed since are left out."""
+        searches: dict[str, SearchResult] = {}
+        out = []
+        for ref in refs:
+            if ref.search_id not in searches:
+                searches[ref.search_id] = self.get(ref.search_id, actor=actor)
+            result = searches[ref.search_id]
+            candidate = find_candidate(result, ref)
+            if candidate is not None:
+                out.append((result, ref, candidate))
+        return out
 
     def probe_face_jpeg(self, search_id: str, face: int, *, actor: Who) -> bytes:
         """A JPEG crop of one face of the probe (decrypted for this call only)."""

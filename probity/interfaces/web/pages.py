@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from probity.domain.accounts import Action
-from probity.domain.search import Candidate, SearchResult
+from probity.domain.search import SearchResult
 from probity.errors import ProbityError
 from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session_cookie
 from probity.interfaces.api.uploads import read_upload
@@ -24,6 +24,7 @@ from probity.interfaces.web.common import (
     signed_in,
 )
 from probity.interfaces.web.review_pages import face_panel_context
+from probity.services.results import find_candidate
 
 router = APIRouter(include_in_schema=False)
 
@@ -132,17 +133,12 @@ def case_page(
     decision = services.cases.search_decision(case)
     leads = []
     if services.access.allows(actor, Action.LEAD_READ):
-        by_ref: dict[tuple[str, int, str], tuple[SearchResult, Candidate]] = {
-            (s.id, f.index, c.subject_id): (s, c)
-            for s in searches
-            for f in s.faces
-            for c in f.candidates
-        }
+        by_id: dict[str, SearchResult] = {s.id: s for s in searches}
         for lead in services.reviews.leads(actor=actor, case_reference=case.reference):
-            ref = lead.candidate
-            found = by_ref.get((ref.search_id, ref.face, ref.subject_id))
-            if found is not None:  # None: removed from the gallery since
-                leads.append((lead, found[0], found[1]))
+            result = by_id.get(lead.candidate.search_id)
+            candidate = find_candidate(result, lead.candidate) if result else None
+            if result is not None and candidate is not None:
+                leads.append((lead, result, candidate))
     return render(
         request,
         "case.html",

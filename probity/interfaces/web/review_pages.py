@@ -178,20 +178,11 @@ def review_queue(
     independent review. The first decision and its note are not shown."""
     actor, csrf = signed_in(request, services, probity_session)
     waiting = services.reviews.queue(actor=actor)
-    searches: dict[str, SearchResult] = {}
-    rows = []
-    for item in waiting:
-        ref = item.candidate
-        if ref.search_id not in searches:
-            searches[ref.search_id] = services.results.get(ref.search_id, actor=actor)
-        result = searches[ref.search_id]
-        face = next((f for f in result.faces if f.index == ref.face), None)
-        candidate = next(
-            (c for c in (face.candidates if face else ()) if c.subject_id == ref.subject_id),
-            None,
-        )
-        if candidate is not None:  # None: the subject was removed from the gallery since
-            rows.append((result, ref, candidate, item.count))
+    counts = {item.candidate: item.count for item in waiting}
+    rows = [
+        (result, ref, candidate, counts[ref])
+        for result, ref, candidate in services.results.candidates_for(counts, actor=actor)
+    ]
     rows.sort(key=lambda row: row[0].at.isoformat() if row[0].at else "", reverse=True)
     return render(request, "queue.html", actor=actor, csrf=csrf, rows=rows)
 
