@@ -11,6 +11,8 @@ Constructing an engine is free; the models load on first use (about 0.6 s, or ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from probity.config import EngineSettings
 from probity.domain.faces import DetectorMode, ModelVersion
 from probity.engine.align import align
@@ -18,7 +20,7 @@ from probity.engine.detect import detect
 from probity.engine.embed import embed
 from probity.engine.models import MODEL, DlibModels
 from probity.engine.quality import assess_quality
-from probity.engine.types import AnalysedFace, DecodedImage
+from probity.engine.types import AnalysedFace, DecodedImage, Detection
 
 
 class DlibEngine:
@@ -61,10 +63,22 @@ class DlibEngine:
             cnn_max_side=settings.cnn_max_side,
             hog_pixel_budget=hog_pixel_budget,
         )
+        return [face for face in self.describe(image, detections) if face is not None]
+
+    def describe(
+        self, image: DecodedImage, detections: Sequence[Detection]
+    ) -> list[AnalysedFace | None]:
+        """Landmarks (dlib's shape predictor, from each box), quality and descriptors of
+        ``detections``, whichever detector found them, in the order given."""
         aligned = [align(image, detection, self.models) for detection in detections]
-        descriptors = embed(aligned, self.models, jitters=settings.embed_jitters)
-        faces = [
-            AnalysedFace(box=face.detection.box, quality=assess_quality(face), descriptor=vector)
+        descriptors = embed(aligned, self.models, jitters=self.settings.embed_jitters)
+        faces: list[AnalysedFace | None] = [
+            AnalysedFace(
+                box=face.detection.box,
+                quality=assess_quality(face),
+                descriptor=vector,
+                detection=face.detection,
+            )
             for face, vector in zip(aligned, descriptors, strict=True)
         ]
-        return sorted(faces, key=lambda face: (face.box.left, face.box.top))
+        return faces

@@ -215,11 +215,11 @@ def quality_reasons(quality: Quality, floor: QualityFloor) -> list[str]:
         reasons.append(
             f"head turned: yaw ratio {quality.yaw_ratio:+.2f} beyond ±{floor.max_abs_yaw_ratio:.2f}"
         )
-    min_confidence = (
-        floor.min_hog_confidence
-        if quality.detector is DetectorKind.HOG
-        else floor.min_cnn_confidence
-    )
+    min_confidence = {
+        DetectorKind.HOG: floor.min_hog_confidence,
+        DetectorKind.CNN: floor.min_cnn_confidence,
+        DetectorKind.YUNET: floor.min_yunet_confidence,
+    }[quality.detector]
     if quality.detector_confidence < min_confidence:
         reasons.append(
             f"detector confidence {quality.detector_confidence:.2f} below the floor "

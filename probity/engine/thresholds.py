@@ -28,44 +28,73 @@ from probity.errors import InvalidInput
 class OperatingPoint:
     distance: float
     fmr: float
-    fnmr: float
+    fnmr: float | None
 
 
-TABLES: dict[str, tuple[OperatingPoint, ...]] = {
-    "dlib-resnet-v1": (
+@dataclass(frozen=True, slots=True)
+class FmrTable:
+    """A model's measured 1:1 operating points and the scale its distances are on.
+
+    ``distance`` is ``euclidean`` (the vectors as the model gives them: dlib) or
+    ``euclidean_unit`` (L2-normalised vectors, 0..2: the ONNX recognisers)."""
+
+    model_name: str
+    points: tuple[OperatingPoint, ...]
+    source: str
+    distance: str = "euclidean"
+
+
+DLIB_TABLE = FmrTable(
+    model_name="dlib-resnet-v1",
+    points=(
         OperatingPoint(0.55, 0.0003, 0.089),
         OperatingPoint(0.60, 0.005, 0.034),
         OperatingPoint(0.65, 0.022, 0.020),
     ),
-}
-SOURCE = "LFW pairs, bare dlib pipeline (engine/thresholds.py)"
+    source="LFW pairs, bare dlib pipeline (engine/thresholds.py)",
+)
+TABLES: dict[str, FmrTable] = {DLIB_TABLE.model_name: DLIB_TABLE}
+"""The tables compiled in, by model name; ONNX models bring theirs in their model file."""
+SOURCE = DLIB_TABLE.source
 
 
-def threshold_for_fmr(model_name: str, target_fmr: float | None) -> Threshold:
+def threshold_for_fmr(model: str | FmrTable, target_fmr: float | None) -> Threshold:
     """The largest tabulated distance whose FMR does not exceed ``target_fmr``.
 
-    ``None`` turns the threshold off (the full ranked candidate list). A target below the
-    lowest tabulated FMR is refused rather than extrapolated.
+    ``model`` is a table, or the name of a compiled-in one. ``None`` turns the threshold off
+    (the full ranked candidate list). A target below the lowest tabulated FMR is refused
+    rather than extrapolated.
     """
     if target_fmr is None:
         return Threshold(target_fmr=None, max_distance=None, source="threshold off")
-    table = TABLES.get(model_name)
+    table = TABLES.get(model) if isinstance(model, str) else model
     if table is None:
-        raise InvalidInput(f"no FMR table for model {model_name}")
+        raise InvalidInput(f"no FMR table for model {model}")
     if not 0 < target_fmr < 1:
         raise InvalidInput(f"target FMR must be between 0 and 1, got {target_fmr}")
-    eligible = [p for p in table if p.fmr <= target_fmr]
+    eligible = [p for p in table.points if p.fmr <= target_fmr]
     if not eligible:
-        lowest = min(p.fmr for p in table)
+        lowest = min(p.fmr for p in table.points) if table.points else None
         raise InvalidInput(
-            f"no operating point at or below FMR {target_fmr:g} for {model_name}; "
-            f"the lowest measured is {lowest:g}"
+            f"no operating point at or below FMR {target_fmr:g} for {table.model_name}"
+            + (f"; the lowest measured is {lowest:g}" if lowest is not None else "")
         )
     best = max(eligible, key=lambda p: p.distance)
-    return Threshold(target_fmr=best.fmr, max_distance=best.distance, source=SOURCE)
+    return Threshold(target_fmr=best.fmr, max_distance=best.distance, source=table.source)
 
 
-def distance_to_score(distance: float) -> float:
-    """The one similarity scale Probity reports: ``max(0, 1 - distance)``, rounded to 4 places.
-    1.0 is an identical descriptor; 0.4 is dlib's published 0.6 operating point."""
+def distance_to_score(distance: float, scale: str = "euclidean") -> float:
+    """The similarity score Probity reports, higher is more similar, rounded to 4 places.
+
+    - ``euclidean`` (dlib): ``max(0, 1 - distance)``; 1.0 is an identical descriptor, 0.4 is
+      dlib's published 0.6 operating point.
+    - ``euclidean_unit`` (ONNX recognisers, unit vectors): the cosine similarity
+      ``1 - distance² / 2`` clipped to 0..1; for SFace the FMR 1e-3 point (distance 1.128)
+      is a score of 0.364, FMR 1e-5 (0.977) is 0.523.
+
+    Scores of two models are not on one scale: compare a model's scores only with its own
+    table. A score is a similarity, never a probability.
+    """
+    if scale == "euclidean_unit":
+        return round(min(1.0, max(0.0, 1.0 - distance * distance / 2.0)), 4)
     return round(max(0.0, 1.0 - distance), 4)

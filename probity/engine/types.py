@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,10 @@ class Detection:
     box: FaceBox
     confidence: float
     detector: DetectorKind
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    """YuNet's five points (full-resolution pixels: image-left eye, image-right eye, nose tip,
+    image-left and image-right mouth corners); None for dlib's detectors, whose landmarks come
+    from the shape predictor at alignment."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,14 +72,25 @@ class AnalysedFace:
     box: FaceBox
     quality: Quality
     descriptor: Vector
+    detection: Detection | None = None  # what the detector found, to embed it with another model
 
 
 class FaceEngine(Protocol):
-    """What the services use. ``DlibEngine`` is the default; tests below the services may
-    fake it."""
+    """What the services use: ``OnnxEngine`` (YuNet + an ONNX recogniser, the default for new
+    galleries) and ``DlibEngine`` (existing galleries); tests below the services may fake it.
+
+    ``analyse`` detects and describes; ``describe`` embeds faces another engine detected (a
+    search over galleries of two models detects the probe's faces once). Both return faces
+    left to right; ``describe`` returns None for a detection this engine cannot align."""
 
     @property
     def model(self) -> ModelVersion: ...
+
+    def describe(
+        self, image: DecodedImage, detections: Sequence[Detection]
+    ) -> list[AnalysedFace | None]:
+        """Align, assess and embed each of ``detections`` (same order)."""
+        ...
 
     def analyse(
         self,
