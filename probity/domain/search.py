@@ -31,9 +31,12 @@ class SearchOutcome(StrEnum):
 class Candidate:
     """One subject on a face's candidate list, with the enrolment that came closest.
 
-    ``distance`` is dlib's Euclidean descriptor distance (0 = same vector; the published
-    operating point is 0.6). ``score = max(0, 1 - distance)`` so higher is more similar and
-    0.4 is the published operating point. Ranking is by distance.
+    ``distance`` is the model's descriptor distance (0 = same vector): Euclidean on dlib's raw
+    descriptors (published operating point 0.6), Euclidean on unit vectors for the ONNX
+    recognisers (0..2). ``score`` is the model's similarity scale (``engine/thresholds.py:
+    distance_to_score``): ``1 - distance`` for dlib, the cosine similarity for ONNX models.
+    Ranking is by distance within one model; a search over galleries of several models ranks
+    by each distance's 1:1 false-match rate on its own model's table.
     """
 
     rank: int
@@ -64,6 +67,9 @@ class Threshold:
     target_fmr: float | None  # None: threshold off, the full ranked list is returned
     max_distance: float | None
     source: str  # where the FMR -> distance mapping comes from
+    # A search over galleries of several models: each model's own distance for target_fmr
+    # (model key, distance); max_distance is then the first model's.
+    by_model: tuple[tuple[str, float | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 from probity.config import EngineSettings
@@ -73,13 +74,18 @@ _worker_pixel_budget: int | None = None
 
 
 def _init_worker(
-    settings: EngineSettings, max_bytes: int, max_pixels: int, hog_pixel_budget: int | None
+    settings: EngineSettings,
+    model_key: str,
+    home_models: Path | None,
+    max_bytes: int,
+    max_pixels: int,
+    hog_pixel_budget: int | None,
 ) -> None:
-    # A per-process engine: each worker process holds its own copy of the models.
+    # A per-process engine: each worker process holds its own copy of the model it runs.
     global _worker_engine, _worker_limits, _worker_pixel_budget
-    from probity.engine.dlib_engine import DlibEngine
+    from probity.engine.registry import build_engine_set
 
-    _worker_engine = DlibEngine(settings)
+    _worker_engine = build_engine_set(settings, home_models=home_models).get(model_key)
     _worker_limits = (max_bytes, max_pixels)
     _worker_pixel_budget = hog_pixel_budget
 
@@ -92,12 +98,15 @@ def _analyse_in_worker(data: bytes) -> Analysis:
 
 
 class ProcessAnalysisPool:
-    """``workers`` processes, each with its own DlibEngine built from ``settings``."""
+    """``workers`` processes, each with its own engine of ``model_key`` built from
+    ``settings`` (and the operator model files in ``home_models``)."""
 
     def __init__(
         self,
         settings: EngineSettings,
         *,
+        model_key: str,
+        home_models: Path | None = None,
         workers: int,
         max_bytes: int,
         max_pixels: int,
@@ -108,7 +117,7 @@ class ProcessAnalysisPool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(settings, max_bytes, max_pixels, hog_pixel_budget),
+            initargs=(settings, model_key, home_models, max_bytes, max_pixels, hog_pixel_budget),
         )
 
     def submit(self, data: bytes) -> Future[Analysis]:

@@ -98,3 +98,26 @@ def distance_to_score(distance: float, scale: str = "euclidean") -> float:
     if scale == "euclidean_unit":
         return round(min(1.0, max(0.0, 1.0 - distance * distance / 2.0)), 4)
     return round(max(0.0, 1.0 - distance), 4)
+
+
+def fmr_at(table: FmrTable, distance: float) -> float:
+    """The 1:1 false-match rate at ``distance`` on ``table``: log10(FMR) interpolated linearly
+    in distance between measured points, and extended along the nearest two points beyond
+    them (clamped to 1e-12..1). Used to rank candidates of two models on one scale: "how
+    often would a stranger's face come this close under this model"."""
+    points = sorted(table.points, key=lambda p: p.distance)
+    if len(points) < 2:
+        raise InvalidInput(f"the FMR table of {table.model_name} has fewer than two points")
+    import math
+
+    if distance <= points[0].distance:
+        a, b = points[0], points[1]
+    elif distance >= points[-1].distance:
+        a, b = points[-2], points[-1]
+    else:
+        b = next(p for p in points if p.distance >= distance)
+        a = points[points.index(b) - 1]
+    la, lb = math.log10(a.fmr), math.log10(b.fmr)
+    span = b.distance - a.distance
+    value = la if span <= 0 else la + (lb - la) * (distance - a.distance) / span
+    return min(1.0, max(1e-12, 10**value))

@@ -56,8 +56,12 @@ class ExactIndex:
     possible; in exchange a search never sees a half-applied change and removal is physical.
     """
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int | None) -> None:
+        """``dimension`` None: take it from the existing file."""
         self._path = Path(path)
+        if dimension is None:
+            with np.load(self._path, allow_pickle=False) as archive:
+                dimension = int(np.asarray(archive["vectors"]).shape[1])
         self._dimension = check_dimension(dimension)
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()

@@ -33,10 +33,11 @@ def index_file(backend: str, path_stem: Path) -> Path:
     return path_stem.with_name(path_stem.name + suffix)
 
 
-def open_index(backend: str, path_stem: Path, dimension: int) -> VectorIndex:
+def open_index(backend: str, path_stem: Path, dimension: int | None) -> VectorIndex:
     """Open (loading its file if present) or create the index ``backend`` at ``path_stem``.
 
-    ``dimension`` is the template length of the gallery's model (128 for dlib). Raises
+    ``dimension`` is the template length of the gallery's model (128 for dlib and SFace);
+    None reads it from the existing file (which must then exist). Raises
     ``InvalidInput`` for an unknown backend and ``IntegrityError`` for an unreadable file or a
     file of another dimension; the index is derived data, so the fix is a rebuild.
     """

@@ -61,13 +61,20 @@ class FaissIndex:
     amortised O(1) each plus an O(n) presence check per call, so batch your adds.
     """
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int | None) -> None:
+        """``dimension`` None: take it from the existing file (an erasure opening an index
+        of a model it does not otherwise know)."""
         self._path = Path(path)
-        self._dimension = check_dimension(dimension)
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._faiss = _faiss()
-        self._index: Any = self._load() if self._path.exists() else self._empty()
+        if dimension is None:
+            self._dimension = 0
+            self._index: Any = self._load()
+            self._dimension = int(self._index.d)
+            return
+        self._dimension = check_dimension(dimension)
+        self._index = self._load() if self._path.exists() else self._empty()
 
     @property
     def dimension(self) -> int:
@@ -199,7 +206,7 @@ class FaissIndex:
                 f"index file {self._path} holds a {type(index).__name__}, not an "
                 "IndexIDMap2(IndexFlatIP); rebuild the index"
             )
-        if int(index.d) != self._dimension:
+        if self._dimension and int(index.d) != self._dimension:
             raise IntegrityError(
                 f"index file {self._path} holds dimension {index.d} vectors, "
                 f"expected {self._dimension}; rebuild the index"

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from probity.config import Settings
 from probity.domain.audit import AuditAction, AuditRecord
-from probity.domain.faces import PROBE_QUALITY_FLOOR
-from probity.engine.dlib_engine import DlibEngine
+from probity.domain.faces import PROBE_QUALITY_FLOOR, ModelVersion
 from probity.engine.pool import AnalysisPool, InlineAnalysisPool, ProcessAnalysisPool
+from probity.engine.registry import EngineSet, build_engine_set
 from probity.engine.types import FaceEngine
 from probity.errors import NotInitialised
 from probity.policy.ratelimit import SearchLimits
@@ -54,7 +54,8 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock
-    engine: FaceEngine
+    engine: FaceEngine  # the default engine (new galleries' model)
+    engines: EngineSet  # every installed model's engine
     audit: AuditService
     galleries: GalleryService
     enrolment: EnrolmentService
@@ -133,13 +134,14 @@ def build_services(
             f"the database at {settings.resolved_database_url} is not initialised or is out of "
             "date (run 'probity init')"
         )
-    face_engine: FaceEngine = engine or DlibEngine(settings.engine)
-    vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
-    indexes = IndexSet(
-        directory=settings.index_dir,
-        backend=settings.index_backend,
-        dimension=face_engine.model.dimension,
+    engines = (
+        EngineSet.single(engine)
+        if engine is not None
+        else build_engine_set(settings.engine, home_models=settings.models_dir)
     )
+    face_engine = engines.default
+    vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
+    indexes = IndexSet(directory=settings.index_dir, backend=settings.index_backend)
     guard = AccessGuard(clock, frozenset(settings.server.searching_kinds))
     audit = AuditService(
         db=db,
@@ -150,19 +152,21 @@ def build_services(
     )
     limits = settings.limits
 
-    def pool_factory(workers: int) -> AnalysisPool:
-        # Worker processes build their own DlibEngine; any other engine (a test fake, an
-        # engine passed in) runs in this process.
-        if workers > 1 and isinstance(face_engine, DlibEngine):
+    def pool_factory(workers: int, model: ModelVersion) -> AnalysisPool:
+        # Worker processes build their own engine set and run the gallery's model; an engine
+        # passed in (a test fake) runs in this process.
+        if workers > 1 and engine is None:
             return ProcessAnalysisPool(
                 settings.engine,
+                model_key=model.key,
+                home_models=settings.models_dir,
                 workers=workers,
                 max_bytes=limits.max_upload_bytes,
                 max_pixels=limits.max_image_pixels,
                 hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
             )
         return InlineAnalysisPool(
-            face_engine,
+            engines.for_model(model),
             max_bytes=limits.max_upload_bytes,
             max_pixels=limits.max_image_pixels,
             hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
@@ -205,7 +209,7 @@ def build_services(
         db=db,
         audit=audit,
         clock=clock,
-        engine=face_engine,
+        engines=engines,
         galleries=galleries,
         vault=vault,
         erasure=erasure,
@@ -219,7 +223,6 @@ def build_services(
         db=db,
         audit=audit,
         clock=clock,
-        engine=face_engine,
         galleries=galleries,
         vault=vault,
         indexes=indexes,
@@ -249,6 +252,7 @@ def build_services(
         db=db,
         clock=clock,
         engine=face_engine,
+        engines=engines,
         audit=audit,
         galleries=galleries,
         enrolment=enrolment,
@@ -257,7 +261,7 @@ def build_services(
             db=db,
             audit=audit,
             clock=clock,
-            engine=face_engine,
+            engines=engines,
             cases=cases,
             galleries=galleries,
             vault=vault,

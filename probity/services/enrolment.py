@@ -22,13 +22,13 @@ from numpy.typing import NDArray
 
 from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
-from probity.domain.faces import FaceRefusal, QualityFloor
+from probity.domain.faces import FaceRefusal, ModelVersion, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, Provenance, Subject
 from probity.domain.ids import EnrolmentId, SubjectId, new_id
 from probity.engine.images import read_image_bytes
 from probity.engine.pool import Analysis, AnalysisPool
 from probity.engine.quality import quality_reasons
-from probity.engine.types import AnalysedFace, FaceEngine
+from probity.engine.types import AnalysedFace
 from probity.errors import (
     AlreadyEnrolled,
     ImageTooLarge,
@@ -43,7 +43,7 @@ from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
-from probity.services.indexes import IndexSet
+from probity.services.indexes import IndexSet, IndexSlot
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.manifest import ManifestRow, read_manifest
 from probity.services.suppression import SuppressionService
@@ -94,11 +94,10 @@ class EnrolmentService:
         db: Database,
         audit: AuditService,
         clock: Clock,
-        engine: FaceEngine,
         galleries: GalleryService,
         vault: Vault,
         indexes: IndexSet,
-        pools: Callable[[int], AnalysisPool],
+        pools: Callable[[int, ModelVersion], AnalysisPool],
         workers: int,
         max_upload_bytes: int,
         suppression: SuppressionService | None = None,
@@ -107,11 +106,10 @@ class EnrolmentService:
         self.db = db
         self.audit = audit
         self.clock = clock
-        self.engine = engine
         self.galleries = galleries
         self.vault = vault
         self.indexes = indexes
-        self.pools = pools
+        self.pools = pools  # (workers, the gallery's model) -> a pool running that model
         self.workers = workers
         self.max_upload_bytes = max_upload_bytes
         self.suppression = suppression
@@ -134,7 +132,7 @@ class EnrolmentService:
             raise AlreadyEnrolled(
                 f"this image is already enrolled for subject '{subject}' in '{gallery}'"
             )
-        pool = self.pools(1)
+        pool = self.pools(1, target.model)
         try:
             analysis = pool.submit(image).result()
         finally:
@@ -144,7 +142,7 @@ class EnrolmentService:
             raise AlreadyEnrolled(
                 f"this image is already enrolled for subject '{subject}' in '{gallery}'"
             )
-        self.indexes.add(target.id, [outcome.enrolment.template_id], vector[None, :])
+        self.indexes.add(IndexSlot.of(target), [outcome.enrolment.template_id], vector[None, :])
         return outcome
 
     def enrol_manifest(
@@ -167,9 +165,9 @@ class EnrolmentService:
         target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
         rows = read_manifest(manifest)
         wanted = workers or self.workers
-        pool = self.pools(wanted if len(rows) >= 2 * wanted else 1)
+        pool = self.pools(wanted if len(rows) >= 2 * wanted else 1, target.model)
         summary = BulkSummary()
-        batch = _IndexBatch(self.indexes, target.id)
+        batch = _IndexBatch(self.indexes, IndexSlot.of(target))
         # Rows waiting for their analysis, oldest first; a bounded window keeps memory flat.
         in_flight: deque[tuple[ManifestRow, _Prepared | EnrolOutcome, Future[Analysis] | None]]
         in_flight = deque()
@@ -315,7 +313,7 @@ class EnrolmentService:
             template_id = Templates(session).add(
                 subject_id=subject_row.id,
                 gallery_id=gallery.id,
-                model_key=self.engine.model.key,
+                model_key=gallery.model.key,
                 sealed=self.vault.seal_vector(key, subject_row.id, face.descriptor),
                 at=now,
             )
@@ -398,9 +396,9 @@ class _Prepared:
 class _IndexBatch:
     """Collects new vectors and adds them to the gallery's index every INDEX_FLUSH_EVERY."""
 
-    def __init__(self, indexes: IndexSet, gallery_id: str) -> None:
+    def __init__(self, indexes: IndexSet, slot: IndexSlot) -> None:
         self.indexes = indexes
-        self.gallery_id = gallery_id
+        self.slot = slot
         self.ids: list[int] = []
         self.vectors: list[NDArray[np.float32]] = []
 
@@ -412,5 +410,5 @@ class _IndexBatch:
 
     def flush(self) -> None:
         if self.ids:
-            self.indexes.add(self.gallery_id, self.ids, np.stack(self.vectors))
+            self.indexes.add(self.slot, self.ids, np.stack(self.vectors))
             self.ids, self.vectors = [], []

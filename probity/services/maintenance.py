@@ -11,7 +11,7 @@ from probity.domain.audit import AuditAction, AuditRecord
 from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.galleries import GalleryService
-from probity.services.indexes import IndexSet
+from probity.services.indexes import IndexSet, IndexSlot
 from probity.storage.db import Database
 from probity.storage.repositories import Enrolments, Templates
 from probity.storage.vault import Vault
@@ -49,7 +49,7 @@ class IndexMaintenance:
         for gallery in self.galleries.all():
             with self.db.read() as session:
                 count = Enrolments(session).count(gallery.id)
-            out.append(IndexStatus(gallery.name, count, self.indexes.size(gallery.id)))
+            out.append(IndexStatus(gallery.name, count, self.indexes.size(IndexSlot.of(gallery))))
         return out
 
     def rebuild(self, *, actor: Who) -> list[IndexStatus]:
@@ -62,6 +62,8 @@ class IndexMaintenance:
             with self.db.read() as session:
                 keys: dict[str, bytes] = {}
                 for t in Templates(session).for_gallery(gallery.id):
+                    if t.model_key != gallery.model.key:
+                        continue  # a migration's new templates: that job builds their index
                     if t.subject_id not in keys:
                         keys[t.subject_id] = self.vault.subject_key(session, t.subject_id)
                     ids.append(t.id)
@@ -73,8 +75,9 @@ class IndexMaintenance:
                 if vectors
                 else np.zeros((0, gallery.model.dimension), np.float32)
             )
-            self.indexes.replace_all(gallery.id, ids, matrix)
-            out.append(IndexStatus(gallery.name, len(ids), self.indexes.size(gallery.id)))
+            slot = IndexSlot.of(gallery)
+            self.indexes.replace_all(slot, ids, matrix)
+            out.append(IndexStatus(gallery.name, len(ids), self.indexes.size(slot)))
         self.audit.record_alone(
             AuditRecord(
                 actor=name_of(actor),

@@ -247,7 +247,12 @@ class ResultService:
                     gallery_names=tuple(s.galleries),
                     probe_sha256=s.probe_sha256,
                     model_key=s.model_key,
-                    threshold=Threshold(t.get("target_fmr"), t.get("max_distance"), t["source"]),
+                    threshold=Threshold(
+                        t.get("target_fmr"),
+                        t.get("max_distance"),
+                        t["source"],
+                        tuple((str(k), d) for k, d in t.get("by_model", ())),
+                    ),
                     top_k=s.top_k,
                     outcome=SearchOutcome(s.outcome),
                     faces=tuple(faces),

@@ -177,7 +177,7 @@ class Objections(Protocol):
 
     def face_of(self, image: bytes, *, what: str = ...) -> PhotoFace: ...
 
-    def find_matches(self, *, actor: Who, descriptor: Vector) -> GalleryScan: ...
+    def find_matches(self, *, actor: Who, descriptors: Mapping[str, Vector]) -> GalleryScan: ...
 
 
 PdfRenderer = Callable[[Mapping[str, Any]], bytes]
@@ -702,7 +702,7 @@ class RightsService:
             raise
         finally:
             del image  # decrypted for this call only
-        scan = self.suppression.find_matches(actor=actor, descriptor=face.descriptor)
+        scan = self.suppression.find_matches(actor=actor, descriptors=face.descriptors)
         with self.db.read() as session:
             subjects = Subjects(session).get_many(m.subject_id for m in scan.matches)
         kept = [m for m in scan.matches if m.subject_id in subjects]  # erased since: gone

@@ -1,10 +1,13 @@
 """Search: one probe against one or more galleries, within a case.
 
-For each face in the probe that meets the probe quality floor, each gallery's index returns
-its nearest templates by cosine similarity; the service then decrypts those few templates
-and re-scores them with dlib's exact Euclidean distance (the scale the FMR table is on),
-keeps the best template per subject, ranks by distance and marks which candidates clear the
-threshold. The candidate list is an investigative lead, never an identification.
+The probe's faces are found once, by the engine of the first gallery's model; a search over
+galleries of several models embeds each face once per model (``FaceEngine.describe``). For
+each face that meets the probe quality floor, each gallery's index returns its nearest
+templates by cosine similarity; the service then decrypts those few templates and re-scores
+them with the model's exact Euclidean distance (the scale its FMR table is on), keeps the best
+template per subject, ranks by distance (by the distance's 1:1 FMR when the galleries hold
+different models) and marks which candidates clear each model's threshold. The candidate
+list is an investigative lead, never an identification.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action
@@ -31,8 +35,9 @@ from probity.domain.search import (
 )
 from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
-from probity.engine.thresholds import distance_to_score, threshold_for_fmr
-from probity.engine.types import AnalysedFace, FaceEngine
+from probity.engine.registry import EngineSet
+from probity.engine.thresholds import FmrTable, distance_to_score, fmr_at, threshold_for_fmr
+from probity.engine.types import AnalysedFace, DecodedImage
 from probity.errors import CaseNotSearchable, InvalidInput, RateLimited
 from probity.policy.cases import case_search_decision
 from probity.policy.ratelimit import SEARCH_WINDOW_S, SearchLimits, search_rate_decision
@@ -41,7 +46,7 @@ from probity.services.audit import AuditService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
-from probity.services.indexes import IndexSet
+from probity.services.indexes import IndexSet, IndexSlot
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.suppression import SuppressionService
 from probity.storage.casework import Probes, StoredSearches
@@ -67,6 +72,12 @@ class _Scored:
     distance: float
     template_id: int
     gallery: Gallery
+    rank_key: float  # the distance (one model), or its 1:1 FMR (several models)
+
+
+Described = dict[str, list[AnalysedFace | None]]
+"""Per model key, each probe face (in the primary engine's order) as that model sees it;
+None where the model's engine cannot align the face."""
 
 
 class SearchService:
@@ -76,7 +87,7 @@ class SearchService:
         db: Database,
         audit: AuditService,
         clock: Clock,
-        engine: FaceEngine,
+        engines: EngineSet,
         cases: CaseService,
         galleries: GalleryService,
         vault: Vault,
@@ -94,7 +105,7 @@ class SearchService:
         self.db = db
         self.audit = audit
         self.clock = clock
-        self.engine = engine
+        self.engines = engines
         self.cases = cases
         self.galleries = galleries
         self.vault = vault
@@ -136,18 +147,20 @@ class SearchService:
         if not 1 <= k <= 100:
             raise InvalidInput("top-k must be between 1 and 100")
         targets = self._targets(galleries, actor)
-        threshold = threshold_for_fmr(
-            self.engine.model.name,
-            None if threshold_off else (target_fmr or self.default_target_fmr),
-        )
+        models = {g.model.key: g.model for g in targets}  # in the order the galleries came
+        tables = {key: self.engines.table(model) for key, model in models.items()}
+        fmr = None if threshold_off else (target_fmr or self.default_target_fmr)
+        thresholds = {key: threshold_for_fmr(table, fmr) for key, table in tables.items()}
+        threshold = _combined(thresholds)
         image = decode_image(
             probe, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
         )
-        faces = self.engine.analyse(image, detector)
+        described = self._describe(image, list(models), detector)
+        faces = [f for f in described[next(iter(models))] if f is not None]
         if face is not None and not 1 <= face <= len(faces):
             raise InvalidInput(f"face {face} does not exist: the probe shows {len(faces)} face(s)")
         chosen = [(i, f) for i, f in enumerate(faces, start=1) if face is None or i == face]
-        results = self._search_faces(chosen, targets, k, threshold)
+        results = self._search_faces(chosen, described, targets, k, thresholds, tables)
         outcome = _overall(results)
         result = SearchResult(
             id=SearchId(new_id()),
@@ -155,7 +168,7 @@ class SearchService:
             case_reference=case.reference,
             gallery_names=tuple(g.name for g in targets),
             probe_sha256=image.sha256,
-            model_key=self.engine.model.key,
+            model_key=", ".join(models),
             threshold=threshold,
             top_k=k,
             outcome=outcome,
@@ -267,42 +280,78 @@ class SearchService:
         if not targets:
             raise InvalidInput("there is no gallery to search: create and fill one first")
         for g in targets:
-            if g.model.key != self.engine.model.key:
+            if not self.engines.has(g.model.key):
                 raise InvalidInput(
-                    f"gallery '{g.name}' holds {g.model.key} templates but the engine runs "
-                    f"{self.engine.model.key}; migrate the gallery first"
+                    f"gallery '{g.name}' holds {g.model.key} templates, a model not installed "
+                    f"here (installed: {', '.join(self.engines.keys())})"
                 )
         return targets
+
+    def _describe(
+        self, image: DecodedImage, models: list[str], detector: DetectorMode | None
+    ) -> Described:
+        """The probe's faces, found once by the first model's engine, then described by
+        each other model's engine from the same detections."""
+        primary = self.engines.get(models[0])
+        faces = primary.analyse(image, detector)
+        described: Described = {models[0]: list(faces)}
+        detections = [f.detection for f in faces]
+        for key in models[1:]:
+            engine = self.engines.get(key)
+            if all(d is not None for d in detections):
+                described[key] = engine.describe(image, [d for d in detections if d is not None])
+            else:  # an engine that does not report its detections (a test fake)
+                own = engine.analyse(image, detector)
+                described[key] = list(own) if len(own) == len(faces) else [None] * len(faces)
+        return described
 
     def _search_faces(
         self,
         faces: list[tuple[int, AnalysedFace]],
+        described: Described,
         targets: list[Gallery],
         k: int,
-        threshold: Threshold,
+        thresholds: dict[str, Threshold],
+        tables: dict[str, FmrTable],
     ) -> list[FaceResult]:
         searchable = [(i, f) for i, f in faces if not quality_reasons(f.quality, self.probe_floor)]
         hits_per_face: dict[int, list[_Scored]] = {i: [] for i, _ in searchable}
         found = _Found({}, {})
+        # Each face's descriptor under each model: (face number, model key) -> vector.
+        vectors = {
+            (i, key): seen[i - 1].descriptor  # type: ignore[union-attr]
+            for key, seen in described.items()
+            for i, _ in searchable
+            if seen[i - 1] is not None
+        }
         if searchable:
-            queries = np.stack([f.descriptor for _, f in searchable]).astype(np.float32)
             raw: dict[int, list[tuple[int, Gallery]]] = {i: [] for i, _ in searchable}
             for gallery in targets:
-                per_query = self.indexes.search(gallery.id, queries, k * OVERFETCH)
-                for (i, _), hits in zip(searchable, per_query, strict=True):
+                asked = [i for i, _ in searchable if (i, gallery.model.key) in vectors]
+                if not asked:
+                    continue
+                queries = np.stack([vectors[(i, gallery.model.key)] for i in asked])
+                per_query = self.indexes.search(
+                    IndexSlot.of(gallery), queries.astype(np.float32), k * OVERFETCH
+                )
+                for i, hits in zip(asked, per_query, strict=True):
                     raw[i].extend((h.id, gallery) for h in hits)
-            hits_per_face, found = self._rescore(searchable, raw)
+            hits_per_face, found = self._rescore(searchable, raw, vectors, tables)
         return [
-            self._face_result(i, f, hits_per_face.get(i), found, k, threshold) for i, f in faces
+            self._face_result(i, f, hits_per_face.get(i), found, k, thresholds, tables)
+            for i, f in faces
         ]
 
     def _rescore(
         self,
         searchable: list[tuple[int, AnalysedFace]],
         raw: dict[int, list[tuple[int, Gallery]]],
+        probes: dict[tuple[int, str], NDArray[np.float32]],
+        tables: dict[str, FmrTable],
     ) -> tuple[dict[int, list[_Scored]], _Found]:
-        """Exact dlib distances for every hit, from the decrypted templates, and the
-        enrolments and subjects behind the hits: all read in one transaction."""
+        """Exact distances for every hit, from the decrypted templates, each on its gallery's
+        model, and the enrolments and subjects behind the hits: all read in one
+        transaction."""
         wanted = {tid for hits in raw.values() for tid, _ in hits}
         with self.db.read() as session:
             sealed = Templates(session).get_many(wanted)
@@ -322,13 +371,17 @@ class SearchService:
         }
         if self.suppression is not None:  # never a candidate who objected (any rank)
             vectors = self.suppression.withhold(sealed, vectors)
+        several = len(tables) > 1
         scored: dict[int, list[_Scored]] = {}
-        for i, face in searchable:
-            scored[i] = [
-                _Scored(float(np.linalg.norm(vectors[tid] - face.descriptor)), tid, gallery)
-                for tid, gallery in raw[i]
-                if tid in vectors  # a stale index entry without a template is ignored
-            ]
+        for i, _ in searchable:
+            scored[i] = []
+            for tid, gallery in raw[i]:
+                if tid not in vectors:  # a stale index entry without a template is ignored
+                    continue
+                key = gallery.model.key
+                distance = float(np.linalg.norm(vectors[tid] - probes[(i, key)]))
+                rank_key = fmr_at(tables[key], distance) if several else distance
+                scored[i].append(_Scored(distance, tid, gallery, rank_key))
         return scored, _Found(enrolments, subjects)
 
     def _face_result(
@@ -338,7 +391,8 @@ class SearchService:
         scored: list[_Scored] | None,
         found: _Found,
         k: int,
-        threshold: Threshold,
+        thresholds: dict[str, Threshold],
+        tables: dict[str, FmrTable],
     ) -> FaceResult:
         if scored is None:
             return FaceResult(
@@ -348,9 +402,8 @@ class SearchService:
                 outcome=FaceOutcome.REFUSED_QUALITY,
                 refusal_reasons=tuple(quality_reasons(face.quality, self.probe_floor)),
             )
-        scored = sorted(scored, key=lambda s: s.distance)
-        if threshold.max_distance is not None:
-            scored = [s for s in scored if s.distance <= threshold.max_distance]
+        scored = sorted(scored, key=lambda s: s.rank_key)
+        scored = [s for s in scored if _within(s, thresholds[s.gallery.model.key])]
         enrolments, subjects = found.enrolments, found.subjects
         candidates: list[Candidate] = []
         seen: set[str] = set()
@@ -368,7 +421,7 @@ class SearchService:
                     gallery_id=s.gallery.id,
                     gallery_name=s.gallery.name,
                     enrolment_id=enrolment.id,
-                    score=distance_to_score(s.distance),
+                    score=distance_to_score(s.distance, tables[s.gallery.model.key].distance),
                     distance=round(s.distance, 4),
                     provenance=enrolment.provenance,
                 )
@@ -384,6 +437,24 @@ class SearchService:
             ),
             candidates=tuple(candidates),
         )
+
+
+def _within(scored: _Scored, threshold: Threshold) -> bool:
+    return threshold.max_distance is None or scored.distance <= threshold.max_distance
+
+
+def _combined(thresholds: dict[str, Threshold]) -> Threshold:
+    """The search's threshold: its one model's, or (several models) the first model's with
+    every model's own distance in ``by_model``."""
+    first = next(iter(thresholds.values()))
+    if len(thresholds) == 1:
+        return first
+    return Threshold(
+        target_fmr=first.target_fmr,
+        max_distance=first.max_distance,
+        source="; ".join(dict.fromkeys(t.source for t in thresholds.values())),
+        by_model=tuple((key, t.max_distance) for key, t in thresholds.items()),
+    )
 
 
 def _overall(faces: list[FaceResult]) -> SearchOutcome:

@@ -70,18 +70,20 @@ cache would have to be invalidated across API processes whenever an objection is
 and a stale one would return someone who objected; not worth it at this size. Nothing about
 the list is written to disk but the sealed rows.
 
-**Not handled here.** A model migration must re-embed suppression templates, but the photo
-is not kept (the rights request deletes it when it closes). Until that is built, a
-suppression template of another model than the engine's is not compared at enrolment or
-search, and gallery templates of another model are skipped at the objection (counted as
-``templates_skipped``).
+**Every model.** An objection's photo is described by *every installed model* (the faces are
+found once, by the default engine, and each other engine describes the same face), and one
+sealed template per model is stored, all sharing the objection's ``suppression_id``
+(``objection_id`` column). A gallery's records are compared only with templates of the
+gallery's model, at that model's own distance (its FMR table). The objection is refused when a
+model that a gallery in scope uses cannot give a usable template of the photo (that gallery
+would not be protected); models no gallery uses are stored where they can be. Gallery
+templates of a model the objection has no template of are skipped (``templates_skipped``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -91,13 +93,14 @@ from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
-from probity.domain.faces import QualityFloor
+from probity.domain.faces import ModelVersion, QualityFloor
 from probity.domain.gallery import Gallery
 from probity.domain.ids import new_id
 from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
+from probity.engine.registry import EngineSet
 from probity.engine.thresholds import threshold_for_fmr
-from probity.engine.types import AnalysedFace, FaceEngine, Vector
+from probity.engine.types import AnalysedFace, DecodedImage, Vector
 from probity.errors import InvalidInput, NoFaceFound, ObjectionOnFile, QualityRefused
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
@@ -139,10 +142,11 @@ class GalleryScan:
 
 @dataclass(frozen=True, slots=True)
 class PhotoFace:
-    """The one usable face of a photo (``face_of``): its descriptor, how many faces were
-    detected in all, and the SHA-256 of the photo's bytes (for the audit log)."""
+    """The one usable face of a photo (``face_of``): its descriptor under each model that
+    could describe it (model key -> vector), how many faces were detected in all, and the
+    SHA-256 of the photo's bytes (for the audit log)."""
 
-    descriptor: Vector
+    descriptors: Mapping[str, Vector]
     faces: int
     photo_sha256: str
 
@@ -197,7 +201,7 @@ class Objection:
 
 @dataclass(frozen=True, slots=True)
 class _List:
-    """The decrypted suppression list for the engine's model: ids, owning organisation
+    """The decrypted suppression list for one model: objection ids, owning organisation
     (None: deployment-wide) and the descriptors, shape (M, dimension)."""
 
     ids: tuple[str, ...]
@@ -241,7 +245,7 @@ class SuppressionService:
         db: Database,
         audit: AuditService,
         clock: Clock,
-        engine: FaceEngine,
+        engines: EngineSet,
         galleries: GalleryService,
         vault: Vault,
         erasure: ErasureService,
@@ -255,7 +259,7 @@ class SuppressionService:
         self.db = db
         self.audit = audit
         self.clock = clock
-        self.engine = engine
+        self.engines = engines
         self.galleries = galleries
         self.vault = vault
         self.erasure = erasure
@@ -265,31 +269,48 @@ class SuppressionService:
         self.quality_floor = quality_floor or QualityFloor()
         self._wanted_fmr = target_fmr
         self._erase_fmr = min(erase_target_fmr or target_fmr, target_fmr)
+        self._points: dict[str, tuple[float, float, float]] = {}
 
-    @cached_property
-    def _operating_point(self) -> tuple[float, float]:
-        # Looked up on first use, not at build time: an engine without an FMR table (an
-        # operator's model) still builds; it fails only once the list has to be consulted.
-        threshold = threshold_for_fmr(self.engine.model.name, self._wanted_fmr)
-        assert threshold.max_distance is not None and threshold.target_fmr is not None
-        return threshold.max_distance, threshold.target_fmr
+    # -- the operating points, per model --------------------------------------------------------
 
-    @cached_property
+    def operating_point(self, model: ModelVersion) -> tuple[float, float, float]:
+        """(suppression distance, its tabulated 1:1 FMR, erase distance) on ``model``'s
+        table. Looked up on first use, not at build time: a model without an FMR table (an
+        operator's model) still builds; it fails only once the list has to be consulted."""
+        point = self._points.get(model.key)
+        if point is None:
+            table = self.engines.table(model)
+            wanted = threshold_for_fmr(table, self._wanted_fmr)
+            erase = threshold_for_fmr(table, self._erase_fmr)
+            assert wanted.max_distance is not None and wanted.target_fmr is not None
+            assert erase.max_distance is not None
+            point = (
+                wanted.max_distance,
+                wanted.target_fmr,
+                min(erase.max_distance, wanted.max_distance),
+            )
+            self._points[model.key] = point
+        return point
+
+    @property
+    def _default(self) -> ModelVersion:
+        return self.engines.default.model
+
+    @property
     def erase_distance(self) -> float:
-        """The stricter distance under which an objection erases a record at once."""
-        threshold = threshold_for_fmr(self.engine.model.name, self._erase_fmr)
-        assert threshold.max_distance is not None
-        return min(threshold.max_distance, self.max_distance)
+        """The stricter distance under which an objection erases a record at once (on the
+        default model's scale; each gallery is compared on its own model's)."""
+        return self.operating_point(self._default)[2]
 
     @property
     def max_distance(self) -> float:
-        """The suppression distance: a face at or under it matches (dlib Euclidean)."""
-        return self._operating_point[0]
+        """The suppression distance on the default model: a face at or under it matches."""
+        return self.operating_point(self._default)[0]
 
     @property
     def target_fmr(self) -> float:
-        """The tabulated 1:1 false-match rate of ``max_distance`` (LFW pairs)."""
-        return self._operating_point[1]
+        """The tabulated 1:1 false-match rate of ``max_distance``."""
+        return self.operating_point(self._default)[1]
 
     # -- the objection ------------------------------------------------------------------------
 
@@ -302,41 +323,44 @@ class SuppressionService:
         rights request's receipt); ``request_id`` links it to a rights request. The photo
         must show exactly one face meeting the gallery quality floor (else NoFaceFound,
         QualityRefused or InvalidInput, and nothing is written); the photo itself is never
-        stored here. The suppression template is committed (and audited as
-        ``objection.record``) *before* the gallery scan, so even if the erasure fails
-        half-way the person is already refused at enrolment and withheld from search.
+        stored here. One suppression template per installed model is committed (and
+        audited as ``objection.record``) *before* the gallery scan, so even if the erasure
+        fails half-way the person is already refused at enrolment and withheld from search.
         Needs RIGHTS_HANDLE (privacy officers; the local operator).
         """
         self.guard.check(actor, Action.RIGHTS_HANDLE)
-        _ = self._operating_point  # no FMR table for the engine's model: refuse before any work
         ref = reference.strip()
         if not ref:
             raise InvalidInput("a reference for the objection is required")
         if len(ref) > 200:
             raise InvalidInput("the objection's reference is longer than 200 characters")
+        targets = self.galleries.all(actor)
+        for model in {g.model.key: g.model for g in targets}.values():
+            _ = self.operating_point(model)  # no FMR table for a model in use: refuse now
         decoded = decode_image(
             image, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
         )
-        faces = self.engine.analyse(decoded)
-        descriptor = self._one_face(faces)
+        photo = self._describe(decoded, what="objection photo", needed=targets)
         suppression_id = new_id()
-        model_key = self.engine.model.key
         with self.db.transaction() as session:
-            key, wrapped = self.vault.new_purpose_key(session, SUPPRESSION, suppression_id)
-            data = np.ascontiguousarray(descriptor, dtype="<f4").tobytes()
-            session.add(
-                SuppressionRow(
-                    id=suppression_id,
-                    reference=ref,
-                    request_id=request_id,
-                    organisation_id=organisation_id_of(actor),
-                    model_key=model_key,
-                    sealed=Vault.seal_with(key, data, _aad(suppression_id)),
-                    wrapped_key=wrapped,
-                    created_at=self.clock(),
-                    created_by=name_of(actor),
+            for n, (model_key, descriptor) in enumerate(photo.descriptors.items()):
+                row_id = suppression_id if n == 0 else new_id()
+                key, wrapped = self.vault.new_purpose_key(session, SUPPRESSION, row_id)
+                data = np.ascontiguousarray(descriptor, dtype="<f4").tobytes()
+                session.add(
+                    SuppressionRow(
+                        id=row_id,
+                        objection_id=suppression_id,
+                        reference=ref,
+                        request_id=request_id,
+                        organisation_id=organisation_id_of(actor),
+                        model_key=model_key,
+                        sealed=Vault.seal_with(key, data, _aad(row_id)),
+                        wrapped_key=wrapped,
+                        created_at=self.clock(),
+                        created_by=name_of(actor),
+                    )
                 )
-            )
             self.audit.record(
                 session,
                 AuditRecord(
@@ -348,19 +372,20 @@ class SuppressionService:
                         "reference": ref,
                         "request_id": request_id,
                         "photo_sha256": decoded.sha256,
-                        "faces": len(faces),
-                        "model": model_key,
+                        "faces": photo.faces,
+                        "model": self._default.key,
+                        "models": sorted(photo.descriptors),
                         "max_distance": self.max_distance,
                         "target_fmr": self.target_fmr,
                     },
                 ),
             )
-        targets, compared, skipped, found = self._scan(actor, descriptor)
-        matches = [m for m in found if m.distance <= self.erase_distance]
-        withheld = [m for m in found if m.distance > self.erase_distance]
+        compared, skipped, found = self._scan(targets, photo.descriptors)
+        matches = [m for m in found if m.erase]
+        withheld = [m for m in found if not m.erase]
         receipts = self.erasure.erase_subjects(
             actor=actor,
-            subject_ids=[m.subject_id for m in matches],
+            subject_ids=[m.match.subject_id for m in matches],
             reason=f"objection on file (suppression {suppression_id})",
             cause=ErasureCause.OBJECTION,
             request_id=request_id,
@@ -371,7 +396,7 @@ class SuppressionService:
                 organisation=organisation_of(actor),
                 action=AuditAction.OBJECTION_APPLIED,
                 galleries=tuple(g.name for g in targets),
-                subject_ids=tuple(m.subject_id for m in matches),
+                subject_ids=tuple(m.match.subject_id for m in matches),
                 details={
                     "suppression_id": suppression_id,
                     "request_id": request_id,
@@ -379,8 +404,8 @@ class SuppressionService:
                     "templates_skipped": skipped,
                     "max_distance": self.max_distance,
                     "erase_distance": self.erase_distance,
-                    "matches": [[m.subject_id, m.gallery, m.distance] for m in matches],
-                    "withheld": [[m.subject_id, m.gallery, m.distance] for m in withheld],
+                    "matches": [_row(m.match) for m in matches],
+                    "withheld": [_row(m.match) for m in withheld],
                     "receipts": [r.number for r in receipts],
                 },
             )
@@ -389,46 +414,88 @@ class SuppressionService:
             suppression_id=suppression_id,
             reference=ref,
             request_id=request_id,
-            faces=len(faces),
+            faces=photo.faces,
             max_distance=self.max_distance,
             target_fmr=self.target_fmr,
             galleries=tuple(g.name for g in targets),
             templates_compared=compared,
             templates_skipped=skipped,
-            matches=tuple(matches),
+            matches=tuple(m.match for m in matches),
             receipts=receipts,
             erase_distance=self.erase_distance,
-            withheld=tuple(withheld),
+            withheld=tuple(m.match for m in withheld),
         )
 
     # -- a rights request's photo lookup (services/rights.py) ---------------------------------
 
     def face_of(self, image: bytes, *, what: str = "photo") -> PhotoFace:
         """The one face of ``image`` that meets the gallery quality floor, as an objection
-        photo must (a poor photo falls within the distance of many strangers). Raises
-        InvalidImage, NoFaceFound, QualityRefused or InvalidInput (several faces), naming
-        ``what`` the photo is. Nothing is stored or audited here."""
+        photo must (a poor photo falls within the distance of many strangers), under every
+        installed model that can describe it. Raises InvalidImage, NoFaceFound,
+        QualityRefused or InvalidInput (several faces), naming ``what`` the photo is.
+        Nothing is stored or audited here."""
         decoded = decode_image(
             image, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
         )
-        faces = self.engine.analyse(decoded)
-        return PhotoFace(self._one_face(faces, what=what), len(faces), decoded.sha256)
+        return self._describe(decoded, what=what, needed=())
 
-    def find_matches(self, *, actor: Who, descriptor: Vector) -> GalleryScan:
-        """Every gallery subject within ``max_distance`` of ``descriptor``, by the same exact
-        scan an objection makes (every template of every gallery ``actor`` may handle,
-        decrypted and compared; see the module's note on why not the index). Stores,
-        erases and audits nothing: the caller records what it did with the list. Needs
-        RIGHTS_HANDLE (privacy officers; the local operator)."""
+    def find_matches(self, *, actor: Who, descriptors: Mapping[str, Vector]) -> GalleryScan:
+        """Every gallery subject within the suppression distance of the photo's
+        ``descriptors`` (model key -> vector, from ``face_of``), by the same exact scan an
+        objection makes (every template of every gallery ``actor`` may handle, decrypted and
+        compared on its gallery's model; see the module's note on why not the index).
+        Stores, erases and audits nothing: the caller records what it did with the list.
+        Needs RIGHTS_HANDLE (privacy officers; the local operator)."""
         self.guard.check(actor, Action.RIGHTS_HANDLE)
-        _ = self._operating_point  # no FMR table for the engine's model: refuse before any work
-        targets, compared, skipped, found = self._scan(actor, descriptor)
-        return GalleryScan(tuple(g.name for g in targets), compared, skipped, tuple(found))
+        targets = self.galleries.all(actor)
+        for model in {g.model.key: g.model for g in targets}.values():
+            _ = self.operating_point(model)
+        compared, skipped, found = self._scan(targets, descriptors)
+        return GalleryScan(
+            tuple(g.name for g in targets), compared, skipped, tuple(m.match for m in found)
+        )
 
     # -- shared by the objection and the lookup ------------------------------------------------
 
-    def _one_face(self, faces: list[AnalysedFace], *, what: str = "objection photo") -> Vector:
-        """The descriptor of the one face meeting the quality floor, else a precise error."""
+    def _describe(
+        self, decoded: DecodedImage, *, what: str, needed: Sequence[Gallery]
+    ) -> PhotoFace:
+        """The photo's one usable face under the default model, then the same face under
+        every other installed model (described from the same detection). A model that one
+        of ``needed`` galleries uses must give a usable template too, else QualityRefused:
+        that gallery would not be protected."""
+        default = self.engines.default
+        faces = default.analyse(decoded)
+        face = self._one_face(faces, what=what)
+        descriptors: dict[str, Vector] = {default.model.key: face.descriptor}
+        in_use = {g.model.key: g.name for g in needed}
+        for engine in self.engines:
+            key = engine.model.key
+            if key in descriptors:
+                continue
+            other = (
+                engine.describe(decoded, [face.detection])[0]
+                if face.detection is not None
+                else None
+            )
+            reasons = (
+                ["the model cannot align the face"]
+                if other is None
+                else quality_reasons(other.quality, self.quality_floor)
+            )
+            if other is not None and not reasons:
+                descriptors[key] = other.descriptor
+            elif key in in_use:
+                raise QualityRefused(
+                    f"the {what} gives no usable face for model {key}, which gallery "
+                    f"'{in_use[key]}' holds: {', '.join(reasons)}"
+                )
+        return PhotoFace(descriptors, len(faces), decoded.sha256)
+
+    def _one_face(
+        self, faces: list[AnalysedFace], *, what: str = "objection photo"
+    ) -> AnalysedFace:
+        """The one face meeting the quality floor, else a precise error."""
         if not faces:
             raise NoFaceFound(f"no face found in the {what}")
         accepted = [f for f in faces if not quality_reasons(f.quality, self.quality_floor)]
@@ -447,36 +514,39 @@ class SuppressionService:
                 f"the {what} shows {len(accepted)} faces; it must show exactly one "
                 "person (crop it first)"
             )
-        return accepted[0].descriptor
+        return accepted[0]
 
     def _scan(
-        self, actor: Who, descriptor: Vector
-    ) -> tuple[list[Gallery], int, int, list[SuppressedMatch]]:
-        """Every template of every gallery ``actor`` may erase in, decrypted and compared:
-        (galleries, templates compared, templates skipped, matches sorted by distance).
-        A subject appears once, at its closest template."""
-        model_key = self.engine.model.key
-        targets = self.galleries.all(actor)
-        best: dict[str, SuppressedMatch] = {}
+        self, targets: list[Gallery], descriptors: Mapping[str, Vector]
+    ) -> tuple[int, int, list[_Found]]:
+        """Every template of every gallery in ``targets``, decrypted and compared with the
+        descriptor of its gallery's model: (templates compared, templates skipped, matches
+        sorted by distance). A subject appears once, at its closest template."""
+        best: dict[str, _Found] = {}
         compared = skipped = 0
-        probe = np.asarray(descriptor, dtype=np.float64)[None, :]
         with self.db.read() as session:
             for gallery in targets:
+                descriptor = descriptors.get(gallery.model.key)
                 keys: dict[str, bytes] = {}  # this call only: never kept past the scan
                 batch: list[SealedTemplate] = []
+                point = self.operating_point(gallery.model) if descriptor is not None else None
                 for template in Templates(session).for_gallery(gallery.id):
-                    if template.model_key != model_key:
+                    if (
+                        descriptor is None
+                        or point is None
+                        or template.model_key != gallery.model.key
+                    ):
                         skipped += 1
                         continue
                     batch.append(template)
                     if len(batch) >= SCAN_BATCH:
-                        self._compare(session, gallery, batch, keys, probe, best)
+                        self._compare(session, gallery, batch, keys, descriptor, point, best)
                         compared, batch = compared + len(batch), []
-                if batch:
-                    self._compare(session, gallery, batch, keys, probe, best)
+                if batch and descriptor is not None and point is not None:
+                    self._compare(session, gallery, batch, keys, descriptor, point, best)
                     compared += len(batch)
-        matches = sorted(best.values(), key=lambda m: (m.distance, m.subject_id))
-        return targets, compared, skipped, matches
+        matches = sorted(best.values(), key=lambda m: (m.match.distance, m.match.subject_id))
+        return compared, skipped, matches
 
     def _compare(
         self,
@@ -484,9 +554,11 @@ class SuppressionService:
         gallery: Gallery,
         batch: list[SealedTemplate],
         keys: dict[str, bytes],
-        probe: NDArray[np.float64],
-        best: dict[str, SuppressedMatch],
+        descriptor: Vector,
+        point: tuple[float, float, float],
+        best: dict[str, _Found],
     ) -> None:
+        max_distance, _, erase_distance = point
         missing = list({t.subject_id for t in batch} - keys.keys())
         # One query puts the batch's wrapped keys in the session's identity map (held here,
         # since the map keeps only weak references), so subject_key needs no query each.
@@ -503,38 +575,45 @@ class SuppressionService:
         vectors = np.stack(
             [Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector) for t in batch]
         )
+        probe = np.asarray(descriptor, dtype=np.float64)[None, :]
         distances = _distances(vectors, probe)[:, 0]
         for t, d in zip(batch, distances, strict=True):
-            if d <= self.max_distance:
+            if d <= max_distance:
                 found = best.get(t.subject_id)
-                if found is None or d < found.distance:
-                    best[t.subject_id] = SuppressedMatch(t.subject_id, gallery.name, round(d, 4))
+                if found is None or d < found.match.distance:
+                    best[t.subject_id] = _Found(
+                        SuppressedMatch(t.subject_id, gallery.name, round(float(d), 4)),
+                        erase=bool(d <= erase_distance),
+                    )
 
     # -- the list at enrolment and search -----------------------------------------------------
 
-    def _load(self) -> _List:
-        """The suppression list for the engine's model, decrypted for this call only."""
-        model_key = self.engine.model.key
+    def _load(self, model_key: str) -> _List:
+        """The suppression list for one model, decrypted for this call only."""
         with self.db.read() as session:
             rows = list(
                 session.execute(
                     select(
                         SuppressionRow.id,
+                        SuppressionRow.objection_id,
                         SuppressionRow.organisation_id,
                         SuppressionRow.sealed,
                         SuppressionRow.wrapped_key,
                     ).where(SuppressionRow.model_key == model_key)
                 )
             )
-        dimension = self.engine.model.dimension
         if not rows:
-            return _List((), (), np.zeros((0, dimension), dtype=np.float64))
+            return _List((), (), np.zeros((0, 1), dtype=np.float64))
         vectors = []
-        for row_id, _, sealed, wrapped in rows:
+        for row_id, _, _, sealed, wrapped in rows:
             key = self.vault.open_purpose_key(SUPPRESSION, row_id, wrapped)
             data = Vault.open_with(key, sealed, _aad(row_id))
             vectors.append(np.frombuffer(data, dtype="<f4").astype(np.float64))
-        return _List(tuple(r[0] for r in rows), tuple(r[1] for r in rows), np.stack(vectors))
+        return _List(
+            tuple(objection or row_id for row_id, objection, *_ in rows),
+            tuple(r[2] for r in rows),
+            np.stack(vectors),
+        )
 
     def check_enrolment(
         self,
@@ -546,19 +625,20 @@ class SuppressionService:
         image_sha256: str,
     ) -> None:
         """Refuse (ObjectionOnFile, "objection on file") a face within the suppression
-        distance of a template that applies to ``gallery``; audited as
-        ``enrolment.refused_objection`` with the nearest template's id and distance. Call it
-        before anything of the enrolment is written."""
-        suppressed = self._load()
+        distance of a template of the gallery's model that applies to ``gallery``; audited as
+        ``enrolment.refused_objection`` with the nearest template's objection id and
+        distance. Call it before anything of the enrolment is written."""
+        suppressed = self._load(gallery.model.key)
         if not suppressed.ids:
             return
         mask = suppressed.applying_to(gallery.organisation_id)
         if not mask.any():
             return
+        max_distance = self.operating_point(gallery.model)[0]
         distances = _distances(np.asarray(descriptor)[None, :], suppressed.vectors[mask])[0]
         nearest = int(np.argmin(distances))
         distance = float(distances[nearest])
-        if distance > self.max_distance:
+        if distance > max_distance:
             return
         ids = [i for i, keep in zip(suppressed.ids, mask, strict=True) if keep]
         self.audit.record_alone(
@@ -572,7 +652,8 @@ class SuppressionService:
                     "image_sha256": image_sha256,
                     "suppression_id": ids[nearest],
                     "distance": round(distance, 4),
-                    "max_distance": self.max_distance,
+                    "max_distance": max_distance,
+                    "model": gallery.model.key,
                 },
             )
         )
@@ -586,36 +667,43 @@ class SuppressionService:
     ) -> dict[int, Vector]:
         """``vectors`` (decrypted search hits, by template id) without every template of any
         subject who matches the list: a subject one of whose templates (among the hits, or
-        any other of theirs) is within the suppression distance of a template applying to
-        its gallery is never a candidate, at any rank or threshold. Costs one query when
-        the list is empty; otherwise the list and the hit subjects' other templates are
-        decrypted for this call only."""
-        suppressed = self._load()
-        if not suppressed.ids or not vectors:
+        any other of theirs) is within the suppression distance of a template of the same
+        model applying to its gallery is never a candidate, at any rank or threshold. Costs
+        one query per model when the list is empty; otherwise the list and the hit subjects'
+        other templates are decrypted for this call only."""
+        if not vectors:
             return dict(vectors)
-        organisation: dict[str, str | None] = {
-            g.id: g.organisation_id for g in self.galleries.all()
-        }
+        galleries: dict[str, Gallery] = {g.id: g for g in self.galleries.all()}
         owners = {tid: (templates[tid].subject_id, templates[tid].gallery_id) for tid in vectors}
-        others = self._other_templates({s for s, _ in owners.values()}, exclude=set(vectors))
-        every = [(vectors[tid], *owners[tid]) for tid in vectors] + list(others)
-        distances = _distances(np.stack([v for v, _, _ in every]), suppressed.vectors)
-        masks: dict[str | None, NDArray[np.bool_]] = {}
+        models = {templates[tid].model_key for tid in vectors}
         withheld: set[str] = set()
-        for row, (_, subject_id, gallery_id) in enumerate(every):
-            owner = organisation.get(gallery_id)  # an unknown gallery: every template applies
-            if owner not in masks:
-                masks[owner] = suppressed.applying_to(owner)
-            if (distances[row][masks[owner]] <= self.max_distance).any():
-                withheld.add(subject_id)
+        for model_key in models:
+            suppressed = self._load(model_key)
+            if not suppressed.ids:
+                continue
+            hits = [tid for tid in vectors if templates[tid].model_key == model_key]
+            subjects: set[str] = {owners[tid][0] for tid in hits}
+            others = self._other_templates(subjects, model_key, exclude=set(vectors))
+            every = [(vectors[tid], *owners[tid]) for tid in hits] + list(others)
+            distances = _distances(np.stack([v for v, _, _ in every]), suppressed.vectors)
+            masks: dict[str | None, NDArray[np.bool_]] = {}
+            for row, (_, subject_id, gallery_id) in enumerate(every):
+                gallery = galleries.get(gallery_id)
+                owner = gallery.organisation_id if gallery is not None else None
+                if owner not in masks:
+                    masks[owner] = suppressed.applying_to(owner)
+                model = gallery.model if gallery is not None else self._default
+                limit = self.operating_point(model)[0]
+                if (distances[row][masks[owner]] <= limit).any():
+                    withheld.add(subject_id)
         return {tid: v for tid, v in vectors.items() if owners[tid][0] not in withheld}
 
     def _other_templates(
-        self, subject_ids: set[str], *, exclude: set[int]
+        self, subject_ids: set[str], model_key: str, *, exclude: set[int]
     ) -> list[tuple[Vector, str, str]]:
-        """The subjects' templates that are not among ``exclude`` (most subjects have one
-        template, so usually none), decrypted: (vector, subject id, gallery id)."""
-        model_key = self.engine.model.key
+        """The subjects' templates of ``model_key`` that are not among ``exclude`` (most
+        subjects have one template, so usually none), decrypted: (vector, subject id,
+        gallery id)."""
         found: list[tuple[Vector, str, str]] = []
         with self.db.read() as session:
             rows = session.scalars(
@@ -632,3 +720,13 @@ class SuppressionService:
                 vector = Vault.open_vector(keys[row.subject_id], row.subject_id, row.sealed_vector)
                 found.append((vector, row.subject_id, row.gallery_id))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    match: SuppressedMatch
+    erase: bool  # within the gallery model's erase distance
+
+
+def _row(match: SuppressedMatch) -> list[object]:
+    return [match.subject_id, match.gallery, match.distance]

@@ -441,6 +441,7 @@ class Searches:
                     "target_fmr": t.target_fmr,
                     "max_distance": t.max_distance,
                     "source": t.source,
+                    "by_model": [list(pair) for pair in t.by_model],
                 },
                 top_k=result.top_k,
                 outcome=result.outcome.value,

@@ -375,6 +375,10 @@ class SuppressionRow(Base):
     __tablename__ = "suppression_templates"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
+    # The objection this template belongs to: one objection has a template per model, all
+    # sharing the objection's id (the id of its first template). None on rows written
+    # before models were many: their own id is the objection's.
+    objection_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
     reference: Mapped[str] = mapped_column(String(200))
     request_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
     organisation_id: Mapped[str | None] = mapped_column(ID, nullable=True)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from probity.index.vectors import normalise
+from probity.services.indexes import IndexSlot
 from probity.storage.vault import Vault
 from tests.api.conftest import PROVENANCE, World, open_case, search
 from tests.fakes import make_image, near, unit
@@ -157,9 +158,10 @@ def test_excluding_a_jurisdiction_removes_its_records_from_every_result_and_purg
         assert not rows(w, "SELECT id FROM templates WHERE id = :t", t=tid)
     blobs = w.services.jurisdictions.erasure.vault.blobs
     assert not any(blobs.exists(g.image_blob) for g in gb)
-    index = w.services.indexes.get(gallery_id)
+    slot = IndexSlot.of(next(g for g in w.services.galleries.all() if g.id == gallery_id))
+    index = w.services.indexes.get(slot)
     assert not set(template_ids) & {int(i) for i in index.ids()}
-    data = w.services.indexes.path(gallery_id).read_bytes()
+    data = w.services.indexes.path(slot).read_bytes()
     for ref in ("GB-1", "SCT-1"):
         assert stored_bytes(vectors[ref][0]) not in data
     assert stored_bytes(vectors["MIX-1"][0]) not in data  # MIX-1's GB record

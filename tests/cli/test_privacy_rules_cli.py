@@ -25,6 +25,7 @@ from probity.interfaces.cli import common
 from probity.services import container
 from probity.services.clock import ManualClock
 from probity.services.container import Services
+from probity.services.indexes import IndexSlot
 from tests.cli.conftest import DATA, Run
 from tests.fakes import FakeEngine, make_image, unit
 
@@ -112,7 +113,7 @@ def nothing_left(home: Home) -> dict[str, Any]:
             "keys": count(s, "SELECT count(*) FROM subject_keys"),
             "enrolments": count(s, "SELECT count(*) FROM enrolments"),
             "templates": count(s, "SELECT count(*) FROM templates"),
-            "vectors": sum(s.indexes.size(g.id) for g in s.galleries.all()),
+            "vectors": sum(s.indexes.size(IndexSlot.of(g)) for g in s.galleries.all()),
         }
     finally:
         s.close()
@@ -141,7 +142,9 @@ def test_one_day_retention_two_days_later_probity_sweep_leaves_nothing(
     assert blob_files(home) == []
     s = home.services()
     try:
-        index_bytes = b"".join(s.indexes.path(g.id).read_bytes() for g in s.galleries.all())
+        index_bytes = b"".join(
+            s.indexes.path(IndexSlot.of(g)).read_bytes() for g in s.galleries.all()
+        )
     finally:
         s.close()
     assert normalise(vector[None, :], vector.shape[0]).tobytes() not in index_bytes

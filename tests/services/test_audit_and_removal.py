@@ -11,6 +11,7 @@ from probity.domain.audit import chain_hash, verify_chain
 from probity.errors import SubjectNotFound
 from probity.index.vectors import normalise
 from probity.services.container import Services
+from probity.services.indexes import IndexSlot
 from probity.storage.keyring import CheckpointSigner, new_data_key
 from probity.storage.repositories import AuditLog
 from tests.fakes import FakeEngine, make_image, unit
@@ -82,7 +83,7 @@ def test_remove_subject_erases_rows_blobs_key_and_index_bytes(
     )
     assert outcome.enrolment is not None
     g = svc.galleries.get(gallery)
-    index_path = svc.indexes.path(g.id)
+    index_path = svc.indexes.path(IndexSlot.of(g))
     assert stored_bytes(gone) in index_path.read_bytes()
     with svc.db.transaction() as s:
         blob = s.execute(
@@ -119,7 +120,7 @@ def test_index_rebuild_recreates_from_templates(
             provenance=PROVENANCE,
         )
     g = svc.galleries.get(gallery)
-    svc.indexes.path(g.id).unlink()
+    svc.indexes.path(IndexSlot.of(g)).unlink()
     assert svc.maintenance.status()[0].vectors == 0
     rebuilt = svc.maintenance.rebuild(actor=ACTOR)
     assert rebuilt[0].vectors == 3

@@ -19,6 +19,7 @@ from probity.errors import (
 )
 from probity.services.container import Services
 from probity.services.enrolment import RowStatus
+from probity.services.indexes import IndexSlot
 from probity.storage.tables import AuditEventRow, EnrolmentRow, SubjectRow, TemplateRow
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, unit
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -44,7 +45,7 @@ def test_enrol_writes_subject_template_enrolment_audit_and_index(
     assert str(outcome.enrolment.provenance.retention_until) == "2027-10-01"
     assert counts(svc)[:3] == (1, 1, 1)
     g = svc.galleries.get(gallery)
-    assert svc.indexes.size(g.id) == 1
+    assert svc.indexes.size(IndexSlot.of(g)) == 1
 
 
 @pytest.mark.parametrize("missing", ["source", "lawful_basis", "collected_at", "jurisdiction"])
@@ -213,7 +214,7 @@ def test_manifest_is_resumable_and_lists_refusals(
     again = svc.enrolment.enrol_manifest(actor=ACTOR, gallery=gallery, manifest=manifest)
     assert again.count(RowStatus.SKIPPED) == 2
     assert again.count(RowStatus.ENROLLED) == 0
-    assert svc.indexes.size(svc.galleries.get(gallery).id) == 2
+    assert svc.indexes.size(IndexSlot.of(svc.galleries.get(gallery))) == 2
 
 
 def test_manifest_without_required_column(svc: Services, gallery: str, tmp_path: Path) -> None:

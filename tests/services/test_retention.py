@@ -16,6 +16,7 @@ from probity.errors import NotPermitted
 from probity.index.vectors import normalise
 from probity.services.clock import ManualClock
 from probity.services.container import Services
+from probity.services.indexes import IndexSlot
 from probity.services.retention import SCHEDULED_ACTOR, SweepSchedule
 from tests.fakes import FakeEngine, make_image, unit
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -84,16 +85,16 @@ def test_one_day_retention_two_days_later_the_sweep_leaves_nothing(
     assert count(svc, "SELECT count(*) FROM enrolments WHERE gallery_id = :g", g=short.id) == 0
     assert count(svc, "SELECT count(*) FROM templates WHERE gallery_id = :g", g=short.id) == 0
     assert not svc.enrolment.vault.blobs.exists(blob)
-    assert svc.indexes.size(short.id) == 0
-    assert stored_bytes(gone) not in svc.indexes.path(short.id).read_bytes()
+    assert svc.indexes.size(IndexSlot.of(short)) == 0
+    assert stored_bytes(gone) not in svc.indexes.path(IndexSlot.of(short)).read_bytes()
     three = svc.galleries.get("three")
-    assert svc.indexes.size(three.id) == 1
-    three_bytes = svc.indexes.path(three.id).read_bytes()
+    assert svc.indexes.size(IndexSlot.of(three)) == 1
+    three_bytes = svc.indexes.path(IndexSlot.of(three)).read_bytes()
     assert stored_bytes(part_old) not in three_bytes and stored_bytes(part_new) in three_bytes
     assert count(svc, "SELECT count(*) FROM enrolments WHERE gallery_id = :g", g=three.id) == 1
     # What stays in retention stays.
     long = svc.galleries.get("long")
-    assert svc.indexes.size(long.id) == 1
+    assert svc.indexes.size(IndexSlot.of(long)) == 1
     assert count(svc, "SELECT count(*) FROM enrolments WHERE gallery_id = :g", g=long.id) == 1
 
     # Idempotent: the next sweep has nothing to do.

@@ -25,6 +25,7 @@ from probity.errors import (
 from probity.services.container import Services
 from probity.services.enrolment import RowStatus
 from probity.services.erasure import ErasureCause
+from probity.services.indexes import IndexSlot
 from probity.storage.repositories import AuditLog
 from probity.storage.tables import SubjectRow, SuppressionRow, TemplateRow
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
@@ -74,7 +75,7 @@ def test_objection_erases_matches_within_the_distance_only(
     enrol(svc, fake_engine, gallery, "LOOKALIKE", near(OBJECTOR, 0.61, 3), 3)  # just outside
     enrol(svc, fake_engine, gallery, "OTHER", OTHER, 4)
     photo = fake_engine.register(make_image(50), OBJECTOR)
-    size_before = svc.indexes.size(svc.galleries.get(gallery).id)
+    size_before = svc.indexes.size(IndexSlot.of(svc.galleries.get(gallery)))
 
     objection = svc.suppression.object(actor=ACTOR, image=photo, reference="LETTER-7")
 
@@ -91,7 +92,7 @@ def test_objection_erases_matches_within_the_distance_only(
         left = set(s.scalars(select(SubjectRow.reference)))
     assert left == {"LOOKALIKE", "OTHER"}
     # The suppression template is never indexed: only the two erased vectors left the index.
-    assert svc.indexes.size(svc.galleries.get(gallery).id) == size_before - 2
+    assert svc.indexes.size(IndexSlot.of(svc.galleries.get(gallery))) == size_before - 2
     assert count(svc, SuppressionRow) == 1
     assert json.loads(json.dumps(objection.as_dict()))["receipts"][0]["receipt"] == receipt.number
 

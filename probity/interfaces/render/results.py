@@ -23,6 +23,7 @@ def search_json(result: SearchResult) -> dict[str, Any]:
             "target_fmr": t.target_fmr,
             "max_distance": t.max_distance,
             "source": t.source,
+            "max_distance_by_model": dict(t.by_model),
         },
         "top_k": result.top_k,
         "probe_sha256": result.probe_sha256,
