@@ -4,6 +4,7 @@ with them through the real services. A bad model file gets one clear error each.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ ACTOR = "curator"
 PROVENANCE = {
     "source": "whitehouse.gov portrait",
     "lawful_basis": "public_task",
-    "collected_at": "2026-10-01",
+    "collected_at": (date.today() - timedelta(days=30)).isoformat(),  # tests must not age
     "jurisdiction": "US",
     "collected_by": "curator",
 }
@@ -75,7 +76,7 @@ def test_enrol_and_search_end_to_end_on_an_operator_model(tmp_path: Path, data_d
             actor=ACTOR,
             name="portraits",
             inclusion_policy="official portraits",
-            retention_days=365,
+            retention_days=3650,
             jurisdictions=["US"],
         )
         assert gallery.model.key == TINY_KEY
