@@ -18,6 +18,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     erase,
     gallery,
     jurisdiction,
+    models,
     optout,
     report,
     rights,
