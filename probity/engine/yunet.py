@@ -97,6 +97,9 @@ class YuNetDetector:
             raise IntegrityError(f"cannot read the YuNet file {path}: {exc}") from exc
         verify_digest(data, YUNET_SHA256, what=f"the YuNet detector file {path}")
         cv2 = _cv2()
+        # OpenCV 5 warns on every load that its new graph engine ignores a target setting
+        # nobody made; only errors are worth a user's attention.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         # OpenCV reads the model from a path: hand it exactly the bytes we verified, so a
         # file swapped between the check and the load is never the one that runs.
         with tempfile.NamedTemporaryFile(suffix=".onnx") as handle:

@@ -20,7 +20,9 @@ def test_demo_enrols_searches_and_verifies(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "3 enrolled" in out
-    assert "astronaut.png" in out and "detector confidence" in out  # the mission patch
+    # YuNet does not fire on the mission patch dlib's HOG took for a face (astronaut.png):
+    # nothing to refuse there any more.
+    assert "0 refused" in out
     assert out.count("Investigative lead — not an identification") == 3
     assert "SUBJ-0001" in out and "SUBJ-0002" in out
     assert "No face found in the probe." in out

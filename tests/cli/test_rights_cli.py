@@ -125,10 +125,10 @@ def test_rights_lookup_finds_the_person_by_the_requests_photo(  # type: ignore[n
     run = probity("rights", "lookup", receipt, "--json", *home)
     assert run.code == 0, run.err
     found = json.loads(run.out)
-    assert found["max_distance"] == 0.6 and "not an identification" in found["notice"]
+    assert found["max_distance"] == 1.128 and "not an identification" in found["notice"]
     first = found["possible_matches"][0]
     assert (first["rank"], first["subject_reference"], first["gallery"]) == (1, "OB-1", "custody")
-    assert first["distance"] < 0.6
+    assert first["distance"] < 1.128
     assert "BI-1" not in [m["subject_reference"] for m in found["possible_matches"]]
 
     text = probity("rights", "lookup", receipt, *home)
