@@ -2,6 +2,8 @@
 
     python -m probity.engine.calibrate tests/data ../shared/faces [--mode cnn] [--timing]
         [--floor k=v ...] [--probe-floor k=v ...]
+    python -m probity.engine.calibrate --model sface-int8 tests/data ../shared/faces
+    python -m probity.engine.calibrate --model sface-int8 --degrade tests/data/obama.jpg
 
 One row per detected face: every :class:`Quality` field (conf: detector confidence, eye px:
 inter-eye distance, width: box width in px, sharp: sharpness, yaw: yaw ratio), the landmark
@@ -9,6 +11,16 @@ drift and geometry that make up ``landmark_consistency`` (consist), and whether 
 floor (``QualityFloor()`` with ``--floor`` overrides) and the probe floor
 (``PROBE_QUALITY_FLOOR`` with ``--probe-floor`` overrides) accept it, followed by the reasons
 of any refusal. The table in engine/quality.py's docstring was made with this.
+
+``--model KEY`` (a model name or key: ``sface-int8``, an operator model) prints the same table
+for an ONNX engine: YuNet's score, inter-eye px and box width from YuNet's five points,
+sharpness on the model's aligned chip (112 × 112 for SFace), yaw from the five points, the
+geometry of the five points (which is its landmark consistency; there is no drift column), and
+the two verdicts. The table in engine/onnx_quality.py's docstring was made with this.
+
+``--degrade PHOTO`` blurs the photo (Gaussian radius 1-5) and shrinks it (eyes 40 down to
+10 px apart) and prints, for the face found, its quality and how far its descriptor moved from
+the original photo's: what the sharpness and inter-eye floors are set from.
 """
 
 from __future__ import annotations
@@ -40,17 +52,28 @@ def _overrides(pairs: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("folders", nargs="*", type=Path)
     parser.add_argument("--mode", type=DetectorMode, default=None)
     parser.add_argument("--timing", action="store_true", help="print the time of each stage")
     parser.add_argument("--floor", nargs="*", default=[], help="gallery floor overrides, k=v")
     parser.add_argument("--probe-floor", nargs="*", default=[], help="probe floor overrides")
+    parser.add_argument("--model", default=None, help="an ONNX model name or key (sface-int8)")
+    parser.add_argument("--degrade", type=Path, default=None, help="blur and shrink one photo")
     args = parser.parse_args(argv)
 
     settings = EngineSettings()
     limits = LimitSettings()
     gallery_floor = dataclasses.replace(QualityFloor(), **_overrides(args.floor))
     probe_floor = dataclasses.replace(PROBE_QUALITY_FLOOR, **_overrides(args.probe_floor))
+    if args.model is not None or args.degrade is not None:
+        from probity.engine.calibrate_onnx import degrade_table, onnx_table
+
+        key = args.model or settings.default_model
+        if args.degrade is not None:
+            degrade_table(key, args.degrade, gallery_floor, probe_floor)
+        else:
+            onnx_table(key, args.folders, args.mode, args.timing, gallery_floor, probe_floor)
+        return
     models = DlibModels()
     models.load_all()
     timings: dict[str, list[float]] = defaultdict(list)

@@ -80,7 +80,8 @@ How each value follows from it (real faces = every row but the mission patch):
 - inter-eye distance, gallery 20 px: real faces 43–213. Shrinking obama.jpg until the eyes are
   18.5 px apart moves its descriptor 0.21 (13 px: 0.32, about the probe floor's 12; HOG with
   upsample 1 still finds it there). It does not stop the patch (34 px).
-- yaw ratio, gallery ±0.9: real faces read at most 0.26 — the Gerst *profile*, because the
+- yaw ratio, gallery ±0.40 (set for YuNet's points, see engine/onnx_quality.py; it was ±0.9):
+  real faces read at most 0.26 — the Gerst *profile*, because the
   5-point predictor pulls its points towards a frontal layout; frontal faces read ≤ 0.13. The
   ratio cannot see profiles, so this bound only catches landmarks that make no sense; profiles
   show up as low landmark consistency instead.
