@@ -22,6 +22,9 @@ GENESIS_HASH = "0" * 64
 class AuditAction(StrEnum):
     INIT = "system.init"
     GALLERY_CREATE = "gallery.create"
+    GALLERY_MIGRATE_START = "gallery.migrate_start"  # a model migration begun
+    GALLERY_MIGRATE_REFUSED = "gallery.migrate_refused"  # the new model refused a face
+    GALLERY_MIGRATE_SWAP = "gallery.migrate_swap"  # the gallery moved to the new model
     ENROL = "enrolment.create"
     ENROL_BULK = "enrolment.bulk"
     SUBJECT_REMOVE = "subject.remove"

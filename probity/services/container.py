@@ -27,6 +27,7 @@ from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.maintenance import IndexMaintenance
+from probity.services.migration import ModelMigrationService
 from probity.services.reports import ReportService
 from probity.services.results import ResultService
 from probity.services.retention import RetentionService
@@ -77,6 +78,7 @@ class Services:
     jobs: EnrolmentJobs  # bulk enrolment in the background (web pages, API)
     jurisdictions: JurisdictionService  # jurisdiction rules: refuse, withhold, purge
     retention: RetentionService  # the retention sweeper (the server schedules it)
+    migrations: ModelMigrationService  # moving a gallery to another face model
 
     def close(self) -> None:
         self.db.dispose()
@@ -173,7 +175,7 @@ def build_services(
         )
 
     galleries = GalleryService(
-        db=db, audit=audit, clock=clock, model=face_engine.model, guard=guard
+        db=db, audit=audit, clock=clock, model=face_engine.model, guard=guard, engines=engines
     )
     cases = CaseService(
         db=db,
@@ -322,4 +324,18 @@ def build_services(
         ),
         suppression=suppression,
         rights=rights,
+        migrations=ModelMigrationService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            galleries=galleries,
+            engines=engines,
+            vault=vault,
+            indexes=indexes,
+            erasure=erasure,
+            suppression=suppression,
+            max_upload_bytes=limits.max_upload_bytes,
+            max_image_pixels=limits.max_image_pixels,
+            hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
+        ),
     )

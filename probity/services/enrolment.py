@@ -294,6 +294,8 @@ class EnrolmentService:
             self.suppression.check_enrolment(
                 actor=actor, gallery=gallery, descriptor=face.descriptor,
                 reference=reference, image_sha256=sha256,
+                # an objection with no template of this model is checked on one it has
+                image=prepared.image, detection=face.detection,
             )  # fmt: skip
         now = self.clock()
         enrolment_id = EnrolmentId(new_id())

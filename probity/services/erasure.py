@@ -40,6 +40,7 @@ from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.storage.db import Database
 from probity.storage.jobs import Jobs
+from probity.storage.pruning import forget_subject
 from probity.storage.repositories import Enrolments, Subjects, Templates
 from probity.storage.tables import ErasureReceiptRow, SubjectRow
 from probity.storage.vault import Vault
@@ -257,6 +258,8 @@ class ErasureService:
         enrolments.delete_for_subject(row.id)
         templates.delete_for_subject(row.id)
         subjects.delete(row.id)  # the data key first: the shredding
+        # A model migration's records of them and any suppression hold go too.
+        forget_subject(session, row.id)
         # Bulk-upload reports name refused rows by subject reference: those go too.
         Jobs(session).forget_subject(target.id, row.reference)
         number = new_receipt_number("ER", now)

@@ -10,6 +10,7 @@ from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import ModelVersion, QualityFloor
 from probity.domain.gallery import Gallery
 from probity.domain.ids import GalleryId, new_id
+from probity.engine.registry import EngineSet
 from probity.errors import AlreadyExists, GalleryNotFound, InvalidInput
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
@@ -30,12 +31,14 @@ class GalleryService:
         clock: Clock,
         model: ModelVersion,
         guard: AccessGuard,
+        engines: EngineSet | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
         self.clock = clock
-        self.model = model
+        self.model = model  # new galleries' model unless one is named
         self.guard = guard
+        self.engines = engines  # to resolve a named model; None: only ``model``
 
     def create(
         self,
@@ -46,11 +49,20 @@ class GalleryService:
         retention_days: int,
         jurisdictions: list[str] | None = None,
         quality_floor: QualityFloor | None = None,
+        model: str | None = None,
     ) -> Gallery:
-        """Create a gallery bound to the engine's current model version. A gallery created
-        by a server account belongs to its organisation; one created by the local operator
-        is shared across the deployment."""
+        """Create a gallery bound to ``model`` (an installed model's name or full key; by
+        default the default engine's, SFace), for example dlib-resnet-v1 to match galleries
+        held elsewhere. A gallery created by a server account belongs to its organisation;
+        one created by the local operator is shared across the deployment."""
         self.guard.check(actor, Action.GALLERY_CREATE)
+        chosen = self.model
+        if model is not None and model.strip():
+            if self.engines is None:
+                if model.strip() not in (self.model.key, self.model.name):
+                    raise InvalidInput(f"unknown model '{model}' (installed: {self.model.key})")
+            else:
+                chosen = self.engines.resolve(model.strip()).model
         if not _NAME.match(name):
             raise InvalidInput(
                 f"gallery name {name!r}: use 1-100 letters, digits, spaces, '.', '_' or '-'"
@@ -70,7 +82,7 @@ class GalleryService:
             retention_days=retention_days,
             jurisdictions=codes,
             quality_floor=quality_floor or QualityFloor(),
-            model=self.model,
+            model=chosen,
             created_at=self.clock(),
             created_by=name_of(actor),
             organisation_id=organisation_id_of(actor),
@@ -92,7 +104,7 @@ class GalleryService:
                         "inclusion_policy": gallery.inclusion_policy,
                         "retention_days": retention_days,
                         "jurisdictions": list(codes),
-                        "model": self.model.key,
+                        "model": chosen.key,
                         "quality_floor": gallery.quality_floor.as_dict(),
                     },
                 ),

@@ -122,7 +122,7 @@ def _erase_parts(
                     continue
                 new = _rekey(service.vault, session, pruning, subject_id, kept, superseded)
                 written += new or []
-                pruning.delete(targets)
+                deleted = pruning.delete(targets)  # a migration's new templates too
                 gallery = galleries[targets[0].gallery_id]
                 receipts.append(
                     _record(
@@ -131,7 +131,7 @@ def _erase_parts(
                     )
                 )  # fmt: skip
                 erased_blobs += [e.image_blob for e in targets]
-                vectors.setdefault(gallery.id, []).extend(e.template_id for e in targets)
+                vectors.setdefault(gallery.id, []).extend(deleted)
             if receipts:
                 service.vault.rotate(session)
     except BaseException:
@@ -164,25 +164,27 @@ def _rekey(
     ``rekeyed: false``), so one damaged record cannot hold up every erasure after it."""
     try:
         old = vault.subject_key(session, subject_id)
-        opened = []
-        for e in kept:
-            image = vault.get_image(old, subject_id, e.image_blob)
-            sealed = pruning.sealed_vector(e.template_id)
-            vector = None if sealed is None else Vault.open_vector(old, subject_id, sealed)
-            opened.append((e, image, vector))
+        opened = [(e, vault.get_image(old, subject_id, e.image_blob)) for e in kept]
+        # Every template of the subject, not only the kept enrolments' own: a model
+        # migration in progress holds a second one per enrolment, sealed under the same key.
+        vectors = []
+        for template_id in pruning.templates_of_subject(subject_id):
+            sealed = pruning.sealed_vector(template_id)
+            if sealed is not None:
+                vectors.append((template_id, Vault.open_vector(old, subject_id, sealed)))
     except ProbityError as exc:
         log.warning("subject %s not re-keyed: %s", subject_id, exc.message)
         return None
     new, wrapped = vault.new_wrapped_key(session, subject_id)
     written: list[str] = []
-    for e, image, vector in opened:
+    for e, image in opened:
         blob = new_id()
         vault.put_image(new, subject_id, blob, image)
         written.append(blob)
         superseded.append(e.image_blob)
         pruning.set_image_blob(e.id, blob)
-        if vector is not None:
-            pruning.set_sealed_vector(e.template_id, Vault.seal_vector(new, subject_id, vector))
+    for template_id, vector in vectors:
+        pruning.set_sealed_vector(template_id, Vault.seal_vector(new, subject_id, vector))
     pruning.set_wrapped_key(subject_id, wrapped)
     return written
 

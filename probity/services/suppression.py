@@ -78,12 +78,33 @@ gallery's model, at that model's own distance (its FMR table). The objection is 
 model that a gallery in scope uses cannot give a usable template of the photo (that gallery
 would not be protected); models no gallery uses are stored where they can be. Gallery
 templates of a model the objection has no template of are skipped (``templates_skipped``).
+
+**Legacy objections across a model change.** Objections filed before models were many have
+a template of dlib-resnet-v1 only, and their photo is gone (it is never stored), so no
+template of a newer model can ever be made for them. They stay enforced in two ways:
+
+1. *At enrolment* into a gallery of model B, every objection applying to it that has a
+   template of another installed model A but none of B is checked on A: the new face (as B's
+   engine detected it) is described by A's engine (``describe``) and compared with A's
+   templates at A's own distance. One extra embedding per enrolment per such model (about
+   70 ms for dlib), only while such objections exist.
+2. *At a gallery's migration* from model A to B (services/migration.py), every subject of the
+   gallery whose templates of A are within A's suppression distance of an objection that has
+   no template of B gets a **hold** (``suppression_holds``: subject, objection, model A,
+   distance), written in the swap's transaction. ``withhold`` drops every subject with a
+   hold from search, whatever the model, so a record the objection withheld before the swap
+   is still withheld after it (its new templates of B could not be compared with anything).
+   A hold goes with its subject at erasure (``ErasureService``); erasing is also how a
+   privacy officer ends one (there is no "release" of a withheld record yet).
+
+Refusing the migration instead would leave a deployment on dlib for as long as one legacy
+objection exists, which is for ever: the objection is not withdrawn by time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -100,7 +121,7 @@ from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
 from probity.engine.registry import EngineSet
 from probity.engine.thresholds import threshold_for_fmr
-from probity.engine.types import AnalysedFace, DecodedImage, Vector
+from probity.engine.types import AnalysedFace, DecodedImage, Detection, Vector
 from probity.errors import InvalidInput, NoFaceFound, ObjectionOnFile, QualityRefused
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
 from probity.services.audit import AuditService
@@ -109,7 +130,12 @@ from probity.services.erasure import ErasureCause, ErasureReceipt, ErasureServic
 from probity.services.galleries import GalleryService
 from probity.storage.db import Database
 from probity.storage.repositories import SealedTemplate, Templates
-from probity.storage.tables import SubjectKeyRow, SuppressionRow, TemplateRow
+from probity.storage.tables import (
+    SubjectKeyRow,
+    SuppressionHoldRow,
+    SuppressionRow,
+    TemplateRow,
+)
 from probity.storage.vault import SUPPRESSION, Vault
 
 SCAN_BATCH = 1000
@@ -623,24 +649,99 @@ class SuppressionService:
         descriptor: Vector,
         reference: str,
         image_sha256: str,
+        image: bytes | None = None,
+        detection: Detection | None = None,
     ) -> None:
         """Refuse (ObjectionOnFile, "objection on file") a face within the suppression
         distance of a template of the gallery's model that applies to ``gallery``; audited as
         ``enrolment.refused_objection`` with the nearest template's objection id and
-        distance. Call it before anything of the enrolment is written."""
-        suppressed = self._load(gallery.model.key)
-        if not suppressed.ids:
+        distance. Call it before anything of the enrolment is written.
+
+        With ``image`` (the enrolment's bytes) and ``detection`` (where the gallery's engine
+        found the face), objections that have no template of the gallery's model are checked
+        on a model they do have (module docstring, "Legacy objections")."""
+        model = gallery.model
+        suppressed = self._load(model.key)
+        if suppressed.ids:
+            mask = suppressed.applying_to(gallery.organisation_id)
+            if mask.any():
+                found = self._nearest(suppressed, mask, descriptor, model)
+                if found is not None:
+                    self._refuse(actor, gallery, reference, image_sha256, model, *found)
+        if image is None or detection is None:
             return
-        mask = suppressed.applying_to(gallery.organisation_id)
-        if not mask.any():
-            return
-        max_distance = self.operating_point(gallery.model)[0]
+        decoded: DecodedImage | None = None
+        for other, objections in self._legacy_objections(gallery).items():
+            if not self.engines.has(other):
+                continue  # not installed here: nothing can describe the face for it
+            engine = self.engines.get(other)
+            if decoded is None:
+                decoded = decode_image(
+                    image, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
+                )
+            face = engine.describe(decoded, [detection])[0]
+            if face is None:
+                continue  # the other model cannot align this face: nothing to compare
+            listed = self._load(other)
+            mask = np.array([i in objections for i in listed.ids], dtype=bool)
+            if not mask.any():
+                continue
+            found = self._nearest(listed, mask, face.descriptor, engine.model)
+            if found is not None:
+                self._refuse(actor, gallery, reference, image_sha256, engine.model, *found)
+
+    def _nearest(
+        self, suppressed: _List, mask: NDArray[np.bool_], descriptor: Vector, model: ModelVersion
+    ) -> tuple[str, float, float] | None:
+        """(objection id, distance, max distance) of the nearest template under ``mask``
+        within ``model``'s suppression distance, else None."""
+        max_distance = self.operating_point(model)[0]
         distances = _distances(np.asarray(descriptor)[None, :], suppressed.vectors[mask])[0]
         nearest = int(np.argmin(distances))
         distance = float(distances[nearest])
         if distance > max_distance:
-            return
+            return None
         ids = [i for i, keep in zip(suppressed.ids, mask, strict=True) if keep]
+        return ids[nearest], distance, max_distance
+
+    def _legacy_objections(self, gallery: Gallery) -> dict[str, set[str]]:
+        """Objections applying to ``gallery`` that have no template of its model, by the
+        other models they have templates of: {model key: {objection id}}. One query, nothing
+        decrypted."""
+        with self.db.read() as session:
+            rows = list(
+                session.execute(
+                    select(
+                        SuppressionRow.id,
+                        SuppressionRow.objection_id,
+                        SuppressionRow.organisation_id,
+                        SuppressionRow.model_key,
+                    )
+                )
+            )
+        models: dict[str, set[str]] = {}
+        for row_id, objection, organisation, model_key in rows:
+            if _applies(organisation, gallery.organisation_id):
+                models.setdefault(objection or row_id, set()).add(model_key)
+        out: dict[str, set[str]] = {}
+        for objection, keys in models.items():
+            if gallery.model.key in keys:
+                continue
+            for key in keys:
+                out.setdefault(key, set()).add(objection)
+        return out
+
+    def _refuse(
+        self,
+        actor: Who,
+        gallery: Gallery,
+        reference: str,
+        image_sha256: str,
+        model: ModelVersion,
+        objection_id: str,
+        distance: float,
+        max_distance: float,
+    ) -> None:
         self.audit.record_alone(
             AuditRecord(
                 actor=name_of(actor),
@@ -650,10 +751,10 @@ class SuppressionService:
                 details={
                     "subject_reference": reference,
                     "image_sha256": image_sha256,
-                    "suppression_id": ids[nearest],
+                    "suppression_id": objection_id,
                     "distance": round(distance, 4),
                     "max_distance": max_distance,
-                    "model": gallery.model.key,
+                    "model": model.key,
                 },
             )
         )
@@ -668,15 +769,16 @@ class SuppressionService:
         """``vectors`` (decrypted search hits, by template id) without every template of any
         subject who matches the list: a subject one of whose templates (among the hits, or
         any other of theirs) is within the suppression distance of a template of the same
-        model applying to its gallery is never a candidate, at any rank or threshold. Costs
-        one query per model when the list is empty; otherwise the list and the hit subjects'
-        other templates are decrypted for this call only."""
+        model applying to its gallery, or who has a hold (a legacy objection matched them
+        before their gallery changed model), is never a candidate, at any rank or threshold.
+        Costs one query for the holds and one per model when the list is empty; otherwise
+        the list and the hit subjects' other templates are decrypted for this call only."""
         if not vectors:
             return dict(vectors)
         galleries: dict[str, Gallery] = {g.id: g for g in self.galleries.all()}
         owners = {tid: (templates[tid].subject_id, templates[tid].gallery_id) for tid in vectors}
         models = {templates[tid].model_key for tid in vectors}
-        withheld: set[str] = set()
+        withheld: set[str] = self.held({owner for owner, _ in owners.values()})
         for model_key in models:
             suppressed = self._load(model_key)
             if not suppressed.ids:
@@ -697,6 +799,59 @@ class SuppressionService:
                 if (distances[row][masks[owner]] <= limit).any():
                     withheld.add(subject_id)
         return {tid: v for tid, v in vectors.items() if owners[tid][0] not in withheld}
+
+    # -- holds: legacy objections across a model change --------------------------------------
+
+    def held(self, subject_ids: set[str]) -> set[str]:
+        """Which of ``subject_ids`` have a suppression hold (one query)."""
+        if not subject_ids:
+            return set()
+        with self.db.read() as session:
+            return set(
+                session.scalars(
+                    select(SuppressionHoldRow.subject_id).where(
+                        SuppressionHoldRow.subject_id.in_(subject_ids)
+                    )
+                )
+            )
+
+    def legacy_holds(self, gallery: Gallery, new_model: ModelVersion) -> list[Hold]:
+        """The holds a migration of ``gallery`` to ``new_model`` must write: every subject
+        whose templates of the gallery's current model are within that model's suppression
+        distance of an objection (applying to the gallery) that has no template of
+        ``new_model``; one per subject and objection, at the closest template. Decrypts the
+        gallery's templates and those objections' templates for this call only."""
+        old = gallery.model
+        objections = self._legacy_objections(replace(gallery, model=new_model)).get(old.key, set())
+        if not objections:
+            return []
+        listed = self._load(old.key)
+        mask = np.array([i in objections for i in listed.ids], dtype=bool)
+        if not mask.any():
+            return []
+        max_distance = self.operating_point(old)[0]
+        ids = [i for i, keep in zip(listed.ids, mask, strict=True) if keep]
+        vectors = listed.vectors[mask]
+        best: dict[tuple[str, str], float] = {}
+        with self.db.read() as session:
+            keys: dict[str, bytes] = {}
+            for template in Templates(session).for_gallery(gallery.id):
+                if template.model_key != old.key:
+                    continue
+                if template.subject_id not in keys:
+                    keys[template.subject_id] = self.vault.subject_key(session, template.subject_id)
+                vector = Vault.open_vector(
+                    keys[template.subject_id], template.subject_id, template.sealed_vector
+                )
+                distances = _distances(np.asarray(vector)[None, :], vectors)[0]
+                for objection, d in zip(ids, distances, strict=True):
+                    if d <= max_distance:
+                        pair = (template.subject_id, objection)
+                        best[pair] = min(best.get(pair, float(d)), float(d))
+        return [
+            Hold(subject, objection, old.key, round(distance, 4))
+            for (subject, objection), distance in sorted(best.items())
+        ]
 
     def _other_templates(
         self, subject_ids: set[str], model_key: str, *, exclude: set[int]
@@ -720,6 +875,16 @@ class SuppressionService:
                 vector = Vault.open_vector(keys[row.subject_id], row.subject_id, row.sealed_vector)
                 found.append((vector, row.subject_id, row.gallery_id))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A subject to keep withholding after a model change (``legacy_holds``)."""
+
+    subject_id: str
+    objection_id: str
+    model_key: str  # the model the match was made on
+    distance: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,13 @@ from datetime import date
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import Session
 
-from probity.storage.tables import EnrolmentRow, SubjectKeyRow, TemplateRow
+from probity.storage.tables import (
+    EnrolmentRow,
+    ModelMigrationItemRow,
+    SubjectKeyRow,
+    SuppressionHoldRow,
+    TemplateRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +105,26 @@ class EnrolmentPruning:
         row = self.s.get(TemplateRow, template_id)
         return None if row is None else row.sealed_vector
 
-    def delete(self, enrolments: Sequence[HeldEnrolment]) -> None:
-        """Delete the enrolment rows and their templates."""
+    def delete(self, enrolments: Sequence[HeldEnrolment]) -> list[int]:
+        """Delete the enrolment rows and their templates, including the templates a model
+        migration in progress made of them (and its records of them). Returns the ids of
+        every template deleted (each has a vector in one of the gallery's index files)."""
         if not enrolments:
-            return
+            return []
         ids = [e.id for e in enrolments]
         templates = [e.template_id for e in enrolments]
+        templates += migration_templates(self.s, ids)
+        self.s.execute(
+            delete(ModelMigrationItemRow).where(ModelMigrationItemRow.enrolment_id.in_(ids))
+        )
         self.s.execute(delete(EnrolmentRow).where(EnrolmentRow.id.in_(ids)))
         self.s.execute(delete(TemplateRow).where(TemplateRow.id.in_(templates)))
+        return templates
+
+    def templates_of_subject(self, subject_id: str) -> list[int]:
+        """Every template id of a subject (its enrolments' and a migration's new ones)."""
+        stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)
+        return [int(t) for t in self.s.scalars(stmt.order_by(TemplateRow.id))]
 
     # The updates go through the ORM, not UPDATE statements: a row already loaded in this
     # session (the subject's key, read to open its data) would otherwise keep its old value
@@ -128,3 +146,24 @@ class EnrolmentPruning:
         if row is not None:
             row.wrapped_key = wrapped
         self.s.flush()
+
+
+def migration_templates(session: Session, enrolment_ids: Sequence[str]) -> list[int]:
+    """The templates model migrations made of these enrolments (not yet swapped in)."""
+    if not enrolment_ids:
+        return []
+    stmt = select(ModelMigrationItemRow.template_id).where(
+        ModelMigrationItemRow.enrolment_id.in_(list(enrolment_ids)),
+        ModelMigrationItemRow.template_id.is_not(None),
+    )
+    return [int(t) for t in session.scalars(stmt) if t is not None]
+
+
+def forget_subject(session: Session, subject_id: str) -> None:
+    """Delete a subject's model-migration records and suppression holds (at its erasure;
+    its templates go with ``Templates.delete_for_subject``, which reaches a migration's new
+    ones too, since they carry the subject id)."""
+    session.execute(
+        delete(ModelMigrationItemRow).where(ModelMigrationItemRow.subject_id == subject_id)
+    )
+    session.execute(delete(SuppressionHoldRow).where(SuppressionHoldRow.subject_id == subject_id))

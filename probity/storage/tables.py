@@ -415,3 +415,64 @@ class JurisdictionRuleRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+# -- model migrations (issue 10) -----------------------------------------------------------------
+
+
+class ModelMigrationRow(Base):
+    """A gallery's move from one face model to another (services/migration.py). At most one
+    per gallery is unfinished (``status`` running or awaiting a decision on refused faces);
+    rerunning the migration continues it."""
+
+    __tablename__ = "model_migrations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
+    from_model_key: Mapped[str] = mapped_column(String(200))
+    to_model_name: Mapped[str] = mapped_column(String(100))
+    to_model_version: Mapped[str] = mapped_column(String(100))
+    to_model_dimension: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # At the swap: {"refused": [{enrolment_id, subject, reasons}], "erased_receipts": [...]}
+    # (the refused enrolments' items went with their erasure). No biometric data.
+    outcome: Mapped[Any] = mapped_column(JSONText, nullable=True)
+
+
+class ModelMigrationItemRow(Base):
+    """One enrolment re-embedded by a migration: the new template (``template_id``, a row of
+    the new model in ``templates``) or why the new model refused the face (``reasons``, no
+    biometric data). The primary key is what makes a resumed migration never embed an
+    enrolment twice."""
+
+    __tablename__ = "model_migration_items"
+
+    migration_id: Mapped[str] = mapped_column(ForeignKey("model_migrations.id"), primary_key=True)
+    enrolment_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+    subject_id: Mapped[str] = mapped_column(ID, index=True)
+    template_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    box: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    quality: Mapped[Any] = mapped_column(JSONText, nullable=True)
+    reasons: Mapped[Any] = mapped_column(JSONText, nullable=True)  # refused: [reason, ...]
+
+
+class SuppressionHoldRow(Base):
+    """A gallery subject withheld from search because an objection matched them on a model
+    the objection has a template of, recorded when their gallery moved to a model the
+    objection has none of (services/suppression.py, "Legacy objections"). Deleted with the
+    subject."""
+
+    __tablename__ = "suppression_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(ID, index=True)
+    objection_id: Mapped[str] = mapped_column(ID, index=True)
+    model_key: Mapped[str] = mapped_column(String(200))  # the model the match was made on
+    distance: Mapped[float] = mapped_column(Float)
+    migration_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

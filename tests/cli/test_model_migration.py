@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from probity.config import Settings
+from probity.index.factory import index_file
 from probity.interfaces.cli.main import main
 from probity.services.container import build_services
 from tests.cli.conftest import COLLECTED_AT, DATA, SHARED_FACES
@@ -107,17 +108,11 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
         "--justification", "suspect seen on the still from camera 4",
         "--authorisation", "WARRANT-1",
     )  # fmt: skip
-    objection = json.loads(
-        _ok(
-            "optout",
-            str(DATA / "obama2.jpg"),
-            "--reference",
-            "LETTER-2026-11",
-            "--home",
-            str(home),
-            "--json",
-        )  # fmt: skip
-    )
+    run = _ok(
+        "optout", str(DATA / "obama2.jpg"), "--reference", "LETTER-2026-11", "--home",
+        str(home), "--json",
+    )  # fmt: skip
+    objection = json.loads(run)
     with sqlite3.connect(home / "probity.db") as db:
         models = {m for (m,) in db.execute("SELECT model_key FROM suppression_templates")}
         assert DLIB in models  # the dlib gallery needs a dlib template of the objection
@@ -186,8 +181,12 @@ def test_the_migration_swaps_the_gallery_to_sface(migrated: Migrated) -> None:
         ).fetchone()[0]
     assert gallery_model == "sface-int8" and models == {m["to_model"]}
     assert templates == enrolments == linked == m["embedded"]
-    index_files = sorted(p.name for p in (migrated.home / "index").iterdir())
-    assert not any(name.split(".")[0] == name for name in index_files if "lock" not in name)
+    settings = Settings(home=migrated.home)
+    with sqlite3.connect(migrated.home / "probity.db") as db:
+        (gallery_id,) = db.execute("SELECT id FROM galleries").fetchone()
+    old_file = index_file(settings.index_backend, settings.index_dir / gallery_id)
+    new_files = list(settings.index_dir.glob(f"{gallery_id}.sface-int8.*"))
+    assert not old_file.exists() and len([p for p in new_files if "lock" not in p.name]) == 1
     status = json.loads(_ok("index", "status", "--home", str(migrated.home), "--json"))
     assert [(s["templates"], s["vectors"]) for s in status] == [(templates, templates)]
     log = json.loads(

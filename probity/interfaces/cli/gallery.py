@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from probity.domain.faces import QualityFloor
@@ -16,12 +20,18 @@ from probity.interfaces.cli.common import (
     HomeOpt,
     JsonOpt,
     actor_name,
+    err,
     out,
     print_json,
     services,
     settings_for,
 )
 from probity.services.container import initialise
+from probity.services.migration import MigrationReport, MigrationStatus
+
+CRASH_AFTER_ENV = "PROBITY_TEST_CRASH_AFTER"
+"""Fault hook for the crash test: ``gallery migrate`` kills its own process (SIGKILL, no
+clean-up) after this many enrolments have been committed. Never set it in production."""
 
 
 @app.command()
@@ -54,11 +64,19 @@ def gallery_create(
             f"Keys: {', '.join(QualityFloor.__dataclass_fields__)}.",
         ),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Face model (name or full key, see 'probity models'); default: the "
+            "deployment's default (SFace).",
+        ),
+    ] = None,
     home: HomeOpt = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a gallery bound to the current model version."""
+    """Create a gallery bound to a face model (the default model unless --model)."""
     quality_floor = parse_floor(floor or [])
     with services(home) as s:
         g = s.galleries.create(
@@ -68,6 +86,7 @@ def gallery_create(
             retention_days=retention_days,
             jurisdictions=jurisdiction or [],
             quality_floor=quality_floor,
+            model=model,
         )
     if json_out:
         print_json(
@@ -130,3 +149,91 @@ def gallery_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
             str(n_enr),
         )
     out.print(table)
+
+
+@gallery_app.command("migrate")
+def gallery_migrate(
+    name: Annotated[str, typer.Argument(help="Gallery name.")],
+    model: Annotated[str, typer.Option("--model", help="The new face model: a name or full key.")],
+    drop_refused: Annotated[
+        bool,
+        typer.Option(
+            "--drop-refused",
+            help="Erase (with receipts) the enrolments the new model refuses, then swap. "
+            "Without it the swap waits while any face is refused.",
+        ),
+    ] = False,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Move a gallery to another face model: re-embed every enrolment from its sealed image,
+    build the new index beside the old one, then swap in one transaction. Searches use the
+    old model until the swap. Interrupted? Run the same command again: it continues."""
+    with services(home) as s:
+        progress = Progress(
+            TextColumn("re-embedding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=json_out,
+        )
+        with progress:
+            task = progress.add_task("migrate", total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = s.migrations.migrate(
+                actor=actor_name(actor),
+                gallery=name,
+                model=model,
+                drop_refused=drop_refused,
+                on_progress=update,
+                on_item=_crash_hook(),
+            )
+    if json_out:
+        print_json(report.as_dict())
+    else:
+        print_migration(report)
+    if report.status is not MigrationStatus.SWAPPED:
+        raise typer.Exit(code=8)
+
+
+def _crash_hook() -> Callable[[int], None] | None:
+    raw = os.environ.get(CRASH_AFTER_ENV)
+    if not raw:
+        return None
+    after = int(raw)
+
+    def hook(items: int) -> None:
+        if items >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def print_migration(report: MigrationReport) -> None:
+    if report.status is MigrationStatus.SWAPPED:
+        out.print(
+            f"Gallery '{report.gallery}' now uses {report.to_model} (was {report.from_model}): "
+            f"{report.embedded} enrolment(s) re-embedded, {report.index_vectors} vector(s) in "
+            f"the new index, {len(report.erased)} enrolment(s) erased, {report.holds} "
+            "suppression hold(s) kept."
+        )
+    else:
+        out.print(
+            f"Gallery '{report.gallery}' is still on {report.from_model}: {report.embedded} of "
+            f"{report.enrolments} enrolment(s) re-embedded for {report.to_model}, "
+            f"{len(report.refused)} refused by the new model. Nothing was swapped; run again "
+            "with --drop-refused to erase the refused enrolments and swap, or re-enrol better "
+            "photos of them first."
+        )
+    if report.refused:
+        table = Table("enrolment", "subject", "why the new model refused it", title="Refused faces")
+        for r in report.refused:
+            table.add_row(r.enrolment_id, r.subject_reference, "; ".join(r.reasons))
+        out.print(table)
+    for number in report.erased:
+        out.print(f"  erasure receipt {number}")
