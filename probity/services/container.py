@@ -125,9 +125,14 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
 
 
 def build_services(
-    settings: Settings, *, engine: FaceEngine | None = None, clock: Clock = system_clock
+    settings: Settings,
+    *,
+    engine: FaceEngine | None = None,
+    clock: Clock = system_clock,
+    engines: EngineSet | None = None,
 ) -> Services:
-    """Wire every service for an initialised home. Raises NotInitialised otherwise."""
+    """Wire every service for an initialised home. Raises NotInitialised otherwise.
+    ``engine`` (one engine) or ``engines`` (a set) replace the installed models: tests."""
     master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
     if not db.is_current():
@@ -136,11 +141,13 @@ def build_services(
             f"the database at {settings.resolved_database_url} is not initialised or is out of "
             "date (run 'probity init')"
         )
-    engines = (
-        EngineSet.single(engine)
-        if engine is not None
-        else build_engine_set(settings.engine, home_models=settings.models_dir)
-    )
+    passed = engine is not None or engines is not None  # test fakes run in this process
+    if engines is None:
+        engines = (
+            EngineSet.single(engine)
+            if engine is not None
+            else build_engine_set(settings.engine, home_models=settings.models_dir)
+        )
     face_engine = engines.default
     vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
     indexes = IndexSet(directory=settings.index_dir, backend=settings.index_backend)
@@ -157,7 +164,7 @@ def build_services(
     def pool_factory(workers: int, model: ModelVersion) -> AnalysisPool:
         # Worker processes build their own engine set and run the gallery's model; an engine
         # passed in (a test fake) runs in this process.
-        if workers > 1 and engine is None:
+        if workers > 1 and not passed:
             return ProcessAnalysisPool(
                 settings.engine,
                 model_key=model.key,
