@@ -126,6 +126,10 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class MigrationNotFound(NotFound):
+    code = "migration_not_found"
+
+
 class RequestNotFound(NotFound):
     """No rights request with that receipt number (or one of another organisation's)."""
 

@@ -40,6 +40,12 @@ One window is left: an enrolment whose face analysis started on the old model be
 swap and commits after it gets a template of the old model; ``probity index status`` shows
 the gallery out of step and the curator re-enrols it.
 
+**In the background** (the API and the curator's page): ``start`` checks and opens the
+migration in the caller's thread (so a bad model or a second migration is a 4xx at once),
+then runs ``migrate`` in a thread of this process; the page and the API poll ``report``,
+which reads the database, so any process can answer. A failure is written to the
+migration's ``error``; running it again continues.
+
 **Fault hook for tests.** ``on_item(n)`` is called after each enrolment's transaction has
 committed, ``n`` counting this run's items; the CLI uses it to kill itself after
 ``PROBITY_TEST_CRASH_AFTER`` items (interfaces/cli/gallery.py), which is how the crash test
@@ -48,6 +54,8 @@ stops a migration half-way.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,7 +74,7 @@ from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
 from probity.engine.registry import EngineSet
 from probity.engine.types import AnalysedFace, FaceEngine
-from probity.errors import Conflict, InvalidInput, NotFound, ProbityError
+from probity.errors import Conflict, InvalidInput, MigrationNotFound, ProbityError
 from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -87,15 +95,13 @@ from probity.storage.tables import (
 )
 from probity.storage.vault import Vault
 
+log = logging.getLogger("probity.migration")
+
 
 class MigrationStatus(StrEnum):
     RUNNING = "running"  # embedding, or stopped half-way (running the command continues it)
     AWAITING_DECISION = "awaiting_decision"  # all embedded; refused faces block the swap
     SWAPPED = "swapped"  # the gallery is on the new model
-
-
-class MigrationNotFound(NotFound):
-    code = "migration_not_found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,7 @@ class MigrationReport:
     refused: tuple[MigrationRefusal, ...]
     started_at: datetime
     started_by: str
+    updated_at: datetime
     finished_at: datetime | None = None
     erased: tuple[str, ...] = ()  # receipt numbers of enrolments dropped at the swap
     holds: int = 0  # suppression holds written at the swap
@@ -146,6 +153,7 @@ class MigrationReport:
             "refused": [r.as_dict() for r in self.refused],
             "started_at": self.started_at.isoformat(),
             "started_by": self.started_by,
+            "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "erased_receipts": list(self.erased),
             "holds": self.holds,
@@ -206,6 +214,8 @@ class ModelMigrationService:
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
         self.hog_pixel_budget = hog_pixel_budget
+        self._threads: dict[str, threading.Thread] = {}
+        self._threads_lock = threading.Lock()
 
     # -- the job ----------------------------------------------------------------------------
 
@@ -256,6 +266,57 @@ class ModelMigrationService:
                 break  # else an enrolment arrived meanwhile: embed it and try again
         self.indexes.drop(IndexSlot.of(target))  # the old model's index, after the commit
         return self.report(gallery=gallery, actor=actor)
+
+    def start(
+        self, *, actor: Who, gallery: str, model: str, drop_refused: bool = False
+    ) -> MigrationReport:
+        """Start (or continue) the migration in a background thread of this process and
+        return its report as it starts. Refusals (no such model, already on it, another
+        migration under way, one already running here) are raised at once."""
+        target = self.galleries.get(gallery, actor=actor, action=Action.GALLERY_CREATE)
+        engine = self.engines.resolve(model)
+        self.suppression.operating_point(engine.model)
+        with self._threads_lock:
+            running = self._threads.get(target.id)
+            if running is not None and running.is_alive():
+                raise Conflict(f"a migration of gallery '{target.name}' is already running")
+            row_id = self._open(actor, target, engine.model)
+            self._note(row_id, error=None)
+            thread = threading.Thread(
+                target=self._background,
+                args=(actor, target.name, engine.model.key, drop_refused, row_id),
+                name=f"probity-migrate-{target.id}",
+                daemon=True,
+            )
+            self._threads[target.id] = thread
+            thread.start()
+        return self.report(gallery=gallery, actor=actor)
+
+    def wait(self, gallery: str, timeout: float | None = None) -> None:
+        """Wait for this process's background migration of ``gallery`` (tests, shutdown)."""
+        target = self.galleries.get(gallery)
+        with self._threads_lock:
+            thread = self._threads.get(target.id)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _background(
+        self, actor: Who, gallery: str, model: str, drop_refused: bool, row_id: str
+    ) -> None:
+        try:
+            self.migrate(actor=actor, gallery=gallery, model=model, drop_refused=drop_refused)
+        except ProbityError as exc:
+            self._note(row_id, error=exc.message)
+        except Exception as exc:  # the thread must record why it stopped
+            log.exception("model migration %s stopped", row_id)
+            self._note(row_id, error=f"{type(exc).__name__}: {exc}")
+
+    def _note(self, migration_id: str, *, error: str | None) -> None:
+        with self.db.transaction() as session:
+            row = session.get(ModelMigrationRow, migration_id)
+            if row is not None:
+                row.error = error
+                row.updated_at = self.clock()
 
     def _open(self, actor: Who, gallery: Gallery, new: ModelVersion) -> str:
         """The unfinished migration of ``gallery`` to ``new``, or a new one (audited)."""
@@ -585,8 +646,9 @@ class ModelMigrationService:
     # -- reading ------------------------------------------------------------------------------
 
     def report(self, *, gallery: str, actor: Who) -> MigrationReport:
-        """The gallery's latest migration (MigrationNotFound if it never had one)."""
-        target = self.galleries.get(gallery, actor=actor)
+        """The gallery's latest migration (MigrationNotFound if it never had one). Needs
+        GALLERY_CREATE on the gallery, as running one does: it names refused subjects."""
+        target = self.galleries.get(gallery, actor=actor, action=Action.GALLERY_CREATE)
         with self.db.read() as session:
             row = session.scalars(
                 select(ModelMigrationRow)
@@ -628,6 +690,7 @@ class ModelMigrationService:
             refused=refused,
             started_at=row.started_at,
             started_by=row.started_by,
+            updated_at=row.updated_at,
             finished_at=row.finished_at,
             erased=tuple(kept.get("erased_receipts", [])),
             holds=holds,

@@ -126,6 +126,48 @@ class GalleryIn(BaseModel):
     inclusion_policy: str = Field(min_length=1, max_length=2000)
     retention_days: int = Field(ge=1, le=36500)
     jurisdictions: list[str] = Field(default_factory=list, max_length=50)
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="face model, a name or full key (GET /api/v1/models); default: the "
+        "deployment's default model",
+    )
+
+
+class MigrationIn(BaseModel):
+    model: str = Field(min_length=1, max_length=200, description="the new model: name or key")
+    drop_refused: bool = Field(
+        default=False,
+        description="erase (with receipts) the enrolments the new model refuses, then swap; "
+        "without it the swap waits while any face is refused",
+    )
+
+
+class MigrationRefusalOut(BaseModel):
+    enrolment_id: str
+    subject: str
+    reasons: list[str]
+
+
+class MigrationOut(BaseModel):
+    id: str
+    gallery: str
+    from_model: str
+    to_model: str
+    status: str = Field(description="running, awaiting_decision or swapped")
+    enrolments: int
+    embedded: int
+    refused: list[MigrationRefusalOut]
+    started_at: datetime
+    started_by: str
+    updated_at: datetime
+    finished_at: datetime | None
+    erased_receipts: list[str]
+    holds: int = Field(
+        description="subjects withheld for objections the new model has no template of"
+    )
+    index_vectors: int
+    error: str | None
 
 
 class GalleryOut(BaseModel):

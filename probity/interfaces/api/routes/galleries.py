@@ -18,12 +18,16 @@ from probity.interfaces.api.schemas import (
     GalleryOut,
     JobOut,
     JobRowOut,
+    MigrationIn,
+    MigrationOut,
+    MigrationRefusalOut,
     Page,
     RefusedFace,
     RemovalOut,
 )
 from probity.interfaces.api.uploads import bulk_form, read_upload
 from probity.interfaces.render.results import enrol_json
+from probity.services.migration import MigrationReport
 
 router = APIRouter(prefix="/api/v1/galleries", tags=["galleries"])
 
@@ -52,6 +56,7 @@ def create_gallery(body: GalleryIn, actor: ActorDep, services: ServicesDep) -> G
             inclusion_policy=body.inclusion_policy,
             retention_days=body.retention_days,
             jurisdictions=body.jurisdictions,
+            model=body.model,
         )
     )
 
@@ -217,3 +222,52 @@ async def start_job(
 def get_job(name: str, job_id: str, actor: ActorDep, services: ServicesDep) -> JobOut:
     """A bulk enrolment job's progress and, once done, its results."""
     return _job(services.jobs.get(job_id, actor=actor, gallery=name), name)
+
+
+def _migration(r: MigrationReport) -> MigrationOut:
+    return MigrationOut(
+        id=r.id,
+        gallery=r.gallery,
+        from_model=r.from_model,
+        to_model=r.to_model,
+        status=r.status.value,
+        enrolments=r.enrolments,
+        embedded=r.embedded,
+        refused=[
+            MigrationRefusalOut(
+                enrolment_id=x.enrolment_id, subject=x.subject_reference, reasons=list(x.reasons)
+            )
+            for x in r.refused
+        ],
+        started_at=r.started_at,
+        started_by=r.started_by,
+        updated_at=r.updated_at,
+        finished_at=r.finished_at,
+        erased_receipts=list(r.erased),
+        holds=r.holds,
+        index_vectors=r.index_vectors,
+        error=r.error,
+    )
+
+
+@router.post("/{name}/migration", response_model=MigrationOut, status_code=202)
+def start_migration(
+    name: str, body: MigrationIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> MigrationOut:
+    """Move the gallery to another face model (curators): every enrolment is re-embedded
+    from its sealed image in the background, the new index is built beside the old one and
+    the gallery swaps over in one transaction; searches use the old model until then. Poll
+    the ``Location``. Posting again continues a migration that stopped (a restart), or
+    swaps one that waits on refused faces once ``drop_refused`` is true."""
+    report = services.migrations.start(
+        actor=actor, gallery=name, model=body.model, drop_refused=body.drop_refused
+    )
+    response.headers["Location"] = f"/api/v1/galleries/{quote(name, safe='')}/migration"
+    return _migration(report)
+
+
+@router.get("/{name}/migration", response_model=MigrationOut)
+def get_migration(name: str, actor: ActorDep, services: ServicesDep) -> MigrationOut:
+    """The gallery's latest model migration: progress, faces the new model refused (with
+    reasons), and, once swapped, what the swap did."""
+    return _migration(services.migrations.report(gallery=name, actor=actor))
