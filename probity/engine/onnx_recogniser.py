@@ -8,7 +8,9 @@ every face in tests/data and ../shared/faces: the chip differs from ``alignCrop`
 one grey level, and descriptors by less than 0.01.
 
 **The graph.** The verified file is prepared *in memory* before the session is created (the
-file on disk is never changed), in three steps, each a no-op on a graph that does not need it:
+file on disk is never changed), in three steps, each a no-op on a graph that does not need it
+(:mod:`probity.engine.onnx_graph`, which reads the graph without importing the ``onnx``
+package):
 
 1. *Stale inputs dropped.* The opencv_zoo int8 SFace file lists 28 stale tensors (the float
    weights the quantiser replaced) as graph inputs that no node reads. OpenCV 5's
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from probity.engine.onnx_graph import prepare_graph
 from probity.engine.specs import ModelSpec
 from probity.errors import IntegrityError, InvalidInput
 
@@ -77,145 +80,6 @@ def _onnxruntime() -> Any:
     import onnxruntime
 
     return onnxruntime
-
-
-def strip_stale_inputs(model_bytes: bytes) -> bytes:
-    """The model with graph inputs that no node reads, or that are initialisers, removed
-    (serialised again); the bytes unchanged when there are none."""
-    import onnx
-
-    model = onnx.load_model_from_string(model_bytes)
-    graph = model.graph
-    initialisers = {tensor.name for tensor in graph.initializer}
-    read = {name for node in graph.node for name in node.input}
-    read |= {output.name for output in graph.output}
-    keep = [i for i in graph.input if i.name not in initialisers and i.name in read]
-    if len(keep) == len(graph.input):
-        return model_bytes
-    del graph.input[:]
-    graph.input.extend(keep)
-    return bytes(model.SerializeToString())
-
-
-def fold_constant_weights(model_bytes: bytes) -> bytes:
-    """The model with every ``DequantizeLinear``, ``Reshape`` and ``Constant`` node whose
-    inputs are all constants replaced by its value (an initialiser), computed once with
-    numpy exactly as ONNX Runtime computes it (``(q - zero_point) * scale`` in float32,
-    per tensor, per axis or per block); the bytes unchanged when there is nothing to fold."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load_model_from_string(model_bytes)
-    graph = model.graph
-    values: dict[str, NDArray[Any]] = {
-        tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer
-    }
-    initial = set(values)
-    kept = []
-    for node in graph.node:  # ONNX graphs are stored in topological order
-        inputs = [name for name in node.input if name]
-        result = None
-        if node.op_type in _FOLDERS and all(name in values for name in inputs):
-            result = _FOLDERS[node.op_type](node, [values[name] for name in inputs])
-        if result is None:
-            kept.append(node)
-        else:
-            values[node.output[0]] = result
-    if len(kept) == len(graph.node):
-        return model_bytes
-    read = {name for node in kept for name in node.input} | {o.name for o in graph.output}
-    still = [tensor for tensor in graph.initializer if tensor.name in read]
-    made = [
-        numpy_helper.from_array(np.array(value, order="C"), name)
-        for name, value in values.items()
-        if name not in initial and name in read
-    ]
-    del graph.node[:]
-    graph.node.extend(kept)
-    del graph.initializer[:]
-    graph.initializer.extend(still + made)
-    return bytes(model.SerializeToString())
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
-
-
-def _dequantize(node: Any, args: list[NDArray[Any]]) -> NDArray[np.float32] | None:
-    quantised, scale = args[0], args[1].astype(np.float32)
-    zero = args[2] if len(args) > 2 else np.zeros_like(scale, dtype=np.int32)
-    if quantised.dtype not in (np.int8, np.uint8, np.int32):
-        return None  # float8 / int4 types: left to ONNX Runtime
-    axis = int(_attribute(node, "axis", 1)) % max(quantised.ndim, 1)
-    block = int(_attribute(node, "block_size", 0))
-    if scale.ndim == 0 or scale.size == 1:
-        shaped_scale, shaped_zero = scale.reshape(()), zero.reshape(())
-    else:
-        shape = [1] * quantised.ndim
-        if block:
-            scale = np.repeat(scale, block, axis=axis).take(range(quantised.shape[axis]), axis=axis)
-            zero = np.repeat(zero, block, axis=axis).take(range(quantised.shape[axis]), axis=axis)
-            shaped_scale, shaped_zero = scale, zero
-        else:
-            shape[axis] = quantised.shape[axis]
-            shaped_scale, shaped_zero = scale.reshape(shape), zero.reshape(shape)
-    centred = (quantised.astype(np.int32) - shaped_zero.astype(np.int32)).astype(np.float32)
-    return np.asarray(centred * shaped_scale, dtype=np.float32)
-
-
-def _reshape(node: Any, args: list[NDArray[Any]]) -> NDArray[Any] | None:
-    data, shape = args[0], [int(v) for v in args[1].reshape(-1)]
-    if not _attribute(node, "allowzero", 0):
-        shape = [data.shape[i] if v == 0 else v for i, v in enumerate(shape)]
-    return data.reshape(shape)
-
-
-def _constant(node: Any, args: list[NDArray[Any]]) -> NDArray[Any] | None:
-    from onnx import numpy_helper
-
-    value = _attribute(node, "value", None)
-    return None if value is None else numpy_helper.to_array(value)
-
-
-_FOLDERS = {"DequantizeLinear": _dequantize, "Reshape": _reshape, "Constant": _constant}
-
-
-SHAPE_OPS = frozenset({"Reshape", "Expand", "Tile", "Slice", "Split", "Shape", "Squeeze"})
-"""Operators that could tie a graph to its batch size; a graph using one keeps a fixed batch."""
-
-
-def symbolic_batch(model_bytes: bytes) -> bytes:
-    """The model with a batch dimension fixed at 1 made symbolic, when no node could depend on
-    the batch size (none of :data:`SHAPE_OPS`; SFace, once folded, has only ``Flatten`` with
-    axis 1 before its ``Gemm``); the bytes unchanged otherwise."""
-    import onnx
-
-    model = onnx.load_model_from_string(model_bytes)
-    graph = model.graph
-    if len(graph.input) != 1 or any(node.op_type in SHAPE_OPS for node in graph.node):
-        return model_bytes
-    if any(node.op_type == "Flatten" and _attribute(node, "axis", 1) != 1 for node in graph.node):
-        return model_bytes
-    shapes = [graph.input[0].type.tensor_type.shape] + [
-        output.type.tensor_type.shape for output in graph.output
-    ]
-    if not shapes[0].dim or shapes[0].dim[0].dim_value != 1:
-        return model_bytes
-    for shape in shapes:
-        if shape.dim and shape.dim[0].dim_value == 1:
-            shape.dim[0].dim_param = "batch"  # clears dim_value (a oneof)
-    del graph.value_info[:]  # inferred shapes with the old batch, if the file carried any
-    return bytes(model.SerializeToString())
-
-
-def prepare_graph(model_bytes: bytes) -> bytes:
-    """The verified file's graph as the session runs it (see the module docstring)."""
-    return symbolic_batch(fold_constant_weights(strip_stale_inputs(model_bytes)))
 
 
 class OnnxRecogniser:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from probity.engine.onnx_recogniser import (
+from probity.engine.onnx_graph import (
     fold_constant_weights,
     prepare_graph,
     strip_stale_inputs,
@@ -80,3 +80,21 @@ def test_a_fixed_batch_with_a_reshape_stays_fixed() -> None:
     data = bytes(model.SerializeToString())
     assert symbolic_batch(data) == data
     assert onnx.load_model_from_string(data).graph.input[0].name == "data"
+
+
+def test_preparing_and_running_sface_does_not_import_the_onnx_package() -> None:
+    """The onnx package's import pulls in ml_dtypes (1.6-2.8 s here): a search must not pay it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from probity.config import EngineSettings\n"
+        "from probity.engine.registry import build_engine_set\n"
+        "engine = build_engine_set(EngineSettings()).default\n"
+        "engine.warm_up()\n"
+        "assert engine.recogniser.session.get_inputs()[0].shape[0] == 'batch'\n"
+        "assert 'onnx' not in sys.modules, 'onnx imported'\n"
+        "assert 'ml_dtypes' not in sys.modules, 'ml_dtypes imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
