@@ -281,7 +281,7 @@ class ModelMigrationService:
             if running is not None and running.is_alive():
                 raise Conflict(f"a migration of gallery '{target.name}' is already running")
             row_id = self._open(actor, target, engine.model)
-            self._note(row_id, error=None)
+            self._note(row_id, error=None, status=MigrationStatus.RUNNING)
             thread = threading.Thread(
                 target=self._background,
                 args=(actor, target.name, engine.model.key, drop_refused, row_id),
@@ -311,11 +311,15 @@ class ModelMigrationService:
             log.exception("model migration %s stopped", row_id)
             self._note(row_id, error=f"{type(exc).__name__}: {exc}")
 
-    def _note(self, migration_id: str, *, error: str | None) -> None:
+    def _note(
+        self, migration_id: str, *, error: str | None, status: MigrationStatus | None = None
+    ) -> None:
         with self.db.transaction() as session:
             row = session.get(ModelMigrationRow, migration_id)
             if row is not None:
                 row.error = error
+                if status is not None and row.status != MigrationStatus.SWAPPED.value:
+                    row.status = status.value
                 row.updated_at = self.clock()
 
     def _open(self, actor: Who, gallery: Gallery, new: ModelVersion) -> str:

@@ -22,11 +22,12 @@ from tests.fakes import BAD_QUALITY, FAKE_MODEL, make_image, unit
 from tests.services.test_migration import NEW_MODEL, NewEngine, OldEngine
 
 
-@pytest.fixture
-def two_models(tmp_path: Path) -> Iterator[tuple[World, NewEngine]]:
+def build_two_model_world(home: Path) -> Iterator[tuple[World, NewEngine]]:
+    """The seeded server with two fake models installed: the old one (``world.engine``, the
+    model of galleries created with it named) and ``fake-2``, the default."""
     clock = ManualClock(NOW)
     old, new = OldEngine(), NewEngine()
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=home)
     initialise(settings, actor=OPERATOR, clock=clock)
     engines = EngineSet({FAKE_MODEL.key: old, NEW_MODEL.key: new}, default=NEW_MODEL.key)
     services = build_services(settings, engines=engines, clock=clock)
@@ -36,7 +37,12 @@ def two_models(tmp_path: Path) -> Iterator[tuple[World, NewEngine]]:
     services.close()
 
 
-def _enrol(w: World, new: NewEngine, ref: str, seed: int, **kw: object) -> None:
+@pytest.fixture
+def two_models(tmp_path: Path) -> Iterator[tuple[World, NewEngine]]:
+    yield from build_two_model_world(tmp_path / "home")
+
+
+def enrol_on_both(w: World, new: NewEngine, ref: str, seed: int, **kw: object) -> None:
     image = w.engine.register(make_image(seed), unit(seed))
     new.register(image, unit(seed + 100), **kw)  # type: ignore[arg-type]
     r = w.call(
@@ -56,8 +62,8 @@ def test_a_migration_over_the_api(two_models: tuple[World, NewEngine]) -> None:
     assert r.status_code == 400 and "unknown model 'arcface'" in r.json()["detail"]
     r = w.call("POST", "/api/v1/galleries", "cur", json={**body, "model": FAKE_MODEL.key})
     assert r.status_code == 201 and r.json()["model"] == FAKE_MODEL.key  # not the default
-    _enrol(w, new, "A-1", 10)
-    _enrol(w, new, "B-1", 11, quality=BAD_QUALITY)
+    enrol_on_both(w, new, "A-1", 10)
+    enrol_on_both(w, new, "B-1", 11, quality=BAD_QUALITY)
     url = "/api/v1/galleries/custody/migration"
     assert w.call("GET", url, "cur").status_code == 404
     assert w.call("POST", url, "inv", json={"model": NEW_MODEL.key}).status_code == 403

@@ -27,11 +27,19 @@ from starlette.concurrency import run_in_threadpool
 from probity.domain.accounts import Action, Actor, Resource
 from probity.domain.faces import QualityFloor
 from probity.domain.gallery import Gallery, LawfulBasis
-from probity.errors import Conflict, GalleryNotFound, InvalidInput, ProbityError
+from probity.errors import (
+    Conflict,
+    GalleryNotFound,
+    InvalidInput,
+    MigrationNotFound,
+    ProbityError,
+)
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.api.uploads import bulk_form
 from probity.interfaces.web.common import SessionCookie, check_csrf, render, signed_form, signed_in
 from probity.services.container import Services
+from probity.services.jobs import STALE_AFTER
+from probity.services.migration import MigrationReport, MigrationStatus
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,9 +90,15 @@ def _galleries_page(
         status=error.status if error else 200,
         rows=rows,
         may_create=services.access.allows(actor, Action.GALLERY_CREATE),
+        models=_models_default_first(services),
         error=error,
         form=form or {},
     )
+
+
+def _models_default_first(services: Services) -> list[str]:
+    default = services.engines.default.model.key
+    return [default] + [e.model.key for e in services.engines if e.model.key != default]
 
 
 @router.get("/galleries", response_class=HTMLResponse)
@@ -104,16 +118,19 @@ def create_gallery(
     inclusion_policy: Annotated[str, Form(max_length=2000)],
     retention_days: Annotated[str, Form(max_length=10)],
     jurisdictions: Annotated[str, Form(max_length=1000)] = "",
+    model: Annotated[str, Form(max_length=200)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
     """Create a gallery (curators); jurisdictions are ISO 3166 codes separated by commas or
-    spaces. A refusal (a bad name, a name in use...) is shown above the form, kept filled."""
+    spaces; ``model`` an installed model (empty: the default). A refusal (a bad name, a
+    name in use...) is shown above the form, kept filled."""
     actor, csrf = signed_form(request, services, probity_session, csrf_token)
     form = {
         "name": name,
         "inclusion_policy": inclusion_policy,
         "retention_days": retention_days,
         "jurisdictions": jurisdictions,
+        "model": model,
     }
     try:
         days = int(retention_days.strip())
@@ -127,6 +144,7 @@ def create_gallery(
             inclusion_policy=inclusion_policy,
             retention_days=days,
             jurisdictions=[j for j in _SPLIT.split(jurisdictions) if j],
+            model=model.strip() or None,
         )
     except (InvalidInput, Conflict) as exc:
         return _galleries_page(request, services, actor, csrf, error=exc, form=form)
@@ -155,7 +173,12 @@ def _gallery_page(
 ) -> HTMLResponse:
     gallery, subjects, enrolments = _counts(services, actor, name)
     jobs = services.jobs
-    shown: dict[str, Any] = {"enrol_form": {}, "enrol_error": None, "upload_error": None}
+    shown: dict[str, Any] = {
+        "enrol_form": {},
+        "enrol_error": None,
+        "upload_error": None,
+        "migration_error": None,
+    }
     shown.update(context)
     return render(
         request,
@@ -174,8 +197,34 @@ def _gallery_page(
         refused=jobs.refused_images(actor=actor, gallery=name, limit=REFUSED_ON_GALLERY_PAGE),
         max_files=services.settings.limits.max_bulk_files,
         max_mib=services.settings.limits.max_upload_bytes // (1024 * 1024),
+        **_migration_context(services, actor, gallery),
         **shown,
     )
+
+
+def _migration_context(services: Services, actor: Actor, gallery: Gallery) -> dict[str, Any]:
+    """What the face-model section needs: whether this person may migrate the gallery, the
+    latest migration (None: never), whether it has stalled, and the other models."""
+    may = services.access.allows(actor, Action.GALLERY_CREATE, Resource(gallery.organisation_id))
+    if not may:
+        return {"may_migrate": False}
+    try:
+        migration: MigrationReport | None = services.migrations.report(
+            gallery=gallery.name, actor=actor
+        )
+    except MigrationNotFound:
+        migration = None
+    stale = (
+        migration is not None
+        and migration.status is MigrationStatus.RUNNING
+        and services.clock() - migration.updated_at > STALE_AFTER
+    )
+    return {
+        "may_migrate": True,
+        "migration": migration,
+        "stale": stale,
+        "other_models": [e.model.key for e in services.engines if e.model != gallery.model],
+    }
 
 
 @router.get("/galleries/{name}", response_class=HTMLResponse)
@@ -296,6 +345,51 @@ def job_page(
     response = render(request, template, actor=actor, csrf=csrf, gallery=gallery, job=job)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "HX-Request"  # the fragment and the page share one URL
+    return response
+
+
+@router.post("/galleries/{name}/migration")
+def start_migration(
+    name: str,
+    request: Request,
+    services: ServicesDep,
+    csrf_token: Annotated[str, Form()],
+    model: Annotated[str, Form(max_length=200)],
+    drop_refused: Annotated[str, Form(max_length=10)] = "",
+    probity_session: SessionCookie = None,
+) -> Response:
+    """Start (or continue) moving the gallery to ``model`` in the background; the gallery
+    page then shows its progress. A refusal (already on that model, another migration under
+    way) is shown in the face-model section."""
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
+    try:
+        services.migrations.start(
+            actor=actor, gallery=name, model=model, drop_refused=drop_refused == "yes"
+        )
+    except (InvalidInput, Conflict) as exc:
+        return _gallery_page(
+            request, services, actor, csrf, name, status=exc.status, migration_error=exc
+        )
+    return RedirectResponse(_gallery_url(name, "#migration"), status_code=303)
+
+
+@router.get("/galleries/{name}/migration", response_class=HTMLResponse)
+def migration_fragment(
+    name: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
+) -> Response:
+    """The face-model section alone (htmx polls it while a migration runs)."""
+    actor, csrf = signed_in(request, services, probity_session)
+    gallery = services.galleries.get(name, actor=actor, action=Action.GALLERY_CREATE)
+    response = render(
+        request,
+        "gallery_migration.html",
+        actor=actor,
+        csrf=csrf,
+        gallery=gallery,
+        migration_error=None,
+        **_migration_context(services, actor, gallery),
+    )
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
