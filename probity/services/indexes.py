@@ -146,6 +146,18 @@ class IndexSet:
             self.path(slot).unlink(missing_ok=True)
             (self.directory / f"{slot.name}.lock").unlink(missing_ok=True)
 
+    def drop_others(self, keep: IndexSlot) -> list[str]:
+        """Delete every index file of ``keep``'s gallery but ``keep``'s own (what a model
+        migration leaves: the old model's file, or a crash's before it was deleted). Returns
+        the slot names dropped."""
+        dropped = [n for n in self._names_of(keep.gallery_id) if n != keep.name]
+        with self._lock:
+            for name in dropped:
+                self._open.pop(name, None)
+                self._file(name).unlink(missing_ok=True)
+                (self.directory / f"{name}.lock").unlink(missing_ok=True)
+        return dropped
+
     def search(self, slot: IndexSlot, queries: NDArray[np.float32], k: int) -> list[list[Hit]]:
         index = self.get(slot)
         if len(index) == 0:

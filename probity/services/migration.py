@@ -239,8 +239,12 @@ class ModelMigrationService:
         target = self.galleries.get(gallery, actor=actor, action=Action.GALLERY_CREATE)
         engine = self.engines.resolve(model)
         new = engine.model
-        row_id = self._open(actor, target, new)
         self.suppression.operating_point(new)  # a model without an FMR table: refuse now
+        if target.model.key == new.key and self._swapped_to(target, new):
+            # Run again after a crash between the swap and deleting the old index file.
+            self.indexes.drop_others(IndexSlot.of(target))
+            return self.report(gallery=gallery, actor=actor)
+        row_id = self._open(actor, target, new)
         run = _Run()
         while True:
             self._embed_pending(actor, target, engine, row_id, run, on_progress, on_item)
@@ -264,8 +268,23 @@ class ModelMigrationService:
             holds = self.suppression.legacy_holds(target, new)
             if self._swap(actor, target, new, row_id, holds, run, vectors):
                 break  # else an enrolment arrived meanwhile: embed it and try again
-        self.indexes.drop(IndexSlot.of(target))  # the old model's index, after the commit
+        # The old model's index file, after the commit (and any a crash left behind).
+        self.indexes.drop_others(IndexSlot.of(target, new))
         return self.report(gallery=gallery, actor=actor)
+
+    def _swapped_to(self, gallery: Gallery, model: ModelVersion) -> bool:
+        """Whether the gallery's latest migration was to ``model`` and has swapped."""
+        with self.db.read() as session:
+            row = session.scalars(
+                select(ModelMigrationRow)
+                .where(ModelMigrationRow.gallery_id == gallery.id)
+                .order_by(ModelMigrationRow.started_at.desc())
+            ).first()
+        return (
+            row is not None
+            and row.status == MigrationStatus.SWAPPED.value
+            and _model(row).key == model.key
+        )
 
     def start(
         self, *, actor: Who, gallery: str, model: str, drop_refused: bool = False

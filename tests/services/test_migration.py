@@ -217,8 +217,20 @@ def test_one_migration_at_a_time_and_not_to_the_same_model(home: Home) -> None:
     with pytest.raises(Conflict, match="being migrated to"):
         home.svc.migrations.migrate(actor=ACTOR, gallery="custody", model=FAKE_MODEL.key)
     home.migrate()
+    # A crash between the swap's commit and deleting the old index file leaves the file;
+    # running the migration again deletes it and reports the swap (nothing else happens).
+    gallery = home.svc.galleries.get("custody")
+    stale = IndexSlot.of(gallery, FAKE_MODEL)
+    home.svc.indexes.add(stale, [999], unit(9)[None, :])
+    assert home.svc.indexes.path(stale).exists()
+    assert home.migrate().status is MigrationStatus.SWAPPED
+    assert not home.svc.indexes.path(stale).exists()
+    assert home.svc.indexes.size(IndexSlot.of(gallery)) == 1
+    home.svc.galleries.create(
+        actor=ACTOR, name="new", inclusion_policy="p", retention_days=9, model=NEW_MODEL.key
+    )
     with pytest.raises(InvalidInput, match="already uses model"):
-        home.migrate()
+        home.svc.migrations.migrate(actor=ACTOR, gallery="new", model=NEW_MODEL.key)
     with pytest.raises(InvalidInput, match="unknown model"):
         home.svc.migrations.migrate(actor=ACTOR, gallery="custody", model="arcface")
     assert len(home.events(AuditAction.GALLERY_MIGRATE_START)) == 1
