@@ -63,12 +63,12 @@ def _enrol_args(home: Path, photo: Path, subject: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _create_dlib_gallery(home: Path) -> None:
+def _create_dlib_gallery(home: Path, *extra: str) -> None:
     _ok("init", "--home", str(home))
     _ok(
         "gallery", "create", "custody", "--home", str(home), "--policy",
         "custody images of charged persons", "--retention-days", "365", "--model",
-        "dlib-resnet-v1",
+        "dlib-resnet-v1", *extra,
     )  # fmt: skip
 
 
@@ -236,6 +236,48 @@ def test_erasing_a_held_subject_removes_its_hold(migrated: Migrated) -> None:
             "LEFT JOIN enrolments e ON e.id = i.enrolment_id WHERE e.id IS NULL"
         ).fetchone()
     assert holds == 0 and items == 0
+
+
+# -- faces the new model refuses ---------------------------------------------------------------
+
+
+def test_faces_the_new_model_refuses_hold_the_swap_until_dropped(tmp_path: Path) -> None:
+    """A gallery floor on YuNet's score of 0.94 (dlib's faces never have one): SFace's
+    faces of astronaut.png (0.93) and biden.jpg (0.93) fall under it, obama.jpg's (0.95)
+    does not. The swap waits, listing both with the reason, until --drop-refused erases
+    them: rows, templates, image blobs and index vectors, with a receipt each."""
+    home = tmp_path / "home"
+    _create_dlib_gallery(home, "--floor", "min_yunet_confidence=0.94")
+    for name, subject in {"astronaut.png": "COLLINS", "biden.jpg": "BIDEN"}.items():
+        _ok(*_enrol_args(home, DATA / name, subject))
+    _ok(*_enrol_args(home, DATA / "obama.jpg", "OBAMA"))
+    code, out, _ = _quiet("gallery", "migrate", "custody", "--model", SFACE, "--home", str(home))
+    assert code == 8
+    assert "is still on dlib-resnet-v1" in out and "Refused faces" in out
+    assert "COLLINS" in out and "BIDEN" in out and "--drop-refused" in out
+    code, out, _ = _quiet(
+        "gallery", "migrate", "custody", "--model", SFACE, "--home", str(home), "--json"
+    )
+    report = json.loads(out)
+    assert code == 8 and report["status"] == "awaiting_decision"
+    assert [r["subject"] for r in report["refused"]] == ["BIDEN", "COLLINS"]
+    assert all("confidence" in " ".join(r["reasons"]) for r in report["refused"])
+    blobs_before = len([p for p in (home / "blobs").rglob("*") if p.is_file()])
+    report = json.loads(
+        _ok("gallery", "migrate", "custody", "--model", SFACE, "--drop-refused", "--home",
+            str(home), "--json")
+    )  # fmt: skip
+    assert report["status"] == "swapped" and report["embedded"] == 1
+    assert len(report["erased_receipts"]) == 2
+    assert [r["subject"] for r in report["refused"]] == ["BIDEN", "COLLINS"]  # still listed
+    with sqlite3.connect(home / "probity.db") as db:
+        subjects = {r for (r,) in db.execute("SELECT reference FROM subjects")}
+        (templates,) = db.execute("SELECT count(*) FROM templates").fetchone()
+        causes = [c for (c,) in db.execute("SELECT cause FROM erasure_receipts")]
+    assert subjects == {"OBAMA"} and templates == 1 and causes == ["removal", "removal"]
+    assert len([p for p in (home / "blobs").rglob("*") if p.is_file()]) == blobs_before - 2
+    status = json.loads(_ok("index", "status", "--home", str(home), "--json"))
+    assert [(s["templates"], s["vectors"]) for s in status] == [(1, 1)]
 
 
 # -- the crash test ------------------------------------------------------------------------------
