@@ -62,7 +62,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action
@@ -614,13 +614,12 @@ class ModelMigrationService:
                 enrolment.box = item.box
                 enrolment.quality = item.quality
             session.flush()
-            old = session.scalars(
-                select(TemplateRow).where(
+            result = session.execute(
+                delete(TemplateRow).where(
                     TemplateRow.gallery_id == gallery.id, TemplateRow.model_key != new.key
                 )
-            ).all()
-            for template in old:
-                session.delete(template)
+            )
+            old = int(getattr(result, "rowcount", 0) or 0)
             row = session.get(GalleryRow, gallery.id)
             assert row is not None
             row.model_name, row.model_version = new.name, new.version
@@ -657,7 +656,7 @@ class ModelMigrationService:
                         "from_model": gallery.model.key,
                         "to_model": new.key,
                         "enrolments": len(enrolments),
-                        "old_templates_deleted": len(old),
+                        "old_templates_deleted": old,
                         "index_vectors": vectors,
                         "erased_receipts": run.erased,
                         "holds": [[h.subject_id, h.objection_id, h.distance] for h in holds],
