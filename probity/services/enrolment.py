@@ -31,6 +31,7 @@ from probity.engine.quality import quality_reasons
 from probity.engine.types import AnalysedFace
 from probity.errors import (
     AlreadyEnrolled,
+    Conflict,
     ImageTooLarge,
     InvalidInput,
     MissingProvenance,
@@ -48,7 +49,7 @@ from probity.services.jurisdictions import JurisdictionService
 from probity.services.manifest import ManifestRow, read_manifest
 from probity.services.suppression import SuppressionService
 from probity.storage.db import Database
-from probity.storage.repositories import Enrolments, Subjects, Templates
+from probity.storage.repositories import Enrolments, Galleries, Subjects, Templates
 from probity.storage.vault import Vault
 
 INDEX_FLUSH_EVERY = 64
@@ -303,6 +304,14 @@ class EnrolmentService:
         with self.db.transaction() as session:
             if Enrolments(session).find_image(gallery.id, reference, sha256):
                 return EnrolOutcome(RowStatus.SKIPPED, reference), None  # same row twice
+            current = Galleries(session).get(gallery.id)
+            if current is not None and current.model != gallery.model:
+                # A model migration swapped the gallery while this face was analysed: its
+                # template is of the old model, which the gallery no longer searches.
+                raise Conflict(
+                    f"gallery '{gallery.name}' moved to model {current.model.key} during this "
+                    "enrolment; nothing was enrolled, enrol the image again"
+                )
             subjects = Subjects(session)
             existing = subjects.find(gallery.id, reference)
             if existing is None:

@@ -35,10 +35,10 @@ Erasure during a migration reaches the new templates too: they carry the subject
 gallery, ``Templates.delete_for_subject`` deletes them and ``IndexSet.remove`` reaches every
 index file of the gallery; a partial erasure deletes an enrolment's migration template with
 it (``EnrolmentPruning.delete``). An enrolment added during the migration is embedded before
-the swap (the swap checks, in its transaction, that every enrolment has been handled).
-One window is left: an enrolment whose face analysis started on the old model before the
-swap and commits after it gets a template of the old model; ``probity index status`` shows
-the gallery out of step and the curator re-enrols it.
+the swap (the swap checks, in its transaction, that every enrolment has been handled); one
+whose face analysis started on the old model before the swap and would commit after it is
+refused (``Conflict``: enrol it again), since the enrolment checks the gallery's model in
+its own transaction.
 
 **In the background** (the API and the curator's page): ``start`` checks and opens the
 migration in the caller's thread (so a bad model or a second migration is a 4xx at once),

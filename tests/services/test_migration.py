@@ -273,3 +273,30 @@ def test_a_legacy_objection_holds_its_matches_and_refuses_enrolment_after_the_sw
     assert [c.subject_reference for f in result.faces for c in f.candidates] == ["OTHER"]
     home.svc.erasure.erase(actor=ACTOR, gallery="custody", reference="NEAR", reason="officer")
     assert home.count(SuppressionHoldRow) == 0
+
+
+def test_an_enrolment_analysed_on_the_old_model_and_finished_after_the_swap_is_refused(
+    home: Home,
+) -> None:
+    """The swap happens while the enrolment's face is being analysed (the old engine runs
+    the migration from inside ``analyse``): the enrolment would write an old-model template
+    into a gallery that now searches the new one, so it is refused and writes nothing."""
+    home.enrol("A", unit(1), unit(11))
+    image = home.old.register(make_image(300), unit(3))
+    home.new.register(image, unit(13))
+    analyse = home.old.analyse
+
+    def analyse_then_swap(*args: object, **kw: object) -> list[AnalysedFace]:
+        home.old.analyse = analyse  # type: ignore[method-assign]
+        faces = analyse(*args, **kw)  # type: ignore[arg-type]
+        assert home.migrate().status is MigrationStatus.SWAPPED
+        return faces
+
+    home.old.analyse = analyse_then_swap  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="moved to model"):
+        home.svc.enrolment.enrol(
+            actor=ACTOR, gallery="custody", subject="B", image=image, provenance=PROVENANCE
+        )
+    assert home.count(EnrolmentRow) == home.count(TemplateRow) == 1
+    gallery = home.svc.galleries.get("custody")
+    assert not home.svc.indexes.path(IndexSlot.of(gallery, FAKE_MODEL)).exists()
