@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.config import Settings
 from probity.domain.accounts import OrganisationKind, Role
-from probity.engine.dlib_engine import DlibEngine
 from probity.interfaces.api.app import create_app
 from probity.services.container import build_services
 from tests.api.conftest import seed_people
@@ -19,10 +18,10 @@ from tests.cli.conftest import NasaHome, shared_faces
 
 
 @pytest.fixture(scope="module")
-def real(nasa_home: NasaHome, engine: DlibEngine) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def real(nasa_home: NasaHome) -> Iterator[tuple[TestClient, dict[str, str]]]:
     from probity.services.clock import system_clock
 
-    services = build_services(Settings(home=nasa_home.home), engine=engine)
+    services = build_services(Settings(home=nasa_home.home))  # every installed model, as served
     keys = seed_people(
         services,
         "NASA Security",
@@ -64,7 +63,7 @@ def test_two_face_probe_right_hand_face_finds_hague_and_becomes_a_lead(
     left, right = sorted(body["faces"], key=lambda f: f["box"][0])
     assert left["candidates"][0]["subject"] == "MORGAN"
     assert right["candidates"][0]["subject"] == "HAGUE"
-    assert right["candidates"][0]["distance"] < 0.6
+    assert right["candidates"][0]["distance"] < 1.128  # SFace, the FMR 1e-3 point
 
     # Only the right-hand face, as the web page's face picker will ask.
     r = client.post(

@@ -19,7 +19,6 @@ import pytest
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.config import Settings
 from probity.domain.accounts import OrganisationKind, Role
-from probity.engine.dlib_engine import DlibEngine
 from probity.interfaces.api.app import create_app
 from probity.services.clock import system_clock
 from probity.services.container import Services, build_services
@@ -36,10 +35,10 @@ PEOPLE = {
 
 
 @pytest.fixture(scope="module")
-def real_live(nasa_home: NasaHome, engine: DlibEngine) -> Iterator[tuple[LiveServer, Services]]:
+def real_live(nasa_home: NasaHome) -> Iterator[tuple[LiveServer, Services]]:
     """The server on the shared NASA home (gallery 'crew' enrolled with the real models),
     with one organisation's people, under uvicorn."""
-    services = build_services(Settings(home=nasa_home.home), engine=engine)
+    services = build_services(Settings(home=nasa_home.home))  # every installed model, as served
     seed_people(
         services, "Web Crew Security", OrganisationKind.LAW_ENFORCEMENT, PEOPLE, system_clock
     )
