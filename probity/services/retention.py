@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -190,6 +191,7 @@ class SweepSchedule:
         self.last: SweepResult | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ran = threading.Condition()  # notified after every sweep, for waiters
 
     @property
     def running(self) -> bool:
@@ -210,11 +212,24 @@ class SweepSchedule:
             self._thread.join(timeout_s)
             self._thread = None
 
+    def wait_for_sweep(
+        self, done: Callable[[SweepResult], bool], timeout_s: float
+    ) -> SweepResult | None:
+        """Block until a sweep whose result satisfies ``done`` has completed (its audit
+        event written), or ``timeout_s`` passes; returns that result, or None. Waits on a
+        condition the sweeper notifies, so a test never polls on wall-clock time."""
+        with self._ran:
+            self._ran.wait_for(lambda: self.last is not None and done(self.last), timeout_s)
+            return self.last if self.last is not None and done(self.last) else None
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.last = self.retention.sweep(actor=self.actor, scheduled=True)
-                self.runs += 1
+                result = self.retention.sweep(actor=self.actor, scheduled=True)
+                with self._ran:
+                    self.last = result
+                    self.runs += 1
+                    self._ran.notify_all()
                 if self.last.receipts:
                     log.info(
                         "retention sweep",
