@@ -270,7 +270,7 @@ def make_home(
             "--offence",
             "kidnapping",
             "--justification",
-            "bench",
+            "probe photos from the scene of the benchmark",
             "--authorisation",
             "AUTH-1",
         ],
@@ -349,19 +349,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--enrol-repeat", type=int, default=2)
     parser.add_argument("--no-end-to-end", action="store_true")
+    parser.add_argument(
+        "--end-to-end-only", action="store_true", help="keep the stages of the last results file"
+    )
     args = parser.parse_args()
     if not FACES.is_dir():
         raise SystemExit(f"{FACES} not present: the NASA photos are read from there")
     load_before = os.getloadavg()
     stage_photos = [FACES / p for p in PROBES] + [DATA / "obama.jpg", FACES / "andrew_morgan_1.jpg"]
-    result: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "onnx_threads": EngineSettings().onnx_threads,
-        "stages_ms": stage_run(stage_photos, args.repeat),
-    }
-    result["analyse_profile"] = profile_analyse(stage_photos[:3]).splitlines()[:40]
     out = REPO / "bench" / "results" / "engine_speed.json"
+    if args.end_to_end_only:
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["end_to_end_load_average_before"] = [round(v, 2) for v in load_before]
+    else:
+        result = {
+            "cpu_count": os.cpu_count(),
+            "load_average_before": [round(v, 2) for v in load_before],
+            "onnx_threads": EngineSettings().onnx_threads,
+            "stages_ms": stage_run(stage_photos, args.repeat),
+        }
+        result["analyse_profile"] = profile_analyse(stage_photos[:3]).splitlines()[:40]
     out.parent.mkdir(exist_ok=True)
     result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     out.write_text(json.dumps(result, indent=2) + "\n")  # the stages, should the rest fail
