@@ -13,6 +13,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     accounts,
     admin,
     case,
+    config_cmd,
     demo,
     enrol,
     erase,
