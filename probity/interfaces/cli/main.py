@@ -19,6 +19,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     erase,
     gallery,
     jurisdiction,
+    operations,
     optout,
     report,
     rights,
