@@ -43,6 +43,7 @@ from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
 from probity.services.indexes import IndexSet
 from probity.services.jurisdictions import JurisdictionService
+from probity.services.observers import SearchObserver, observed
 from probity.services.suppression import SuppressionService
 from probity.storage.casework import Probes, StoredSearches
 from probity.storage.db import Database
@@ -91,6 +92,7 @@ class SearchService:
         suppression: SuppressionService | None = None,
         jurisdictions: JurisdictionService | None = None,
     ) -> None:
+        self.observers: list[SearchObserver] = []  # the server's metrics (observers.py)
         self.db = db
         self.audit = audit
         self.clock = clock
@@ -109,6 +111,7 @@ class SearchService:
         self.suppression = suppression
         self.jurisdictions = jurisdictions
 
+    @observed
     def search(
         self,
         *,

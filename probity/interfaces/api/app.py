@@ -200,6 +200,7 @@ def create_app(
     )
     app.state.services = built
     app.state.metrics = Metrics()
+    built.search.observers.append(app.state.metrics.observe_search)  # web and API alike
     problems.install(app)
     app.include_router(ops.router)
     web.install(app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -10,9 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.review import CandidateRef, Review
 from probity.domain.search import SearchResult
-from probity.errors import ProbityError
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
-from probity.interfaces.api.observability import Metrics
 from probity.interfaces.api.schemas import (
     CandidateReviewsOut,
     LeadOut,
@@ -50,25 +47,17 @@ def run_search(
 ) -> dict[str, Any]:
     """Search every face of the probe (or one) within the case. The answer is a ranked
     candidate list: an investigative lead, never an identification."""
-    metrics: Metrics = request.app.state.metrics
-    started = time.perf_counter()
-    try:
-        data = read_upload(probe, services.settings.limits.max_upload_bytes)
-        result = services.search.search(
-            actor=actor,
-            case_reference=reference,
-            probe=data,
-            galleries=galleries or (),
-            top_k=top_k,
-            target_fmr=target_fmr,
-            threshold_off=threshold_off,
-            face=face,
-        )
-    except ProbityError as exc:
-        metrics.searches.labels(exc.code).inc()
-        raise
-    metrics.search_seconds.observe(time.perf_counter() - started)
-    metrics.searches.labels(result.outcome.value).inc()
+    data = read_upload(probe, services.settings.limits.max_upload_bytes)
+    result = services.search.search(
+        actor=actor,
+        case_reference=reference,
+        probe=data,
+        galleries=galleries or (),
+        top_k=top_k,
+        target_fmr=target_fmr,
+        threshold_off=threshold_off,
+        face=face,
+    )
     return _search(result)
 
 
