@@ -23,6 +23,7 @@ from probity.services.clock import Clock, system_clock
 from probity.services.enrolment import EnrolmentService
 from probity.services.erasure import ErasureService
 from probity.services.galleries import GalleryService
+from probity.services.idempotency import IdempotencyService
 from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
 from probity.services.jurisdictions import JurisdictionService
@@ -180,6 +181,7 @@ def build_services(
         vault=vault,
     )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
+    idempotency = IdempotencyService(db=db, clock=clock)
     erasure = ErasureService(
         db=db,
         audit=audit,
@@ -228,6 +230,7 @@ def build_services(
         max_upload_bytes=limits.max_upload_bytes,
         suppression=suppression,
         jurisdictions=jurisdictions,
+        idempotency=idempotency,
     )
     rights = RightsService(
         db=db,
@@ -274,8 +277,10 @@ def build_services(
             ),
             suppression=suppression,
             jurisdictions=jurisdictions,
+            idempotency=idempotency,
+            results=results,
         ),
-        subjects=SubjectService(erasure=erasure),
+        subjects=SubjectService(erasure=erasure, galleries=galleries, db=db),
         indexes=indexes,
         maintenance=IndexMaintenance(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes

@@ -411,3 +411,18 @@ class JurisdictionRuleRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+class IdempotencyKeyRow(Base):
+    """One ``Idempotency-Key`` a person used for a search or an enrolment. Holds ids and a
+    digest of the request, never the request: ``resource_id`` is NULL while the first attempt
+    runs, then the id of what it made (a search or an enrolment)."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor: Mapped[str] = mapped_column(String(240), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -197,6 +197,7 @@ def create_app(
             f"every result is an investigative lead. {INVESTIGATIVE_LEAD_NOTICE}."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=problems.operation_id,
     )
     app.state.services = built
     app.state.metrics = Metrics()
@@ -215,13 +216,14 @@ def create_app(
         rights,
         privacy_rules,
     ):
-        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
+        app.include_router(module.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD,
         bulk_max_bytes=settings.limits.max_bulk_upload_bytes + MULTIPART_OVERHEAD,
     )
     app.add_middleware(RequestLog, metrics=app.state.metrics)
+    problems.document_errors(app)
     return app
 
 

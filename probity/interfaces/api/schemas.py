@@ -20,6 +20,13 @@ from probity.domain.review import ReviewDecision
 T = TypeVar("T")
 
 
+class ProblemError(BaseModel):
+    """One refused field of a request (``loc``: where, ``msg``: why)."""
+
+    loc: list[str]
+    msg: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details. ``code`` is stable; ``detail`` is for people."""
 
@@ -29,7 +36,7 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str | None = None
-    errors: list[dict[str, object]] | None = None
+    errors: list[ProblemError] | None = None
 
 
 class Page(BaseModel, Generic[T]):
@@ -165,6 +172,17 @@ class EnrolmentOut(BaseModel):
     quality: dict[str, float | str] | None
     provenance: Provenance | None
     refused_faces: list[RefusedFace]
+
+
+class HeldEnrolmentOut(BaseModel):
+    """One enrolment a subject holds (no image, no template)."""
+
+    enrolment_id: str
+    box: list[int]
+    quality: dict[str, float | str]
+    provenance: Provenance
+    created_at: datetime
+    created_by: str
 
 
 class JobRowOut(BaseModel):

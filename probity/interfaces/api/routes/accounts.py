@@ -16,6 +16,7 @@ from probity.interfaces.api.deps import (
     ServicesDep,
     set_session_cookie,
 )
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     ApiKeyIn,
     ApiKeyInfoOut,
@@ -82,9 +83,11 @@ def _org(o: Organisation) -> OrganisationOut:
 
 @router.post("/organisations", response_model=OrganisationOut, status_code=201)
 def create_organisation(
-    body: OrganisationIn, actor: ActorDep, services: ServicesDep
+    body: OrganisationIn, response: Response, actor: ActorDep, services: ServicesDep
 ) -> OrganisationOut:
-    return _org(services.accounts.create_organisation(actor=actor, name=body.name, kind=body.kind))
+    org = services.accounts.create_organisation(actor=actor, name=body.name, kind=body.kind)
+    created(response, "organisations", org.id)
+    return _org(org)
 
 
 @router.get("/organisations", response_model=Page[OrganisationOut])
@@ -112,17 +115,19 @@ def _end_of_day(day: date | None) -> datetime | None:
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut:
+def create_user(
+    body: UserIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> UserOut:
     """A new account; it can do nothing until a supervisor of its organisation approves it."""
-    return _user(
-        services.accounts.create_user(
-            actor=actor,
-            organisation=body.organisation,
-            username=body.username,
-            roles=list(body.roles),
-            training_expires=_end_of_day(body.training_expires),
-        )
+    user = services.accounts.create_user(
+        actor=actor,
+        organisation=body.organisation,
+        username=body.username,
+        roles=list(body.roles),
+        training_expires=_end_of_day(body.training_expires),
     )
+    created(response, "users", user.username)
+    return _user(user)
 
 
 @router.get("/users", response_model=Page[UserOut])
@@ -153,9 +158,12 @@ def approve_user(username: str, actor: ActorDep, services: ServicesDep) -> UserO
 
 
 @router.post("/keys", response_model=ApiKeyOut, status_code=201)
-def create_key(body: ApiKeyIn, actor: ActorDep, services: ServicesDep) -> ApiKeyOut:
+def create_key(
+    body: ApiKeyIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> ApiKeyOut:
     """A new API key for yourself. The key is in this response only; it is stored hashed."""
     key = services.accounts.create_api_key(actor=actor, username=actor.username, label=body.label)
+    created(response, "keys", key.key_id)
     return ApiKeyOut(key_id=key.key_id, key=key.secret)
 
 
