@@ -53,7 +53,7 @@ def _generate(url: str, into: Path) -> None:
             "none",
             "--output-path",
             str(into / PACKAGE),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=300,
