@@ -128,11 +128,18 @@ def build_services(
     """Wire every service for an initialised home. Raises NotInitialised otherwise."""
     master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
-    if not db.is_current():
+    pending = db.pending_migrations()
+    if pending:
+        initialised = db.current_revision() is not None
         db.dispose()
+        if not initialised:
+            raise NotInitialised(
+                f"the database at {settings.resolved_database_url} is not initialised "
+                "(run 'probity init')"
+            )
         raise NotInitialised(
-            f"the database at {settings.resolved_database_url} is not initialised or is out of "
-            "date (run 'probity init')"
+            f"the database at {settings.resolved_database_url} is out of date, migrations "
+            f"pending: {', '.join(revision for revision, _ in pending)} (run 'probity migrate')"
         )
     face_engine: FaceEngine = engine or DlibEngine(settings.engine)
     vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
