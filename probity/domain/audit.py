@@ -21,6 +21,8 @@ GENESIS_HASH = "0" * 64
 
 class AuditAction(StrEnum):
     INIT = "system.init"
+    BACKUP = "system.backup"  # probity backup: where the data and the keys went
+    RESTORE = "system.restore"  # probity restore: a home recreated from a backup
     GALLERY_CREATE = "gallery.create"
     ENROL = "enrolment.create"
     ENROL_BULK = "enrolment.bulk"

@@ -5,7 +5,9 @@ API, so a running server need not stop) and the encrypted image blobs. It leaves
 vector index, which holds the face templates *unencrypted* and is rebuilt from the sealed
 templates at restore, and the staging folder. A **key backup** holds the master key file
 (unless the key comes from ``PROBITY_MASTER_KEY``) and the key-encryption keys (``keys/``).
-Each folder has a ``MANIFEST.json`` naming what it is, and the data's file digests.
+Each folder has a ``MANIFEST.json`` naming what it is, and the data's file digests. Both
+are audited: ``system.backup`` in the home (before the copy, so the backup holds it) and
+``system.restore`` in the restored home.
 
 Why apart: every erasure rotates the key-encryption key and destroys the old one (see
 storage/keyring.py). A data backup taken before an erasure is wrapped under a key that only
@@ -35,9 +37,13 @@ from typing import Any
 
 from probity import __version__
 from probity.config import Settings
+from probity.domain.audit import AuditAction, AuditRecord
 from probity.errors import AlreadyExists, IntegrityError, InvalidInput, NotInitialised
+from probity.services.access import Who, name_of, organisation_of
+from probity.services.audit import AuditService
+from probity.services.clock import Clock, system_clock
 from probity.storage.db import Database
-from probity.storage.keyring import Keyring, load_master_key
+from probity.storage.keyring import CheckpointSigner, Keyring, load_master_key
 
 DATA_KIND = "probity-data-backup"
 KEYS_KIND = "probity-key-backup"
@@ -149,7 +155,41 @@ def _kek_files(key_dir: Path) -> list[Path]:
     return sorted(key_dir.glob("kek-*.key")) if key_dir.is_dir() else []
 
 
-def backup(settings: Settings, *, data: Path, keys: Path) -> BackupReport:
+def _record(
+    settings: Settings,
+    master: bytes,
+    *,
+    actor: Who,
+    action: AuditAction,
+    details: dict[str, Any],
+    clock: Clock,
+) -> None:
+    """Append a backup or restore event to the home's audit chain (works on a schema that
+    is not yet migrated: the audit tables are among the first)."""
+    db = Database(settings.resolved_database_url)
+    try:
+        AuditService(
+            db=db, clock=clock, organisation=settings.organisation, signer=CheckpointSigner(master)
+        ).record_alone(
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=action,
+                details=details,
+            )
+        )
+    finally:
+        db.dispose()
+
+
+def backup(
+    settings: Settings,
+    *,
+    data: Path,
+    keys: Path,
+    actor: Who,
+    clock: Clock = system_clock,
+) -> BackupReport:
     """Copy the home's data to ``data`` and its keys to ``keys`` (two new or empty folders,
     apart). Safe while the server runs: the database copy is one consistent snapshot. An
     out-of-date schema is backed up as it is (back up before ``probity migrate``); restore
@@ -162,13 +202,17 @@ def backup(settings: Settings, *, data: Path, keys: Path) -> BackupReport:
     _separate(keys, settings.home, "backup keys")
     _empty_folder(data, "data backup")
     _empty_folder(keys, "key backup")
+    # Recorded before the copy, so that the backup holds the event of its own making.
+    master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
+    details = {"data": str(data.resolve()), "keys": str(keys.resolve())}
+    _record(settings, master, actor=actor, action=AuditAction.BACKUP, details=details, clock=clock)
     for _ in range(ATTEMPTS):
         for folder in (data, keys):
             if folder.exists():
                 shutil.rmtree(folder)
             _private_dir(folder)
         epoch, revision = _copy_data(database, settings.blob_dir, data)
-        epochs, master = _copy_keys(settings, keys)
+        epochs, included = _copy_keys(settings, keys)
         if epoch in epochs:
             break
     else:
@@ -197,10 +241,10 @@ def backup(settings: Settings, *, data: Path, keys: Path) -> BackupReport:
             "created_at": datetime.now(UTC).isoformat(),
             "probity_version": __version__,
             "epochs": epochs,
-            "master_key_included": master,
+            "master_key_included": included,
         },
     )
-    return BackupReport(data, keys, epoch, revision, len(files), size, master)
+    return BackupReport(data, keys, epoch, revision, len(files), size, included)
 
 
 def _copy_data(database: Path, blob_dir: Path, data: Path) -> tuple[int, str]:
@@ -286,7 +330,14 @@ def check_restorable(settings: Settings, *, data: Path, keys: Path) -> RestoreCh
     return RestoreCheck(epoch, str(data_manifest["schema_revision"]), master)
 
 
-def restore(settings: Settings, *, data: Path, keys: Path) -> RestoreCheck:
+def restore(
+    settings: Settings,
+    *,
+    data: Path,
+    keys: Path,
+    actor: Who,
+    clock: Clock = system_clock,
+) -> RestoreCheck:
     """Recreate a home at ``settings.home`` (a new or empty folder) from a data backup and
     a key backup, then bring its schema up to date. The caller rebuilds the indexes (the
     backup holds none) and may verify the audit chain."""
@@ -309,4 +360,17 @@ def restore(settings: Settings, *, data: Path, keys: Path) -> RestoreCheck:
         db.migrate()
     finally:
         db.dispose()
+    _record(
+        settings,
+        check.master_key,
+        actor=actor,
+        action=AuditAction.RESTORE,
+        details={
+            "data": str(data.resolve()),
+            "keys": str(keys.resolve()),
+            "key_epoch": check.key_epoch,
+            "schema_revision": check.schema_revision,
+        },
+        clock=clock,
+    )
     return check

@@ -66,6 +66,11 @@ def _stored_key(data: Path, reference: str) -> tuple[str, bytes]:
     return str(row[0]), bytes(row[1])
 
 
+def _actions(home: Path) -> list[str]:
+    with sqlite3.connect(home / "probity.db") as db:
+        return [r[0] for r in db.execute("SELECT action FROM audit_events ORDER BY seq")]
+
+
 def _keyring(keys: Path) -> Keyring:
     return Keyring(load_master_key(env_value=None, key_file=keys / "master.key"), keys / "keys")
 
@@ -142,6 +147,11 @@ def test_backup_restore_round_trip_and_erasure_survives(probity, tmp_path: Path)
     assert "audit chain intact" in out
     assert _searches(probity, restored) == before
     _ok(probity("audit", "verify", "--home", str(restored)))
+    # The backup is in the audit chain it copied, and the restore in the restored one.
+    copied, source = _actions(restored), _actions(home)
+    at = copied.index("system.backup")
+    assert copied[: at + 1] == source[: source.index("system.backup") + 1]
+    assert copied[at + 1] == "system.restore"
 
     # An erasure after the backup, then the keys backed up again (the latest key backup is
     # the only one kept), with a data backup of the same moment.

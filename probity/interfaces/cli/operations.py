@@ -75,13 +75,14 @@ def backup(
     data: DataOpt,
     keys: KeysOpt,
     home: HomeOpt = None,
+    actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Back up the home's data and its keys to two separate new folders. The data holds the
     database and the encrypted images, not the index (rebuilt at restore); the keys hold the
     master key and the key-encryption keys. Keep them on different media and keep only the
     latest key backup: older data backups then die with each erasure."""
-    report = backups.backup(settings_for(home), data=data, keys=keys)
+    report = backups.backup(settings_for(home), data=data, keys=keys, actor=actor_name(actor))
     if json_out:
         print_json(
             {
@@ -126,7 +127,7 @@ def restore(
     verifies the audit chain."""
     who = actor_name(actor)
     settings = settings_for(home)
-    check = backups.restore(settings, data=data, keys=keys)
+    check = backups.restore(settings, data=data, keys=keys, actor=who)
     with services(settings.home) as s:
         statuses = s.maintenance.rebuild(actor=who)
         verification = s.audit.verify(actor=who)
