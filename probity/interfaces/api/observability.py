@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,9 +88,11 @@ def prepare_metrics_dir(settings: Settings) -> Path:
     multiprocess metrics in ``$PROMETHEUS_MULTIPROC_DIR`` or ``<home>/metrics``, emptied.
     Call before the app is created; the server's start-up does."""
     folder = Path(os.environ.get(MULTIPROCESS_ENV) or settings.home / "metrics")
-    if folder.is_dir():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, mode=0o700)
+    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    # Only prometheus_client's own files (counter_<pid>.db, histogram_<pid>.db, ...): the
+    # folder may be one the operator chose, holding other things.
+    for stale in folder.glob("*.db"):
+        stale.unlink()
     os.environ[MULTIPROCESS_ENV] = str(folder)
     # prometheus_client picks its value store when first imported; choose again now that
     # the folder is set, in case something imported it earlier in this process.
