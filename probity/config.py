@@ -173,7 +173,7 @@ class ServerSettings(BaseModel):
         description=(
             "bearer token the Prometheus scraper sends to /metrics (Authorization: Bearer "
             "...), at least 24 characters; no personal API key is needed or accepted there. "
-            "Unset: /metrics answers 404"
+            "Unset: /metrics refuses every scrape (401)"
         ),
     )
 

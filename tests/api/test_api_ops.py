@@ -76,7 +76,7 @@ def test_searches_are_counted_in_the_service_the_web_pages_call_too(sqlite_world
 def test_metrics_need_the_metrics_token_not_a_personal_key(sqlite_world: World) -> None:
     w = sqlite_world
     off = w.call("GET", "/metrics", "aud")
-    assert off.status_code == 404 and "PROBITY_SERVER__METRICS_TOKEN" in off.json()["detail"]
+    assert off.status_code == 401 and "PROBITY_SERVER__METRICS_TOKEN" in off.json()["detail"]
     w.services.settings.server.metrics_token = SecretStr(METRICS_TOKEN)
     assert w.call("GET", "/metrics", "aud").status_code == 401  # a person's API key
     assert w.client.get("/metrics").status_code == 401

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from probity.errors import NotFound, Unauthenticated
+from probity.errors import Unauthenticated
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.api.observability import Metrics
 from probity.interfaces.api.problems import ERROR_RESPONSES
@@ -62,7 +62,7 @@ def ready(services: ServicesDep) -> Response:
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-        **{k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 500)},
+        **{k: v for k, v in ERROR_RESPONSES.items() if k in (401, 500)},
     },
 )
 def metrics(
@@ -74,10 +74,13 @@ def metrics(
     added up over every server process. The scraper sends the deployment's metrics token
     (``PROBITY_SERVER__METRICS_TOKEN``) as ``Authorization: Bearer <token>``; personal API
     keys are not accepted here, so no person's key sits in the scraper's configuration.
-    Without a configured token the endpoint is off (404)."""
+    Without a configured token every scrape is refused (401)."""
     token = services.settings.server.metrics_token
     if token is None:
-        raise NotFound("metrics are off: set PROBITY_SERVER__METRICS_TOKEN to scrape them")
+        raise Unauthenticated(
+            "metrics are off: set PROBITY_SERVER__METRICS_TOKEN and scrape with it as the "
+            "bearer token"
+        )
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(
         presented.strip().encode(), token.get_secret_value().encode()
