@@ -165,8 +165,22 @@ class ServerSettings(BaseModel):
         5, ge=1, description="failed logins per username per window (4x that per client address)"
     )
     login_window_s: int = Field(900, ge=1, description="the login rate-limit window, seconds")
-    secure_cookies: bool = Field(
-        False, description="mark the session cookie Secure (set true behind HTTPS)"
+    secure_cookies: bool | None = Field(
+        None,
+        description=(
+            "mark the session cookies Secure and send Strict-Transport-Security. Unset (the "
+            "default): on when `probity serve` listens on any address but loopback, and "
+            "otherwise on for requests that arrived over HTTPS; false only for a plain-HTTP "
+            "test set-up"
+        ),
+    )
+    login_limit_storage: str = Field(
+        "memory://",
+        description=(
+            "where the login limiter counts failures (a `limits` storage URI): memory:// "
+            "keeps them per process; redis://host:6379 or memcached://host:11211 shares them "
+            "across API processes"
+        ),
     )
     metrics_token: SecretStr | None = Field(
         None,

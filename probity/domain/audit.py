@@ -41,6 +41,8 @@ class AuditAction(StrEnum):
     KEY_CREATE = "apikey.create"
     KEY_REVOKE = "apikey.revoke"
     PASSWORD_SET = "user.password"
+    PASSWORD_RESET_ISSUE = "user.password_reset_issued"
+    PASSWORD_RESET = "user.password_reset"
     LOGIN = "session.login"
     LOGIN_FAILED = "session.login_failed"
     LOGOUT = "session.logout"

@@ -300,6 +300,7 @@ def build_services(
             session_hours=server.session_hours,
             max_failures=server.login_attempts,
             window_s=server.login_window_s,
+            limit_storage=server.login_limit_storage,
         ),
         results=results,
         reviews=reviews,

@@ -1,9 +1,9 @@
-"""The README's first command ends in a running product: ``probity demo`` (what
-``scripts/demo`` runs) enrols the sample gallery, opens a case, searches, prints one demo
-account per role and serves on loopback. A real Chromium then signs in as the demo
-investigator, finds the demo's case with its searches, searches the two-person probe and
-sees the left-hand face's candidate; the metrics token the demo printed scrapes that page
-search."""
+"""The README's first command ends in a running product: ``scripts/demo`` (``probity demo``
+in the project's .venv; a later ``--home`` overrides its ./demo-home) enrols the sample
+gallery, opens a case, searches, prints one demo account per role and serves on loopback.
+A real Chromium then signs in as the demo investigator, finds the demo's case with its
+searches, searches the two-person probe and sees the left-hand face's candidate; the
+metrics token the demo printed scrapes that page search."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from PIL import Image
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
-from tests.cli.conftest import DATA
+from tests.cli.conftest import DATA, REPO
 from tests.web.conftest import _free_port
 
 ACCOUNT = re.compile(r"^\s+(demo-[a-z]+)\s+([a-z_]+)\s+(\S+)\s*$")
@@ -51,8 +50,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROBITY_", "PROMETHEUS_"))}
     env |= {"PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "probity.interfaces.cli.main", "demo", "--home", str(home),
-         "--port", str(port)],
+        [str(REPO / "scripts" / "demo"), "--home", str(home), "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -24,6 +24,7 @@ from probity.config import Settings
 from probity.engine.types import FaceEngine
 from probity.interfaces.api import problems
 from probity.interfaces.api.observability import Metrics, monotonic_ms
+from probity.interfaces.api.security import SecurityHeaders
 from probity.interfaces.api.routes import (
     accounts,
     audit,
@@ -197,6 +198,11 @@ def create_app(
             f"every result is an investigative lead. {INVESTIGATIVE_LEAD_NOTICE}."
         ),
         lifespan=lifespan,
+        # No /docs or /redoc: FastAPI's pages load their scripts and fonts from a CDN (blank
+        # offline, and code from elsewhere on a page that holds a session). The OpenAPI
+        # document stays at /openapi.json for client generators.
+        docs_url=None,
+        redoc_url=None,
         generate_unique_id_function=problems.operation_id,
     )
     app.state.services = built
@@ -223,6 +229,7 @@ def create_app(
         bulk_max_bytes=settings.limits.max_bulk_upload_bytes + MULTIPART_OVERHEAD,
     )
     app.add_middleware(RequestLog, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeaders, settings=built.settings)  # outermost: every answer
     problems.document_errors(app)
     return app
 

@@ -88,6 +88,31 @@ class UserIn(BaseModel):
     organisation: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     training_expires: date | None = None
+    password: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "the first web password (at least 12 characters); without one, issue a reset "
+            "code (POST /api/v1/users/{username}/password-reset)"
+        ),
+    )
+
+
+class PasswordChangeIn(BaseModel):
+    current: str = Field(min_length=1, max_length=1000, description="the password now")
+    password: str = Field(min_length=1, max_length=1000, description="the new one (12+)")
+
+
+class PasswordResetOut(BaseModel):
+    username: str
+    code: str = Field(description="shown once: hand it to the person; works once")
+    expires_at: datetime
+
+
+class PasswordResetIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    code: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000, description="the new one (12+)")
 
 
 class UserUpdate(BaseModel):

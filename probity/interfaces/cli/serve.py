@@ -44,6 +44,12 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int = 1) ->
     from probity.interfaces.api.observability import configure_json_logging, prepare_metrics_dir
 
     os.environ["PROBITY_HOME"] = str(settings.home)  # for worker processes
+    # Unset secure_cookies: Secure cookies and HSTS unless only this machine can connect.
+    from probity.interfaces.api.security import secure_cookies_for_host
+
+    secure = secure_cookies_for_host(settings.server.secure_cookies, host)
+    settings.server.secure_cookies = secure
+    os.environ["PROBITY_SERVER__SECURE_COOKIES"] = "true" if secure else "false"
     prepare_metrics_dir(settings)
     from probity.interfaces.api.app import create_app
 

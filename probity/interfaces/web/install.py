@@ -11,8 +11,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from probity.interfaces.web import (
+    account_pages,
     admin_pages,
     audit_pages,
+    authorisation_pages,
     gallery_pages,
     pages,
     privacy_rules_pages,
@@ -27,6 +29,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     gallery_pages.router,
     audit_pages.router,
     admin_pages.router,
+    account_pages.router,  # /password-reset is public: it never asks for a session
+    authorisation_pages.router,
     rights_pages.router,  # /privacy is public: its routes never ask for a session
     privacy_rules_pages.router,
 )

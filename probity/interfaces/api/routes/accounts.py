@@ -27,6 +27,9 @@ from probity.interfaces.api.schemas import (
     OrganisationIn,
     OrganisationOut,
     Page,
+    PasswordChangeIn,
+    PasswordResetIn,
+    PasswordResetOut,
     UserIn,
     UserOut,
     UserUpdate,
@@ -42,7 +45,7 @@ def login(body: LoginIn, request: Request, response: Response, services: Service
     every unsafe request made with the cookie must send as ``X-CSRF-Token``."""
     client = request.client.host if request.client else "unknown"
     done = services.sessions.login(username=body.username, password=body.password, client=client)
-    set_session_cookie(response, services, done)
+    set_session_cookie(response, services, done, request)
     response.headers[CSRF_HEADER] = done.csrf_token
     return LoginOut(
         username=done.actor.username,
@@ -63,6 +66,25 @@ def logout(
     """Close the current web session (API keys have no session to close)."""
     if probity_session:
         services.sessions.logout(probity_session)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.post("/auth/password-reset", status_code=status.HTTP_204_NO_CONTENT)
+def redeem_password_reset(body: PasswordResetIn, services: ServicesDep) -> None:
+    """Set a new password with the one-time code an admin issued (no sign-in needed: the
+    code is the proof). Every session and API key of the account ends."""
+    services.accounts.redeem_reset(username=body.username, code=body.code, password=body.password)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(
+    body: PasswordChangeIn, actor: ActorDep, services: ServicesDep, response: Response
+) -> None:
+    """Change your own password (give the current one). Every session and API key of your
+    account ends, this one included: sign in again and make new keys."""
+    services.accounts.set_password(
+        actor=actor, username=actor.username, password=body.password, current=body.current
+    )
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
@@ -125,9 +147,21 @@ def create_user(
         username=body.username,
         roles=list(body.roles),
         training_expires=_end_of_day(body.training_expires),
+        password=body.password,
     )
     created(response, "users", user.username)
     return _user(user)
+
+
+@router.post("/users/{username}/password-reset", response_model=PasswordResetOut, status_code=201)
+def issue_password_reset(
+    username: str, actor: ActorDep, services: ServicesDep, response: Response
+) -> PasswordResetOut:
+    """An admin of the account's organisation issues a one-time reset code (24 hours, one
+    use; a new code replaces the last). The code is in this response only."""
+    reset = services.accounts.issue_reset(actor=actor, username=username)
+    response.headers["Cache-Control"] = "no-store"
+    return PasswordResetOut(username=reset.username, code=reset.code, expires_at=reset.expires_at)
 
 
 @router.get("/users", response_model=Page[UserOut])
