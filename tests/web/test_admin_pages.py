@@ -1,7 +1,8 @@
 """The admin pages in a real Chromium: the deployment operator creates an organisation and an
-account, a supervisor approves it, the operator changes its roles, training and state (the service and the
-audit log agree); an investigator sees no Admin menu and is refused every admin action; an API
-key is shown once and stops working when revoked; the pages read at 390 px."""
+account, a supervisor approves it, the operator changes its roles, training and state (the
+service and the audit log agree); an investigator sees no Admin menu and is refused every
+admin action; an API key is shown once and stops working when revoked; the pages read at
+390 px."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ from probity.config import Settings
 from probity.engine.types import FaceEngine
 from probity.interfaces.api import problems
 from probity.interfaces.api.observability import Metrics, monotonic_ms
-from probity.interfaces.api.security import SecurityHeaders
 from probity.interfaces.api.routes import (
     accounts,
     audit,
@@ -37,6 +36,7 @@ from probity.interfaces.api.routes import (
     rights,
     searches,
 )
+from probity.interfaces.api.security import SecurityHeaders
 from probity.interfaces.web import install as web
 from probity.services.clock import Clock, system_clock
 from probity.services.container import Services, build_services
