@@ -89,8 +89,11 @@ def test_every_page_carries_the_headers_and_breaks_no_rule_of_its_policy(
     live: LiveServer, browser: Any
 ) -> None:
     w = live.world
-    enrol_gallery(w)
+    probes = enrol_gallery(w)
     open_case(w)
+    found = search(w, probes["pair"]).json()
+    subject = found["faces"][0]["candidates"][0]["subject_id"]
+    result = f"/searches/{found['search_id']}"
     r = w.client.get("/login")
     policy = r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
@@ -108,7 +111,8 @@ def test_every_page_carries_the_headers_and_breaks_no_rule_of_its_policy(
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
     _login(page, live, "sup")
-    for path in [*EVERY_PAGE, "/account", "/login", "/privacy"]:
+    compare = f"{result}/faces/1/candidates/{subject}"
+    for path in [*EVERY_PAGE, result, f"{result}?face=2", compare, "/account", "/privacy"]:
         page.goto(f"{live.url}{path}")
         page.wait_for_load_state("networkidle")
     assert violations == []
