@@ -70,22 +70,23 @@ def logout(
 
 
 @router.post("/auth/password-reset", status_code=status.HTTP_204_NO_CONTENT)
-def redeem_password_reset(body: PasswordResetIn, services: ServicesDep) -> None:
+def redeem_password_reset(body: PasswordResetIn, services: ServicesDep) -> Response:
     """Set a new password with the one-time code an admin issued (no sign-in needed: the
     code is the proof). Every session and API key of the account ends."""
     services.accounts.redeem_reset(username=body.username, code=body.code, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(
-    body: PasswordChangeIn, actor: ActorDep, services: ServicesDep, response: Response
-) -> None:
+def change_password(body: PasswordChangeIn, actor: ActorDep, services: ServicesDep) -> Response:
     """Change your own password (give the current one). Every session and API key of your
     account ends, this one included: sign in again and make new keys."""
     services.accounts.set_password(
         actor=actor, username=actor.username, password=body.password, current=body.current
     )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @router.get("/me", response_model=Me)
