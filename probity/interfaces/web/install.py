@@ -20,11 +20,13 @@ from probity.interfaces.web import (
     privacy_rules_pages,
     review_pages,
     rights_pages,
+    search_pages,
 )
 from probity.interfaces.web.common import LoginRequired
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
+    search_pages.router,
     review_pages.router,
     gallery_pages.router,
     audit_pages.router,

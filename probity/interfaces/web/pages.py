@@ -1,23 +1,19 @@
-"""The web pages for signing in, cases and searches. Shared machinery (session, CSRF,
-rendering, menu) is in ``common``; reviews, galleries, audit and admin pages have their own
-modules."""
+"""The web pages for signing in and out. Shared machinery (session, CSRF, rendering, menu)
+is in ``common``; cases and searches (``search_pages``), reviews, galleries, audit and admin
+pages have their own modules."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from probity.domain.accounts import Action
-from probity.domain.search import SearchResult
 from probity.errors import CsrfFailed, ProbityError
 from probity.interfaces.api.deps import SESSION_COOKIE, ServicesDep, set_session_cookie
 from probity.interfaces.api.security import request_secure
-from probity.interfaces.api.uploads import read_upload
 from probity.interfaces.web.common import (
     SessionCookie,
     home_for,
@@ -26,9 +22,7 @@ from probity.interfaces.web.common import (
     signed_form,
     signed_in,
 )
-from probity.interfaces.web.review_pages import face_panel_context
 from probity.services.container import Services
-from probity.services.results import find_candidate
 
 router = APIRouter(include_in_schema=False)
 
@@ -119,122 +113,3 @@ def logout(
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/cases", response_class=HTMLResponse)
-def cases_page(
-    request: Request, services: ServicesDep, probity_session: SessionCookie = None
-) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    cases = [(c, services.cases.search_decision(c)) for c in services.cases.list(actor)]
-    return render(
-        request,
-        "cases.html",
-        actor=actor,
-        csrf=csrf,
-        cases=cases,
-        offences=services.settings.offence_categories,
-    )
-
-
-@router.post("/cases")
-def open_case(
-    request: Request,
-    services: ServicesDep,
-    csrf_token: Annotated[str, Form()],
-    reference: Annotated[str, Form(max_length=200)],
-    offence: Annotated[str, Form(max_length=100)],
-    justification: Annotated[str, Form(max_length=5000)],
-    authorisation: Annotated[str, Form(max_length=200)] = "",
-    pending: Annotated[bool, Form()] = False,
-    probity_session: SessionCookie = None,
-) -> Response:
-    actor, _ = signed_form(request, services, probity_session, csrf_token)
-    case = services.cases.open(
-        actor=actor,
-        reference=reference,
-        offence=offence,
-        justification=justification,
-        authorisation=authorisation.strip() or None,
-        pending=pending,
-    )
-    return RedirectResponse(f"/cases/{quote(case.reference, safe='')}", status_code=303)
-
-
-@router.get("/cases/{reference}", response_class=HTMLResponse)
-def case_page(
-    reference: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
-) -> Response:
-    actor, csrf = signed_in(request, services, probity_session)
-    case, searches = services.results.for_case(reference, actor=actor)
-    decision = services.cases.search_decision(case)
-    leads = []
-    if services.access.allows(actor, Action.LEAD_READ):
-        by_id: dict[str, SearchResult] = {s.id: s for s in searches}
-        for lead in services.reviews.leads(actor=actor, case_reference=case.reference):
-            result = by_id.get(lead.candidate.search_id)
-            candidate = find_candidate(result, lead.candidate) if result else None
-            if result is not None and candidate is not None:
-                leads.append((lead, result, candidate))
-    return render(
-        request,
-        "case.html",
-        actor=actor,
-        csrf=csrf,
-        case=case,
-        searches=searches,
-        decision=decision,
-        leads=leads,
-        can_search=services.access.allows(actor, Action.SEARCH_RUN),
-        can_report=services.access.allows(actor, Action.REPORT_CASE),
-    )
-
-
-@router.post("/cases/{reference}/searches")
-def run_search(
-    reference: str,
-    request: Request,
-    services: ServicesDep,
-    csrf_token: Annotated[str, Form()],
-    probe: Annotated[UploadFile, File()],
-    probity_session: SessionCookie = None,
-) -> Response:
-    """Search every face of the uploaded probe within the case, then show the result."""
-    actor, _ = signed_form(request, services, probity_session, csrf_token)
-    data = read_upload(probe, services.settings.limits.max_upload_bytes)
-    result = services.search.search(actor=actor, case_reference=reference, probe=data)
-    return RedirectResponse(f"/searches/{result.id}", status_code=303)
-
-
-@router.get("/searches/{search_id}", response_class=HTMLResponse)
-def search_page(
-    search_id: str,
-    request: Request,
-    services: ServicesDep,
-    face: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    probity_session: SessionCookie = None,
-) -> Response:
-    """The probe with every face boxed and numbered (refused faces marked with the reason),
-    a face picker, and the picked face's candidates under the investigative-lead banner."""
-    actor, csrf = signed_in(request, services, probity_session)
-    result = services.results.get(search_id, actor=actor)
-    width, height = services.results.probe_size(search_id, actor=actor)
-    return render(
-        request,
-        "search.html",
-        actor=actor,
-        csrf=csrf,
-        width=width,
-        height=height,
-        **face_panel_context(services, actor, result, face),
-    )
-
-
-@router.get("/searches/{search_id}/probe")
-def probe_image(
-    search_id: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
-) -> Response:
-    """The probe photo (decrypted for this response only; never cached by the browser)."""
-    actor, _ = signed_in(request, services, probity_session)
-    data = services.results.probe_jpeg(search_id, actor=actor)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
