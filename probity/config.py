@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from probity.domain.accounts import OrganisationKind
@@ -47,6 +47,7 @@ class EngineSettings(BaseModel):
         ge=1,
         le=32,
         description="processes analysing faces in bulk enrolment (dlib holds the GIL)",
+        json_schema_extra={"doc_default": "the number of CPUs, at most 4"},
     )
     embed_jitters: int = Field(0, ge=0, le=10, description="dlib re-sampling per face; 0 = fast")
     default_model: str = Field(
@@ -109,7 +110,9 @@ class LimitSettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
-    default_top_k: int = Field(10, ge=1, le=100)
+    default_top_k: int = Field(
+        10, ge=1, le=100, description="candidates (distinct subjects) per face when not asked"
+    )
     default_target_fmr: float = Field(
         0.005, description="target false-match rate; mapped to a distance by engine/thresholds"
     )
@@ -195,15 +198,51 @@ class ServerSettings(BaseModel):
         5, ge=1, description="failed logins per username per window (4x that per client address)"
     )
     login_window_s: int = Field(900, ge=1, description="the login rate-limit window, seconds")
-    secure_cookies: bool = Field(
-        False, description="mark the session cookie Secure (set true behind HTTPS)"
+    secure_cookies: bool | None = Field(
+        None,
+        description=(
+            "mark the session cookies Secure and send Strict-Transport-Security. Unset (the "
+            "default): on when `probity serve` listens on any address but loopback, and "
+            "otherwise on for requests that arrived over HTTPS; false only for a plain-HTTP "
+            "test set-up"
+        ),
     )
+    login_limit_storage: str = Field(
+        "memory://",
+        description=(
+            "where the login limiter counts failures (a `limits` storage URI): memory:// "
+            "keeps them per process; redis://host:6379 or memcached://host:11211 shares them "
+            "across API processes"
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description=(
+            "bearer token the Prometheus scraper sends to /metrics (Authorization: Bearer "
+            "...), at least 24 characters; no personal API key is needed or accepted there. "
+            "Unset: /metrics refuses every scrape (401)"
+        ),
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("the metrics token needs at least 24 characters")
+        return value
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROBITY_", env_nested_delimiter="__")
 
-    home: Path = Field(default_factory=default_home)
+    home: Path = Field(
+        default_factory=default_home,
+        description=(
+            "the home folder: database (SQLite), master.key, keys/, blobs/, index/, staging/; "
+            "the CLI's --home overrides it"
+        ),
+        json_schema_extra={"doc_default": "`~/.probity`"},
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<home>/probity.db"
     )

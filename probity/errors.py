@@ -12,15 +12,18 @@ Services and lower layers raise these; only interfaces translate them (the CLI p
     │   ├── QualityRefused (422)           every face is below the quality floor
     │   ├── JurisdictionExcluded (422)     collected in a jurisdiction a rule excludes
     │   ├── ManifestError (400)            a manifest file is unreadable or lacks columns
+    │   ├── UnsupportedOperatingPoint (422) a target FMR the model's table does not hold
+    │   ├── IdempotencyKeyReused (422)     the same Idempotency-Key with a different request
     │   └── TooManyFiles (413)             a bulk upload over the image or row count limit
     ├── NotFound (404)
-    │   ├── GalleryNotFound, SubjectNotFound, CaseNotFound, SearchNotFound,
+    │   ├── GalleryNotFound, SubjectNotFound, EnrolmentNotFound, CaseNotFound, SearchNotFound,
     │   └── CandidateNotFound, JobNotFound, RequestNotFound
     ├── Conflict (409)
     │   ├── AlreadyExists                  a gallery/case reference in use
     │   ├── AlreadyEnrolled                the same image is already enrolled for the subject
     │   ├── ObjectionOnFile                the face matches the suppression list (an objection)
-    │   └── AlreadyReviewed                this person already reviewed this candidate
+    │   ├── AlreadyReviewed                this person already reviewed this candidate
+    │   └── IdempotencyInProgress          the first request with this key is still running
     ├── Unauthenticated (401)              no credentials, or a bad key, password or session
     ├── NotPermitted (403)
     │   ├── CaseNotSearchable              authorisation pending > 48 h, rejected or expired
@@ -96,6 +99,21 @@ class TooManyFiles(InvalidInput):
     status = 413
 
 
+class UnsupportedOperatingPoint(InvalidInput):
+    """A target false-match rate that is not a row of the model's measured table. Refused
+    rather than rounded to a neighbour, so the threshold a search reports is the one asked."""
+
+    code = "unsupported_operating_point"
+    status = 422
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An ``Idempotency-Key`` already used by this person for a different request."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
 class NotFound(ProbityError):
     code = "not_found"
     status = 404
@@ -108,6 +126,10 @@ class GalleryNotFound(NotFound):
 
 class SubjectNotFound(NotFound):
     code = "subject_not_found"
+
+
+class EnrolmentNotFound(NotFound):
+    code = "enrolment_not_found"
 
 
 class CaseNotFound(NotFound):
@@ -152,6 +174,12 @@ class AlreadyEnrolled(Conflict):
 
 class AlreadyReviewed(Conflict):
     code = "already_reviewed"
+
+
+class IdempotencyInProgress(Conflict):
+    """A repeat of a request whose first attempt (same key) has not finished yet."""
+
+    code = "idempotency_in_progress"
 
 
 class ObjectionOnFile(Conflict):

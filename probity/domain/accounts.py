@@ -19,7 +19,8 @@ class OrganisationKind(StrEnum):
 
 
 class Role(StrEnum):
-    ADMIN = "admin"  # creates organisations and accounts; no access to cases or biometrics
+    OPERATOR = "operator"  # runs the deployment: organisations, accounts in any organisation
+    ADMIN = "admin"  # accounts of their own organisation; no access to cases or biometrics
     SUPERVISOR = "supervisor"  # approves users, decides authorisations, reads case reports
     CURATOR = "curator"  # data controller for galleries: enrolment, removal, rebuilds
     INVESTIGATOR = "investigator"  # opens cases, searches, records first reviews
@@ -84,7 +85,9 @@ class Resource:
 
     ``organisation_id``: the owning organisation (a case's, a gallery's), None for actions
     on the deployment itself (creating an organisation). ``reviewed_by``: users who already
-    recorded a review of this candidate (two-person rule)."""
+    recorded a review of this candidate (two-person rule). ``grants``: the roles an account
+    change would give (only an operator grants the operator role)."""
 
     organisation_id: str | None = None
     reviewed_by: frozenset[str] = field(default_factory=frozenset)
+    grants: frozenset[Role] = field(default_factory=frozenset)

@@ -21,6 +21,8 @@ GENESIS_HASH = "0" * 64
 
 class AuditAction(StrEnum):
     INIT = "system.init"
+    BACKUP = "system.backup"  # probity backup: where the data and the keys went
+    RESTORE = "system.restore"  # probity restore: a home recreated from a backup
     GALLERY_CREATE = "gallery.create"
     GALLERY_MIGRATE_START = "gallery.migrate_start"  # a model migration begun
     GALLERY_MIGRATE_REFUSED = "gallery.migrate_refused"  # the new model refused a face
@@ -42,6 +44,8 @@ class AuditAction(StrEnum):
     KEY_CREATE = "apikey.create"
     KEY_REVOKE = "apikey.revoke"
     PASSWORD_SET = "user.password"
+    PASSWORD_RESET_ISSUE = "user.password_reset_issued"
+    PASSWORD_RESET = "user.password_reset"
     LOGIN = "session.login"
     LOGIN_FAILED = "session.login_failed"
     LOGOUT = "session.logout"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probity.domain.search import Threshold
-from probity.errors import InvalidInput
+from probity.errors import InvalidInput, UnsupportedOperatingPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,29 @@ DLIB_TABLE = FmrTable(
 TABLES: dict[str, FmrTable] = {DLIB_TABLE.model_name: DLIB_TABLE}
 """The tables compiled in, by model name; ONNX models bring theirs in their model file."""
 SOURCE = DLIB_TABLE.source
+
+
+def supported_fmrs(model: str | FmrTable) -> tuple[float, ...]:
+    """The target false-match rates a search may ask for: the model's measured rows, lowest
+    first (empty for a model without a table). ``model`` is a table or the name of a
+    compiled-in one."""
+    table = TABLES.get(model) if isinstance(model, str) else model
+    return tuple(sorted(p.fmr for p in table.points)) if table is not None else ()
+
+
+def require_supported_fmr(model: str | FmrTable, target_fmr: float) -> None:
+    """Refuse (422) a ``target_fmr`` that is not one of the model's measured rows. Without
+    this, 0.01 would quietly become the 0.005 row below it: the caller would believe they
+    searched at 1 % and the report would say 0.5 %. Interpolating between rows would invent
+    a measurement we do not have, so the choice is refused with the supported values."""
+    supported = supported_fmrs(model)
+    model_name = model if isinstance(model, str) else model.model_name
+    if not any(abs(target_fmr - f) <= 1e-12 for f in supported):
+        listed = ", ".join(f"{f:g}" for f in supported) or "none"
+        raise UnsupportedOperatingPoint(
+            f"target FMR {target_fmr:g} is not a measured operating point of {model_name}; "
+            f"choose one of: {listed}"
+        )
 
 
 def threshold_for_fmr(model: str | FmrTable, target_fmr: float | None) -> Threshold:

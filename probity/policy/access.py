@@ -5,14 +5,17 @@ rule lives in exactly one place. The rules, in the order they are checked:
 
 1. The account must be approved by a supervisor and active.
 2. One of the actor's roles must grant the action (``ROLE_ACTIONS``).
-3. Resources of an organisation are reachable only from inside it; only admins act on the
-   deployment (organisations, accounts) across organisations.
+3. Resources of an organisation are reachable only from inside it. Admins manage the
+   accounts of their own organisation; only a deployment operator (``Role.OPERATOR``) acts
+   across organisations: creating organisations, and accounts in any of them. Nobody but an
+   operator grants the operator role (an organisation's admin must not raise someone above
+   the wall they themselves stand behind).
 4. Searching needs an organisation whose kind may search (deployment configuration, default
    law enforcement only) and a training attestation that has not lapsed.
 5. A reviewer may review a candidate once: a second review must come from someone else.
 6. Jurisdiction rules: curators and privacy officers set them for their organisation's
-   galleries; a deployment-wide rule (no organisation) is an admin's (or the local
-   operator's, who is not asked), because it binds every organisation's galleries.
+   galleries; a deployment-wide rule (no organisation) is a deployment operator's (or the
+   local operator's, who is not asked), because it binds every organisation's galleries.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from probity.policy.decision import Decision
 
 A = Action
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
-    Role.ADMIN: frozenset(
+    Role.OPERATOR: frozenset(
         {
             A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE, A.KEY_CREATE,
             A.JURISDICTION_RULE,
         }
+    ),
+    Role.ADMIN: frozenset(
+        {A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE, A.KEY_CREATE}
     ),
     Role.SUPERVISOR: frozenset(
         {
@@ -66,8 +72,11 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     ),
 }  # fmt: skip
 
-DEPLOYMENT_ACTIONS = frozenset({A.ORG_CREATE, A.USER_CREATE, A.USER_UPDATE})
-"""Actions on the deployment itself: an admin may take them for any organisation."""
+DEPLOYMENT_ACTIONS = frozenset(
+    {A.ORG_CREATE, A.ORG_READ, A.USER_CREATE, A.USER_READ, A.USER_UPDATE}
+)
+"""Actions on the deployment itself: a deployment operator may take them for any
+organisation (an admin only for their own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +97,11 @@ def decide(actor: Actor, action: Action, resource: Resource, context: Context) -
         roles = ", ".join(sorted(r.value for r in actor.roles)) or "no role"
         return Decision.deny(f"{action.value} is not allowed for {roles}")
     foreign = resource.organisation_id not in (None, actor.organisation_id)
-    admin_on_deployment = action in DEPLOYMENT_ACTIONS and Role.ADMIN in actor.roles
-    if foreign and not admin_on_deployment:
+    operating = action in DEPLOYMENT_ACTIONS and Role.OPERATOR in actor.roles
+    if foreign and not operating:
         return Decision.deny("the resource belongs to another organisation")
+    if Role.OPERATOR in resource.grants and Role.OPERATOR not in actor.roles:
+        return Decision.deny("only a deployment operator may grant the operator role")
     if action is A.SEARCH_RUN:
         if actor.organisation_kind not in context.searching_kinds:
             kinds = ", ".join(sorted(k.value for k in context.searching_kinds))
@@ -107,11 +118,11 @@ def decide(actor: Actor, action: Action, resource: Resource, context: Context) -
     if (
         action is A.JURISDICTION_RULE
         and resource.organisation_id is None
-        and Role.ADMIN not in actor.roles
+        and Role.OPERATOR not in actor.roles
     ):
         return Decision.deny(
-            "a deployment-wide jurisdiction rule is set by an admin; curators and privacy "
-            "officers set rules for their organisation's galleries"
+            "a deployment-wide jurisdiction rule is set by a deployment operator; curators "
+            "and privacy officers set rules for their organisation's galleries"
         )
     if action is A.REVIEW_RECORD and actor.user_id in resource.reviewed_by:
         return Decision.deny(

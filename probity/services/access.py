@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probity.domain.accounts import Action, Actor, OrganisationKind, Resource
+from probity.domain.review import Review
 from probity.policy.access import Context, decide, ensure
 from probity.services.clock import Clock
 
@@ -67,3 +68,15 @@ class AccessGuard:
         """Whether a list shown to ``who`` may include a thing owned by ``organisation_id``
         (their own organisation's, or the deployment's shared ones)."""
         return isinstance(who, str) or organisation_id in (None, who.organisation_id)
+
+
+def could_still_review(
+    guard: AccessGuard, actor: Who, organisation_id: str | None, reviews: list[Review]
+) -> bool:
+    """Whether ``actor`` may yet record a review of this candidate, and so must not see the
+    others' decisions anywhere: review pages, reports, the audit log (blind review). The
+    local operator never reviews."""
+    if isinstance(actor, str):
+        return False
+    reviewed = frozenset(r.reviewer_id for r in reviews)
+    return guard.allows(actor, Action.REVIEW_RECORD, Resource(organisation_id, reviewed))

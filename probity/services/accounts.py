@@ -1,22 +1,27 @@
 """Organisations, user accounts and API keys: the admin steps of a server deployment.
 
-No self sign-up. The local operator (whoever runs the CLI on the server) or an admin creates
-organisations and users; a user can act only once approved by a supervisor of their own
-organisation. The first supervisor of an organisation has nobody to approve them, so the
-local operator does, and the audit event says so. Admins change roles, training expiry and
-whether an account is active, never their own, and never so that an organisation is left
-without an active supervisor to approve its accounts. API keys are shown once and stored as an
-argon2 hash; the key's public id makes lookup a single row read.
+No self sign-up. The local operator (whoever runs the CLI on the server) or a deployment
+operator (``Role.OPERATOR``) creates organisations; they and each organisation's admins create
+users (an admin only in their own organisation); a user can act only once approved by a
+supervisor of their own organisation. The first supervisor of an organisation has nobody to
+approve them, so the local operator does, and the audit event says so. Admins change roles,
+training expiry and whether an account is active, never their own, and never so that an
+organisation is left without an active supervisor to approve its accounts. Deactivating an
+account or changing its password ends its sessions and API keys. Passwords are set at
+creation, changed by their owner (who gives the current one), or reset with a one-time code
+an admin issues. API keys are shown once and stored as an argon2 hash; the key's public id
+makes lookup a single row read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from argon2 import PasswordHasher
@@ -37,7 +42,7 @@ from probity.errors import (
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
-from probity.storage.accounts import ApiKeys, Organisations, Users
+from probity.storage.accounts import ApiKeys, Organisations, Sessions, Users
 from probity.storage.db import Database
 from probity.storage.tables import ApiKeyRow, UserRow
 
@@ -46,6 +51,9 @@ KEY_PREFIX = "pb"
 KEY_CACHE_S = 60.0
 """How long a verified API key is trusted without another argon2 verification, seconds."""
 MIN_PASSWORD_LENGTH = 12
+RESET_LIFETIME = timedelta(hours=24)
+"""How long an admin's password reset code works: a working day to hand it over in person
+or by phone, short enough that a code left in a note goes stale."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +78,10 @@ def _info(user: UserRow, organisation: str) -> UserInfo:
 
 
 def _sees_everyone(actor: Who) -> bool:
-    """Admins manage accounts across the deployment; everyone else within their organisation.
-    (The policy still decides what they may do; this only decides what they are shown.)"""
-    return isinstance(actor, str) or Role.ADMIN in actor.roles
+    """Deployment operators manage accounts across the deployment; everyone else, admins
+    included, within their organisation. (The policy still decides what they may do; this
+    only decides what they are shown.)"""
+    return isinstance(actor, str) or Role.OPERATOR in actor.roles
 
 
 def actor_for(session: Session, user: UserRow) -> Actor:
@@ -90,6 +99,22 @@ def actor_for(session: Session, user: UserRow) -> Actor:
         username=user.username,
         organisation_name=org.name,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordReset:
+    username: str
+    code: str  # shown once to the admin, who hands it to the person; stored as a sha256
+    expires_at: datetime
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +168,14 @@ class AccountService:
         username: str,
         roles: list[Role],
         training_expires: datetime | None,
+        password: str | None = None,
     ) -> UserInfo:
-        """A new account, not yet approved: it can do nothing until a supervisor approves."""
+        """A new account, not yet approved: it can do nothing until a supervisor approves.
+        ``password``, when given, is the account's first web password (at least
+        MIN_PASSWORD_LENGTH characters); without one the person cannot sign in until an
+        admin issues a reset code (``issue_reset``) or the local operator sets one."""
+        if password is not None:
+            _check_password(password)
         if not _USERNAME.match(username):
             raise InvalidInput(
                 f"username {username!r}: 2-64 lower-case letters, digits, '.', '_' or '-'"
@@ -153,9 +184,9 @@ class AccountService:
             raise InvalidInput("a user needs at least one role")
         with self.db.transaction() as session:
             org = Organisations(session).by_name(organisation)
-            if org is None:
+            if org is None or not (_sees_everyone(actor) or self.guard.sees(actor, org.id)):
                 raise NotFound(f"no organisation named '{organisation}'")
-            self.guard.check(actor, Action.USER_CREATE, Resource(org.id))
+            self.guard.check(actor, Action.USER_CREATE, Resource(org.id, grants=frozenset(roles)))
             users = Users(session)
             if users.by_username(username) is not None:
                 raise AlreadyExists(f"user '{username}' already exists")
@@ -167,6 +198,7 @@ class AccountService:
                     roles=sorted({r.value for r in roles}),
                     active=True,
                     training_expires=training_expires,
+                    password_hash=self.hasher.hash(password) if password else None,
                     created_at=self.clock(),
                     created_by=name_of(actor),
                 )
@@ -179,6 +211,7 @@ class AccountService:
                     "user": username,
                     "organisation": org.name,
                     "roles": sorted(r.value for r in roles),
+                    "password_set": password is not None,
                 },
             )
         return UserInfo(
@@ -261,7 +294,16 @@ class AccountService:
                 _sees_everyone(actor) or self.guard.sees(actor, user.organisation_id)
             ):
                 raise NotFound(f"no user named '{username}'")
-            self.guard.check(actor, Action.USER_UPDATE, Resource(user.organisation_id))
+            self.guard.check(
+                actor,
+                Action.USER_UPDATE,
+                # An operator's account is an operator's to change, like the role itself.
+                Resource(
+                    user.organisation_id,
+                    grants=frozenset(roles or ())
+                    | frozenset(Role(r) for r in user.roles if r == Role.OPERATOR.value),
+                ),
+            )
             if not isinstance(actor, str) and actor.user_id == user.id:
                 raise NotPermitted("nobody may change their own roles, training or account state")
             before: dict[str, object] = {}
@@ -301,12 +343,15 @@ class AccountService:
                 user.training_expires = training_expires
             if active is not None:
                 user.active = active
-            self._record(
-                session,
-                actor,
-                AuditAction.USER_UPDATE,
-                {"user": username, "organisation": org_name, "before": before, "after": after},
-            )
+            details: dict[str, object] = {
+                "user": username,
+                "organisation": org_name,
+                "before": before,
+                "after": after,
+            }
+            if active is False:
+                details |= self._end_access(session, user)
+            self._record(session, actor, AuditAction.USER_UPDATE, details)
             return _info(user, org_name)
 
     def create_api_key(self, *, actor: Who, username: str, label: str) -> NewApiKey:
@@ -369,6 +414,8 @@ class AccountService:
             assert row is not None
             user = session.get(UserRow, row.user_id)
             assert user is not None
+            if not user.active:
+                raise Unauthenticated("the account is deactivated")
             return actor_for(session, user)
 
     def list_keys(self, *, actor: Who, username: str) -> list[ApiKeyInfo]:
@@ -426,19 +473,101 @@ class AccountService:
                 o for o in Organisations(session).all() if everyone or self.guard.sees(actor, o.id)
             ]
 
-    def set_password(self, *, actor: Who, username: str, password: str) -> None:
-        """Set a web login password (argon2). Only the local operator, or the person
-        themselves, may set it."""
+    def set_password(
+        self, *, actor: Who, username: str, password: str, current: str | None = None
+    ) -> None:
+        """Set a web login password (argon2). The local operator may set anyone's; a person
+        changes their own and must give the ``current`` one (a session left open on a shared
+        desk must not be enough to take the account over). Every session and API key of the
+        account ends: whoever held the old password, or a key made with it, is out."""
         if not isinstance(actor, str) and actor.username != username:
             raise NotPermitted("you can only change your own password")
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        _check_password(password)
         with self.db.transaction() as session:
             user = Users(session).by_username(username)
             if user is None:
                 raise NotFound(f"no user named '{username}'")
+            if not isinstance(actor, str) and not self._verifies(user.password_hash, current):
+                raise Unauthenticated("the current password is wrong")
             user.password_hash = self.hasher.hash(password)
-            self._record(session, actor, AuditAction.PASSWORD_SET, {"user": username})
+            user.password_reset_hash = None
+            user.password_reset_expires = None
+            ended = self._end_access(session, user)
+            self._record(session, actor, AuditAction.PASSWORD_SET, {"user": username, **ended})
+
+    def issue_reset(self, *, actor: Who, username: str) -> PasswordReset:
+        """A one-time password reset code for ``username``, from an admin of their
+        organisation (or a deployment operator, or the local operator). The code is shown
+        once, stored as a sha256 (it is 128 random bits, so a fast hash is enough), valid for
+        RESET_LIFETIME and for one use; a new code replaces an older one. Nobody issues one
+        for their own account (that would sidestep knowing the current password)."""
+        with self.db.transaction() as session:
+            user = Users(session).by_username(username)
+            if user is None or not (
+                _sees_everyone(actor) or self.guard.sees(actor, user.organisation_id)
+            ):
+                raise NotFound(f"no user named '{username}'")
+            self.guard.check(
+                actor,
+                Action.USER_UPDATE,
+                Resource(
+                    user.organisation_id,
+                    grants=frozenset(Role(r) for r in user.roles if r == Role.OPERATOR.value),
+                ),
+            )
+            if not isinstance(actor, str) and actor.user_id == user.id:
+                raise NotPermitted("change your own password with your current one instead")
+            code = secrets.token_urlsafe(16)
+            expires = self.clock() + RESET_LIFETIME
+            user.password_reset_hash = _sha256(code)
+            user.password_reset_expires = expires
+            self._record(
+                session,
+                actor,
+                AuditAction.PASSWORD_RESET_ISSUE,
+                {"user": username, "expires_at": expires.isoformat()},
+            )
+        return PasswordReset(username, code, expires)
+
+    def redeem_reset(self, *, username: str, code: str, password: str) -> None:
+        """Set a new password with a reset code (no sign-in needed: the code is the proof).
+        The code works once and until it expires; every session and API key of the account
+        ends. Wrong, used and expired codes get one answer."""
+        _check_password(password)
+        with self.db.transaction() as session:
+            user = Users(session).by_username(username)
+            stored = user.password_reset_hash if user is not None else None
+            expires = user.password_reset_expires if user is not None else None
+            valid = (
+                user is not None
+                and stored is not None
+                and expires is not None
+                and expires > self.clock()
+                and hmac.compare_digest(stored, _sha256(code))
+            )
+            if not valid or user is None:
+                raise Unauthenticated("the reset code is wrong, used or expired; ask for another")
+            user.password_hash = self.hasher.hash(password)
+            user.password_reset_hash = None
+            user.password_reset_expires = None
+            ended = self._end_access(session, user)
+            self._record(session, username, AuditAction.PASSWORD_RESET, {"user": username, **ended})
+
+    def _end_access(self, session: Session, user: UserRow) -> dict[str, object]:
+        """Close every session and revoke every API key of ``user`` (in this process at
+        once; the key cache of other API processes cannot outlive a revoked key because
+        ``authenticate_key`` re-reads the key row on every request)."""
+        closed = Sessions(session).delete_for_user(user.id)
+        revoked = ApiKeys(session).revoke_all(user.id, self.clock())
+        for key_id in revoked:
+            self._verified.pop(key_id, None)
+        return {"sessions_closed": closed, "keys_revoked": revoked}
+
+    def _verifies(self, stored: str | None, password: str | None) -> bool:
+        try:
+            return self.hasher.verify(stored or self._dummy_hash, password or "-") and bool(stored)
+        except (VerificationError, InvalidHashError):
+            return False
 
     def _record(
         self, session: Session, actor: Who, action: AuditAction, details: dict[str, object]

@@ -10,7 +10,7 @@ every checkpoint's signature and that the event it names still has the signed ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +29,13 @@ from probity.domain.audit import (
     checkpoint_message,
     verify_chain,
 )
-from probity.services.access import AccessGuard, Who, name_of, organisation_of
+from probity.domain.review import CandidateRef, Review
+from probity.services.access import AccessGuard, Who, could_still_review, name_of, organisation_of
 from probity.services.clock import Clock
+from probity.storage.casework import Reviews, StoredSearches
 from probity.storage.db import Database
 from probity.storage.keyring import CheckpointSigner
-from probity.storage.repositories import AuditLog
+from probity.storage.repositories import AuditLog, Cases
 
 
 def record(
@@ -221,7 +223,9 @@ class AuditService:
         with self.db.transaction() as session:
             log = AuditLog(session)
             total = log.count_matching(**filters)
-            found = list(log.events(limit=limit, offset=offset, **filters))
+            found = _blind(
+                session, self.guard, actor, list(log.events(limit=limit, offset=offset, **filters))
+            )
             self.record(
                 session,
                 AuditRecord(
@@ -239,6 +243,49 @@ class AuditService:
                 ),
             )
         return AuditPage(found, total)
+
+
+WITHHELD = "withheld until you record your own review (blind review)"
+_DECISIONS = {AuditAction.REVIEW.value: "decision", AuditAction.LEAD.value: "confirmed_by"}
+"""Audit events that carry review decisions, and the detail that holds them."""
+
+
+def _blind(
+    session: Session, guard: AccessGuard, actor: Who, events: list[AuditEvent]
+) -> list[AuditEvent]:
+    """Blind review in the audit log: a reader who could still review a candidate (an
+    examiner who is also an auditor, say) sees that reviews happened and by whom, never
+    their decisions, until they have recorded their own (as on the review pages). The
+    stored event is untouched; only this reader's copy says WITHHELD."""
+    refs = {
+        e.seq: CandidateRef(str(e.details["search_id"]), int(e.details["face"]), e.subject_ids[0])
+        for e in events
+        if e.action in _DECISIONS and e.subject_ids and "search_id" in e.details
+    }
+    if isinstance(actor, str) or not refs:
+        return events
+    search_ids = {r.search_id for r in refs.values()}
+    grouped: dict[CandidateRef, list[Review]] = {ref: [] for ref in refs.values()}
+    for review in Reviews(session).for_searches(search_ids):
+        grouped.setdefault(review.candidate, []).append(review)
+    owners: dict[str, str | None] = {}
+    for search_id in search_ids:
+        stored = StoredSearches(session).get(search_id)
+        case = Cases(session).get(stored.case_id) if stored else None
+        if case is not None:  # a rejected case's searches are gone: nobody reviews them
+            owners[search_id] = case.organisation_id
+    hidden = {
+        ref
+        for ref in grouped
+        if ref.search_id in owners
+        and could_still_review(guard, actor, owners[ref.search_id], grouped[ref])
+    }
+    return [
+        replace(e, details={**e.details, _DECISIONS[e.action]: WITHHELD})
+        if refs.get(e.seq) in hidden
+        else e
+        for e in events
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from probity.services.clock import Clock, system_clock
 from probity.services.enrolment import EnrolmentService
 from probity.services.erasure import ErasureService
 from probity.services.galleries import GalleryService
+from probity.services.idempotency import IdempotencyService
 from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
 from probity.services.jurisdictions import JurisdictionService
@@ -135,11 +136,18 @@ def build_services(
     ``engine`` (one engine) or ``engines`` (a set) replace the installed models: tests."""
     master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
-    if not db.is_current():
+    pending = db.pending_migrations()
+    if pending:
+        initialised = db.current_revision() is not None
         db.dispose()
+        if not initialised:
+            raise NotInitialised(
+                f"the database at {settings.resolved_database_url} is not initialised "
+                "(run 'probity init')"
+            )
         raise NotInitialised(
-            f"the database at {settings.resolved_database_url} is not initialised or is out of "
-            "date (run 'probity init')"
+            f"the database at {settings.resolved_database_url} is out of date, migrations "
+            f"pending: {', '.join(revision for revision, _ in pending)} (run 'probity migrate')"
         )
     passed = engine is not None or engines is not None  # test fakes run in this process
     if engines is None:
@@ -193,6 +201,7 @@ def build_services(
         vault=vault,
     )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
+    idempotency = IdempotencyService(db=db, clock=clock)
     erasure = ErasureService(
         db=db,
         audit=audit,
@@ -240,6 +249,7 @@ def build_services(
         max_upload_bytes=limits.max_upload_bytes,
         suppression=suppression,
         jurisdictions=jurisdictions,
+        idempotency=idempotency,
     )
     rights = RightsService(
         db=db,
@@ -287,8 +297,10 @@ def build_services(
             ),
             suppression=suppression,
             jurisdictions=jurisdictions,
+            idempotency=idempotency,
+            results=results,
         ),
-        subjects=SubjectService(erasure=erasure),
+        subjects=SubjectService(erasure=erasure, galleries=galleries, db=db),
         indexes=indexes,
         maintenance=IndexMaintenance(
             db=db, audit=audit, galleries=galleries, vault=vault, indexes=indexes
@@ -301,6 +313,7 @@ def build_services(
             session_hours=server.session_hours,
             max_failures=server.login_attempts,
             window_s=server.login_window_s,
+            limit_storage=server.login_limit_storage,
         ),
         results=results,
         reviews=reviews,

@@ -32,6 +32,7 @@ from probity.engine.types import AnalysedFace
 from probity.errors import (
     AlreadyEnrolled,
     Conflict,
+    EnrolmentNotFound,
     ImageTooLarge,
     InvalidInput,
     MissingProvenance,
@@ -44,6 +45,7 @@ from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
+from probity.services.idempotency import IdempotencyService, fingerprint
 from probity.services.indexes import IndexSet, IndexSlot
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.manifest import ManifestRow, read_manifest
@@ -103,7 +105,9 @@ class EnrolmentService:
         max_upload_bytes: int,
         suppression: SuppressionService | None = None,
         jurisdictions: JurisdictionService | None = None,
+        idempotency: IdempotencyService | None = None,
     ) -> None:
+        self.idempotency = idempotency
         self.db = db
         self.audit = audit
         self.clock = clock
@@ -124,9 +128,48 @@ class EnrolmentService:
         subject: str,
         image: bytes,
         provenance: Mapping[str, str | None],
+        idempotency_key: str | None = None,
     ) -> EnrolOutcome:
         """Enrol one image. Raises a ProbityError (nothing written) if it cannot be enrolled;
-        an image already enrolled for this subject raises AlreadyEnrolled."""
+        an image already enrolled for this subject raises AlreadyEnrolled.
+
+        With ``idempotency_key``, the same person sending the same enrolment again (a retry
+        after a lost answer) gets the first answer back, rebuilt from the stored enrolment,
+        instead of AlreadyEnrolled; the same key with a different request is refused (422).
+        Faces refused in the first answer are not repeated (they were never stored)."""
+        if idempotency_key is None or self.idempotency is None:
+            return self._enrol(actor, gallery, subject, image, provenance)
+        request = fingerprint(
+            gallery=gallery, subject=subject, image=image, provenance=dict(provenance)
+        )
+        return self.idempotency.once(
+            actor=actor,
+            operation="enrolment",
+            key=idempotency_key,
+            request=request,
+            perform=lambda: self._enrol(actor, gallery, subject, image, provenance),
+            made=lambda outcome: str(outcome.enrolment.id) if outcome.enrolment else "",
+            replay=lambda enrolment_id: self._stored(actor, gallery, subject, enrolment_id),
+        )
+
+    def _stored(self, actor: Who, gallery: str, subject: str, enrolment_id: str) -> EnrolOutcome:
+        target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
+        with self.db.read() as session:
+            found = Enrolments(session).get_many([enrolment_id]).get(enrolment_id)
+        if found is None or found.gallery_id != target.id:
+            raise EnrolmentNotFound(
+                "the enrolment made with this idempotency key no longer exists (erased)"
+            )
+        return EnrolOutcome(RowStatus.ENROLLED, subject, found)
+
+    def _enrol(
+        self,
+        actor: Who,
+        gallery: str,
+        subject: str,
+        image: bytes,
+        provenance: Mapping[str, str | None],
+    ) -> EnrolOutcome:
         target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
         prepared = self._prepare(target, subject, image, provenance)
         if isinstance(prepared, EnrolOutcome):

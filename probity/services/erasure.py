@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action, Resource
@@ -42,7 +43,7 @@ from probity.storage.db import Database
 from probity.storage.jobs import Jobs
 from probity.storage.pruning import forget_subject
 from probity.storage.repositories import Enrolments, Subjects, Templates
-from probity.storage.tables import ErasureReceiptRow, SubjectRow
+from probity.storage.tables import ErasureReceiptRow, GalleryRow, SubjectRow
 from probity.storage.vault import Vault
 
 MIN_REASON = 3
@@ -332,19 +333,39 @@ class ErasureService:
         )
 
     def receipt(self, number: str, *, actor: Who) -> ErasureReceipt:
-        """One receipt by number (for privacy officers, auditors and the local operator)."""
+        """One receipt by number (for privacy officers and the local operator), within the
+        actor's organisation (see ``receipts``); another organisation's reads as unknown."""
         self.guard.check(actor, Action.RIGHTS_HANDLE)
         with self.db.read() as session:
-            row = session.get(ErasureReceiptRow, number)
+            stmt = _scoped(select(ErasureReceiptRow), actor).where(ErasureReceiptRow.id == number)
+            row = session.scalars(stmt).first()
             if row is None:
                 raise SubjectNotFound(f"no erasure receipt '{number}'")
             return _receipt(row)
 
     def receipts(self, *, actor: Who, request_id: str | None = None) -> list[ErasureReceipt]:
-        """Receipts, newest first; those of one rights request when ``request_id`` is set."""
+        """Receipts, newest first; those of one rights request when ``request_id`` is set.
+        A signed-in person sees their organisation's only (see ``_scoped``)."""
         self.guard.check(actor, Action.RIGHTS_HANDLE)
         with self.db.read() as session:
-            stmt = select(ErasureReceiptRow).order_by(ErasureReceiptRow.at.desc())
+            stmt = _scoped(select(ErasureReceiptRow), actor)
+            stmt = stmt.order_by(ErasureReceiptRow.at.desc())
             if request_id is not None:
                 stmt = stmt.where(ErasureReceiptRow.request_id == request_id)
             return [_receipt(r) for r in session.scalars(stmt)]
+
+
+def _scoped(stmt: Select[Any], actor: Who) -> Select[Any]:
+    """Receipts ``actor`` may see: those of galleries their organisation holds, and of the
+    deployment's shared galleries those their organisation's people made (the receipt names
+    the erasing organisation). The local operator sees every receipt. A receipt whose gallery
+    is gone is the local operator's only."""
+    if isinstance(actor, str):
+        return stmt
+    owner = GalleryRow.organisation_id
+    return stmt.join(GalleryRow, GalleryRow.name == ErasureReceiptRow.gallery).where(
+        or_(
+            owner == actor.organisation_id,
+            and_(owner.is_(None), ErasureReceiptRow.organisation == actor.organisation_name),
+        )
+    )

@@ -17,11 +17,10 @@ from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import ModelVersion
 from probity.domain.review import CandidateRef, Review, is_lead
 from probity.domain.search import Candidate, SearchOutcome, SearchResult
-from probity.services.access import AccessGuard, Who, name_of, organisation_of
+from probity.services.access import AccessGuard, Who, could_still_review, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.results import ResultService
-from probity.services.reviews import could_still_review
 from probity.storage.accounts import Organisations
 from probity.storage.casework import Reviews
 from probity.storage.db import Database

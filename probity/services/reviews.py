@@ -28,7 +28,7 @@ from probity.errors import (
     NotPermitted,
     SearchNotFound,
 )
-from probity.services.access import AccessGuard, Who
+from probity.services.access import AccessGuard, Who, could_still_review
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.storage.casework import Reviews, StoredSearch, StoredSearches
@@ -64,17 +64,6 @@ class Lead:
     candidate: CandidateRef
     case_reference: str
     confirmed_by: tuple[str, ...]
-
-
-def could_still_review(
-    guard: AccessGuard, actor: Who, organisation_id: str | None, reviews: list[Review]
-) -> bool:
-    """Whether ``actor`` may yet record a review of this candidate, and so must not see the
-    others' decisions (blind review). The local operator never reviews."""
-    if isinstance(actor, str):
-        return False
-    reviewed = frozenset(r.reviewer_id for r in reviews)
-    return guard.allows(actor, Action.REVIEW_RECORD, Resource(organisation_id, reviewed))
 
 
 class ReviewService:

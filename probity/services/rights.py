@@ -66,11 +66,13 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
 from probity.domain.accounts import Action, Resource
@@ -117,6 +119,7 @@ from probity.services.suppression import GalleryScan, PhotoFace
 from probity.storage.db import Database
 from probity.storage.repositories import AuditLog, Enrolments, Subjects
 from probity.storage.rights import RightsRequests
+from probity.storage.tables import SpentFormTokenRow
 from probity.storage.vault import RIGHTS_PHOTO, Vault
 
 PHOTO_PURPOSE = RIGHTS_PHOTO
@@ -215,8 +218,9 @@ class FormTokens:
         nonce = secrets.token_hex(8)
         return f"{issued}.{nonce}.{self._mac(issued, nonce)}"
 
-    def check(self, token: str) -> None:
-        """Raise CsrfFailed unless ``token`` was issued here within its lifetime."""
+    def check(self, token: str) -> datetime:
+        """Raise CsrfFailed unless ``token`` was issued here within its lifetime; returns
+        when it expires (the caller spends it: see ``RightsService.check_form_token``)."""
         parts = token.split(".")
         if len(parts) != 3 or not parts[0].isdigit():
             raise CsrfFailed("the form is out of date or incomplete; reload the page and retry")
@@ -226,6 +230,7 @@ class FormTokens:
         age = self._clock().timestamp() - int(issued)
         if not -60 <= age <= FORM_TOKEN_LIFETIME.total_seconds():
             raise CsrfFailed("the form has expired (after 2 hours); reload the page and retry")
+        return datetime.fromtimestamp(int(issued), tz=UTC) + FORM_TOKEN_LIFETIME
 
 
 class AddressWindow:
@@ -439,7 +444,23 @@ class RightsService:
         return self.forms.issue()
 
     def check_form_token(self, token: str) -> None:
-        self.forms.check(token)
+        """Check a public form's token and spend it: a token works once, so a copy of a
+        sent form (a proxy log, a browser's history, a script) cannot be replayed within the
+        token's lifetime. Spent tokens are kept, by digest, in the database (so every API
+        process refuses a replay) until they would have expired anyway."""
+        expires = self.forms.check(token)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        try:
+            with self.db.transaction() as session:
+                session.execute(
+                    delete(SpentFormTokenRow).where(SpentFormTokenRow.expires_at <= self.clock())
+                )
+                session.add(SpentFormTokenRow(nonce=digest, expires_at=expires))
+                session.flush()
+        except SqlIntegrityError:
+            raise CsrfFailed(
+                "this form was already sent; reload the page to send another"
+            ) from None
 
     def status(self, *, receipt: str, client: str | None = None) -> PublicStatus:
         """The public lookup: status and dates only, for whoever holds the receipt number

@@ -36,7 +36,13 @@ from probity.domain.search import (
 from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
 from probity.engine.registry import EngineSet
-from probity.engine.thresholds import FmrTable, distance_to_score, fmr_at, threshold_for_fmr
+from probity.engine.thresholds import (
+    FmrTable,
+    distance_to_score,
+    fmr_at,
+    require_supported_fmr,
+    threshold_for_fmr,
+)
 from probity.engine.types import AnalysedFace, DecodedImage
 from probity.errors import CaseNotSearchable, InvalidInput, RateLimited
 from probity.policy.cases import case_search_decision
@@ -46,8 +52,11 @@ from probity.services.audit import AuditService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock
 from probity.services.galleries import GalleryService
+from probity.services.idempotency import IdempotencyService, fingerprint
 from probity.services.indexes import IndexSet, IndexSlot
 from probity.services.jurisdictions import JurisdictionService
+from probity.services.observers import SearchObserver, observed
+from probity.services.results import ResultService
 from probity.services.suppression import SuppressionService
 from probity.storage.casework import Probes, StoredSearches
 from probity.storage.db import Database
@@ -101,8 +110,13 @@ class SearchService:
         limits: SearchLimits,
         suppression: SuppressionService | None = None,
         jurisdictions: JurisdictionService | None = None,
+        idempotency: IdempotencyService | None = None,
+        results: ResultService | None = None,
     ) -> None:
+        self.observers: list[SearchObserver] = []  # the server's metrics (observers.py)
         self.db = db
+        self.idempotency = idempotency
+        self.results = results
         self.audit = audit
         self.clock = clock
         self.engines = engines
@@ -132,11 +146,75 @@ class SearchService:
         threshold_off: bool = False,
         face: int | None = None,
         detector: DetectorMode | None = None,
+        idempotency_key: str | None = None,
     ) -> SearchResult:
         """Search every face of ``probe`` (or only face number ``face``, 1-based, left to
         right) in the named galleries (all the actor may see, when empty). ``top_k``
         subjects per face. The probe image is kept, encrypted with the case's key, until
-        the case's results are purged."""
+        the case's results are purged.
+
+        ``target_fmr`` must be one of the model's measured operating points
+        (``supported_fmrs``); any other value is refused (422), never moved to a neighbour.
+        With ``idempotency_key``, a repeat of the same request by the same person returns
+        the stored search instead of running (and auditing, and rate-counting) a second one
+        (``services/idempotency.py``). The answer carries ``at`` and ``actor`` as a stored
+        search read back does."""
+        if idempotency_key is None or self.idempotency is None or self.results is None:
+            return self._run(
+                actor,
+                case_reference,
+                probe,
+                galleries,
+                top_k,
+                target_fmr,
+                threshold_off,
+                face,
+                detector,
+            )
+        results = self.results
+        request = fingerprint(
+            case=case_reference,
+            probe=probe,
+            galleries=sorted(galleries),
+            top_k=top_k,
+            target_fmr=target_fmr,
+            threshold_off=threshold_off,
+            face=face,
+            detector=detector.value if detector else None,
+        )
+        return self.idempotency.once(
+            actor=actor,
+            operation="search",
+            key=idempotency_key,
+            request=request,
+            perform=lambda: self._run(
+                actor,
+                case_reference,
+                probe,
+                galleries,
+                top_k,
+                target_fmr,
+                threshold_off,
+                face,
+                detector,
+            ),
+            made=lambda result: str(result.id),
+            replay=lambda search_id: results.get(search_id, actor=actor),
+        )
+
+    @observed
+    def _run(
+        self,
+        actor: Who,
+        case_reference: str,
+        probe: bytes,
+        galleries: Sequence[str],
+        top_k: int | None,
+        target_fmr: float | None,
+        threshold_off: bool,
+        face: int | None,
+        detector: DetectorMode | None,
+    ) -> SearchResult:
         case = self.cases.get(case_reference, actor=actor, action=Action.SEARCH_RUN)
         decision = case_search_decision(case, self.clock())
         if not decision.allowed:
@@ -149,6 +227,9 @@ class SearchService:
         targets = self._targets(galleries, actor)
         models = {g.model.key: g.model for g in targets}  # in the order the galleries came
         tables = {key: self.engines.table(model) for key, model in models.items()}
+        if target_fmr is not None and not threshold_off:
+            for table in tables.values():  # a measured row of every model searched
+                require_supported_fmr(table, target_fmr)
         fmr = None if threshold_off else (target_fmr or self.default_target_fmr)
         thresholds = {key: threshold_for_fmr(table, fmr) for key, table in tables.items()}
         threshold = _combined(thresholds)
@@ -173,6 +254,8 @@ class SearchService:
             top_k=k,
             outcome=outcome,
             faces=tuple(results),
+            at=self.clock(),
+            actor=name_of(actor),
         )
         blob_id = new_id()
         try:
@@ -234,7 +317,7 @@ class SearchService:
         Searches(session).add(
             result,
             actor=name_of(actor),
-            at=self.clock(),
+            at=result.at or self.clock(),
             user_id=None if isinstance(actor, str) else actor.user_id,
             organisation_id=organisation_id_of(actor),
         )

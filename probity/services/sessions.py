@@ -8,26 +8,34 @@ limit.
   browser never sends them by itself).
 - An unknown username costs one argon2 verification, like a wrong password, so response time
   does not reveal which usernames exist.
-- Failed logins are counted per username and per client address over a sliding window
-  (``server.login_window_s``); past ``server.login_attempts`` failures for a username (four
-  times as many for an address) further attempts are refused with 429 before any password
-  is checked. The counts live in this process: several
-  API processes each keep their own, which multiplies the allowance by the process count.
+- Failed logins are counted over a moving window (``server.login_window_s``) by the
+  ``limits`` library, under two independent keys: the username *from this address* (at most
+  ``server.login_attempts``) and the address alone (CLIENT_ALLOWANCE times as many, across
+  every username). Past either, attempts from that address are refused with 429 before any
+  password is checked. A success clears nothing: signing in to one's own account between
+  guesses must not buy more guesses. A lock-out cannot be used to keep someone out for ever:
+  it holds only for the address that failed, and it decays as failures leave the window, so
+  the owner signs in from their own desk while an attacker elsewhere is refused.
+- The counts live in ``server.login_limit_storage`` (a ``limits`` storage URI): in this
+  process's memory by default, where several API processes each keep their own and so
+  multiply the allowance by the process count; ``redis://`` or ``memcached://`` shares them.
+- Deactivated accounts cannot sign in, and their open sessions stop working at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from probity.domain.accounts import Actor
 from probity.domain.audit import AuditAction, AuditRecord
@@ -49,32 +57,28 @@ class Login:
     expires_in_s: int
 
 
-class FailureWindow:
-    """Failed attempts per key over a sliding window, in monotonic seconds."""
+class FailureLimiter:
+    """Failed attempts per key over a moving window (``limits``' moving-window strategy)."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: int, storage_uri: str = "memory://") -> None:
         self.window_s = window_s
-        self._events: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
-    def count(self, key: str) -> int:
-        with self._lock:
-            return len(self._trim(key))
+    def _item(self, limit: int) -> RateLimitItem:
+        return RateLimitItemPerSecond(limit, self.window_s)
 
-    def add(self, key: str) -> None:
-        with self._lock:
-            self._trim(key).append(time.monotonic())
+    def count(self, key: str, limit: int) -> int:
+        """Failures of ``key`` in the window (up to ``limit``)."""
+        stats = self._limiter.get_window_stats(self._item(limit), "login", key)
+        return limit - stats.remaining
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._events.pop(key, None)
+    def retry_after(self, key: str, limit: int) -> int:
+        """Seconds until ``key`` has an attempt again (at least 1)."""
+        stats = self._limiter.get_window_stats(self._item(limit), "login", key)
+        return max(1, int(stats.reset_time - time.time()) + 1)
 
-    def _trim(self, key: str) -> deque[float]:
-        events = self._events[key]
-        cutoff = time.monotonic() - self.window_s
-        while events and events[0] < cutoff:
-            events.popleft()
-        return events
+    def add(self, key: str, limit: int) -> None:
+        self._limiter.hit(self._item(limit), "login", key)
 
 
 CLIENT_ALLOWANCE = 4
@@ -97,26 +101,28 @@ class SessionService:
         session_hours: float,
         max_failures: int,
         window_s: float,
+        limit_storage: str = "memory://",
     ) -> None:
         self.db = db
         self.audit = audit
         self.clock = clock
         self.lifetime = timedelta(hours=session_hours)
         self.max_failures = max_failures
-        self.failures = FailureWindow(window_s)
+        self.failures = FailureLimiter(int(window_s), limit_storage)
         self.hasher = PasswordHasher()
 
     def login(self, *, username: str, password: str, client: str) -> Login:
         """Check a password and open a session. Raises Unauthenticated (one message for every
         failure) or RateLimited."""
-        keys = (f"user:{username.lower()}", f"client:{client}")
+        keys = (f"user:{username.lower()}|client:{client}", f"client:{client}")
         limits = (self.max_failures, self.max_failures * CLIENT_ALLOWANCE)
         for key, limit in zip(keys, limits, strict=True):
-            if not login_allowed(self.failures.count(key), max_failures=limit).allowed:
+            if not login_allowed(self.failures.count(key, limit), max_failures=limit).allowed:
                 raise RateLimited(
                     "too many failed logins; wait before trying again",
-                    retry_after_s=int(self.failures.window_s),
+                    retry_after_s=self.failures.retry_after(key, limit),
                 )
+        failed = inactive = False
         with self.db.transaction() as session:
             user = Users(session).by_username(username)
             stored = user.password_hash if user is not None else None
@@ -126,8 +132,8 @@ class SessionService:
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok or user is None:
-                for key in keys:
-                    self.failures.add(key)
+                for key, limit in zip(keys, limits, strict=True):
+                    self.failures.add(key, limit)
                 org = Organisations(session).get(user.organisation_id) if user else None
                 self.audit.record(
                     session,
@@ -139,6 +145,19 @@ class SessionService:
                     ),
                 )
                 failed = True
+            elif not user.active:
+                # The right password, but the account is deactivated: no session.
+                inactive = True
+                org = Organisations(session).get(user.organisation_id)
+                self.audit.record(
+                    session,
+                    AuditRecord(
+                        actor=user.username,
+                        organisation=org.name if org else None,
+                        action=AuditAction.LOGIN_FAILED,
+                        details={"client": client, "reason": "deactivated"},
+                    ),
+                )
             else:
                 failed = False
                 actor = actor_for(session, user)
@@ -166,8 +185,9 @@ class SessionService:
         if failed:
             # Raised after the transaction commits, so the failed attempt stays on record.
             raise Unauthenticated("wrong username or password")
-        for key in keys:
-            self.failures.clear(key)
+        if inactive:
+            raise Unauthenticated("this account is deactivated; ask an administrator")
+        # Nothing is cleared on success (see the module docstring).
         return Login(token, csrf, actor, int(self.lifetime.total_seconds()))
 
     def resume(self, token: str) -> tuple[Actor, str]:
@@ -178,6 +198,8 @@ class SessionService:
                 raise Unauthenticated("the session has expired or was closed; log in again")
             user = Users(session).get(row.user_id)
             assert user is not None
+            if not user.active:
+                raise Unauthenticated("this account is deactivated")
             return actor_for(session, user), row.csrf_token
 
     def logout(self, token: str) -> None:

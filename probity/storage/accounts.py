@@ -80,6 +80,14 @@ class ApiKeys:
             )
         )
 
+    def revoke_all(self, user_id: str, at: datetime) -> list[str]:
+        """Revoke every live key of one account; returns the ids revoked."""
+        live = [k for k in self.for_user(user_id) if k.revoked_at is None]
+        for key in live:
+            key.revoked_at = at
+        self.s.flush()
+        return [k.id for k in live]
+
 
 class Sessions:
     def __init__(self, session: Session) -> None:
@@ -94,6 +102,11 @@ class Sessions:
 
     def delete(self, token_hash: str) -> None:
         self.s.execute(delete(SessionRow).where(SessionRow.token_hash == token_hash))
+
+    def delete_for_user(self, user_id: str) -> int:
+        """Close every session of one account (password change, deactivation)."""
+        result = self.s.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def delete_expired(self, now: datetime) -> int:
         result = self.s.execute(delete(SessionRow).where(SessionRow.expires_at <= now))

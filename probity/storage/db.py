@@ -97,9 +97,23 @@ class Database:
     def is_current(self) -> bool:
         """True when the schema is at the newest revision."""
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        return self.current_revision() == head
+
+    def current_revision(self) -> str | None:
+        """The schema's Alembic revision (None: no schema yet)."""
         with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-        return current == head
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def pending_migrations(self) -> list[tuple[str, str]]:
+        """(revision, what it does) of every migration not yet applied, oldest first;
+        empty when the schema is current. ``probity migrate`` applies them."""
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        current = self.current_revision()
+        if head is None or current == head:
+            return []
+        found = script.iterate_revisions(head, current or "base")
+        return [(r.revision, (r.doc or "").strip()) for r in reversed(list(found))]
 
     def checkpoint(self) -> bool:
         """SQLite: move the write-ahead log into the database file and truncate it, so pages

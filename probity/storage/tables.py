@@ -222,6 +222,9 @@ class UserRow(Base):
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
+    # An admin's one-time reset code (sha256) and when it stops working; both cleared on use.
+    password_reset_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    password_reset_expires: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -269,6 +272,16 @@ class ReviewRow(Base):
     decision: Mapped[str] = mapped_column(String(20))
     note: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SpentFormTokenRow(Base):
+    """A public form token (services/rights.py ``FormTokens``) that has been used: a token
+    works once. Kept until the token would have expired anyway, then deleted."""
+
+    __tablename__ = "spent_form_tokens"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SessionRow(Base):
@@ -476,3 +489,18 @@ class SuppressionHoldRow(Base):
     distance: Mapped[float] = mapped_column(Float)
     migration_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKeyRow(Base):
+    """One ``Idempotency-Key`` a person used for a search or an enrolment. Holds ids and a
+    digest of the request, never the request: ``resource_id`` is NULL while the first attempt
+    runs, then the id of what it made (a search or an enrolment)."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor: Mapped[str] = mapped_column(String(240), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

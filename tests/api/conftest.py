@@ -36,6 +36,7 @@ PROVENANCE = {
     "collected_by": "PC 1234",
 }
 PEOPLE = {
+    "opr": [Role.OPERATOR],  # the deployment's operator: organisations, accounts anywhere
     "adm": [Role.ADMIN],
     "sup": [Role.SUPERVISOR],
     "cur": [Role.CURATOR],
@@ -92,8 +93,9 @@ def seed_people(
     for name in people:
         if name != supervisor:
             accounts.approve_user(actor=OPERATOR, username=name, supervisor=supervisor)
-        keys[name] = accounts.create_api_key(actor=OPERATOR, username=name, label="tests").secret
+        # The password first: setting one ends the account's sessions and keys.
         accounts.set_password(actor=OPERATOR, username=name, password=PASSWORD)
+        keys[name] = accounts.create_api_key(actor=OPERATOR, username=name, label="tests").secret
     return keys
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.api.conftest import PASSWORD, World
 
-OPEN = {"/health", "/health/ready", "/api/v1/auth/login"}
+OPEN = {"/health", "/health/ready", "/api/v1/auth/login", "/api/v1/auth/password-reset"}
 
 
 def _concrete(path: str) -> str:

@@ -213,7 +213,8 @@ def test_who_may_set_list_and_lift_rules(w: World) -> None:
     deployment = {**body, "scope": "deployment"}
     r = w.call("POST", "/api/v1/jurisdiction-rules", "cur", json=deployment)
     assert r.status_code == 403 and "deployment-wide" in r.json()["detail"]
-    assert w.call("POST", "/api/v1/jurisdiction-rules", "adm", json=deployment).status_code == 201
+    assert w.call("POST", "/api/v1/jurisdiction-rules", "adm", json=deployment).status_code == 403
+    assert w.call("POST", "/api/v1/jurisdiction-rules", "opr", json=deployment).status_code == 201
     assert w.call("POST", "/api/v1/jurisdiction-rules", "dpo", json=body).status_code == 201
     assert w.call("POST", "/api/v1/jurisdiction-rules", "cur", json=body).status_code == 409
     bad = w.call("POST", "/api/v1/jurisdiction-rules", "cur", json={**body, "code": "France"})
@@ -225,8 +226,8 @@ def test_who_may_set_list_and_lift_rules(w: World) -> None:
     # The other organisation sees the deployment's rule only.
     theirs = w.call("GET", "/api/v1/jurisdiction-rules", "inv2").json()
     assert [x["scope"] for x in theirs["data"]] == ["deployment"]
-    # An admin may set rules but not erase: the purge is for those who may erase.
-    assert w.call("POST", "/api/v1/jurisdiction-rules/purge", "adm").status_code == 403
+    # An operator may set rules but not erase: the purge is for those who may erase.
+    assert w.call("POST", "/api/v1/jurisdiction-rules/purge", "opr").status_code == 403
 
     # Lifting: a reason is required; records already purged stay purged.
     r = w.call("DELETE", "/api/v1/jurisdiction-rules/FR", "cur")
@@ -234,7 +235,7 @@ def test_who_may_set_list_and_lift_rules(w: World) -> None:
     r = w.call("DELETE", "/api/v1/jurisdiction-rules/FR?reason=order%20quashed", "cur")
     assert r.status_code == 200 and r.json()["scope"] == "organisation"
     assert w.call("DELETE", "/api/v1/jurisdiction-rules/FR?reason=again", "cur").status_code == 404
-    r = w.call("DELETE", "/api/v1/jurisdiction-rules/FR?reason=quashed&scope=deployment", "adm")
+    r = w.call("DELETE", "/api/v1/jurisdiction-rules/FR?reason=quashed&scope=deployment", "opr")
     assert r.status_code == 200
     assert w.call("GET", "/api/v1/jurisdiction-rules", "cur").json()["count"] == 0
     actions = [e.action for e in w.services.audit.events(actor="root", limit=500).events]

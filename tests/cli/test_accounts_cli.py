@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 
 def test_admin_steps(probity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = ["--home", str(tmp_path / "home")]
@@ -79,3 +81,28 @@ def test_user_update(probity, tmp_path: Path) -> None:  # type: ignore[no-untype
     assert probity("user", "update", "ann", *home).code == 2  # nothing to change
     log = json.loads(probity("audit", "log", "--action", "user.update", "--json", *home).out)
     assert [e["details"]["after"] for e in log][1:] == [{"active": False}, {"active": True}]
+
+
+def test_a_reset_code_from_the_cli_sets_a_password_once(probity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The local operator issues a one-time code; the person redeems it (here through the
+    service, as the /password-reset page does); a second use is refused."""
+    from probity.config import Settings
+    from probity.errors import Unauthenticated
+    from probity.services.container import build_services
+
+    home = ["--home", str(tmp_path / "home")]
+    assert probity("init", *home).code == 0
+    assert probity("org", "create", "Met Police", "--kind", "law_enforcement", *home).code == 0
+    run = probity("user", "create", "ann", "--org", "Met Police", "--role", "auditor", *home)
+    assert run.code == 0, run.err
+    run = probity("user", "reset-code", "ann", "--json", *home)
+    assert run.code == 0, run.err
+    code = json.loads(run.out)["code"]
+    assert probity("user", "reset-code", "ghost", *home).code != 0
+    services = build_services(Settings(home=tmp_path / "home"))
+    try:
+        services.accounts.redeem_reset(username="ann", code=code, password="a long password 1")
+        with pytest.raises(Unauthenticated, match="used or expired"):
+            services.accounts.redeem_reset(username="ann", code=code, password="another one 22")
+    finally:
+        services.close()

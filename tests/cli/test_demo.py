@@ -11,7 +11,15 @@ from pathlib import Path
 def test_demo_enrols_searches_and_verifies(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     done = subprocess.run(
-        [sys.executable, "-m", "probity.interfaces.cli.main", "demo", "--home", str(home)],
+        [
+            sys.executable,
+            "-m",
+            "probity.interfaces.cli.main",
+            "demo",
+            "--home",
+            str(home),
+            "--no-serve",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,10 +35,19 @@ def test_demo_enrols_searches_and_verifies(tmp_path: Path) -> None:
     assert "SUBJ-0001" in out and "SUBJ-0002" in out
     assert "No face found in the probe." in out
     assert "chain intact" in out
+    assert "DEMO ACCOUNTS" not in out and "Sign in" not in out  # --no-serve: no accounts
     assert (home / "master.key").exists() and (home / "probity.db").exists()
     # Running it again is safe: nothing is enrolled twice.
     again = subprocess.run(
-        [sys.executable, "-m", "probity.interfaces.cli.main", "demo", "--home", str(home)],
+        [
+            sys.executable,
+            "-m",
+            "probity.interfaces.cli.main",
+            "demo",
+            "--home",
+            str(home),
+            "--no-serve",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

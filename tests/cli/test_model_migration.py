@@ -137,11 +137,11 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     finally:
         services.close()
     assert objection["suppression_id"]
-    # The home as it was before this change: schema 0007, without this change's tables.
+    # The home as it was before this change: schema 0009, without the migration tables (0010).
     with sqlite3.connect(home / "probity.db") as db:
         for table in NEW_TABLES:
             db.execute(f"DROP TABLE {table}")
-        db.execute("UPDATE alembic_version SET version_num = '0007'")
+        db.execute("UPDATE alembic_version SET version_num = '0009'")
     code, _, err = _quiet("gallery", "list", "--home", str(home))
     assert code != 0 and "probity init" in err  # an old home must be upgraded first
     _ok("init", "--home", str(home))  # the upgrade

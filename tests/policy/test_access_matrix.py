@@ -16,9 +16,10 @@ from probity.policy.access import Context, decide, ensure
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CTX = Context(now=NOW)
 
-# One letter per role, in this order: admin, supervisor, curator, investigator, examiner,
-# auditor, privacy officer. "x" = allowed, "." = denied.
+# One letter per role, in this order: operator, admin, supervisor, curator, investigator,
+# examiner, auditor, privacy officer. "x" = allowed, "." = denied.
 ORDER = [
+    Role.OPERATOR,
     Role.ADMIN,
     Role.SUPERVISOR,
     Role.CURATOR,
@@ -28,31 +29,31 @@ ORDER = [
     Role.PRIVACY_OFFICER,
 ]
 EXPECTED = {
-    Action.ORG_CREATE:     "x......",
-    Action.ORG_READ:       "xx.....",
-    Action.USER_CREATE:    "x......",
-    Action.USER_APPROVE:   ".x.....",
-    Action.USER_READ:      "xx.....",
-    Action.USER_UPDATE:    "x......",
-    Action.KEY_CREATE:     "xxxxxxx",
-    Action.GALLERY_CREATE: "..x....",
-    Action.GALLERY_READ:   ".xxx..x",
-    Action.ENROL:          "..x....",
-    Action.SUBJECT_REMOVE: "..x...x",
-    Action.INDEX_REBUILD:  "..x....",
-    Action.CASE_OPEN:      "...x...",
-    Action.CASE_READ:      ".x.xx..",
-    Action.CASE_AUTHORISE: ".x.....",
-    Action.SEARCH_RUN:     "...x...",
-    Action.SEARCH_READ:    ".x.xx..",
-    Action.REVIEW_RECORD:  "...xx..",
-    Action.LEAD_READ:      ".x.xx..",
-    Action.AUDIT_READ:     ".x...xx",
-    Action.AUDIT_VERIFY:   ".x...x.",
-    Action.REPORT_CASE:    ".x.x.x.",
-    Action.REPORT_ANNUAL:  ".x...x.",
-    Action.RIGHTS_HANDLE:  "......x",
-    Action.JURISDICTION_RULE: "x.x...x",
+    Action.ORG_CREATE:     "x.......",
+    Action.ORG_READ:       "xxx.....",
+    Action.USER_CREATE:    "xx......",
+    Action.USER_APPROVE:   "..x.....",
+    Action.USER_READ:      "xxx.....",
+    Action.USER_UPDATE:    "xx......",
+    Action.KEY_CREATE:     "xxxxxxxx",
+    Action.GALLERY_CREATE: "...x....",
+    Action.GALLERY_READ:   "..xxx..x",
+    Action.ENROL:          "...x....",
+    Action.SUBJECT_REMOVE: "...x...x",
+    Action.INDEX_REBUILD:  "...x....",
+    Action.CASE_OPEN:      "....x...",
+    Action.CASE_READ:      "..x.xx..",
+    Action.CASE_AUTHORISE: "..x.....",
+    Action.SEARCH_RUN:     "....x...",
+    Action.SEARCH_READ:    "..x.xx..",
+    Action.REVIEW_RECORD:  "....xx..",
+    Action.LEAD_READ:      "..x.xx..",
+    Action.AUDIT_READ:     "..x...xx",
+    Action.AUDIT_VERIFY:   "..x...x.",
+    Action.REPORT_CASE:    "..x.x.x.",
+    Action.REPORT_ANNUAL:  "..x...x.",
+    Action.RIGHTS_HANDLE:  ".......x",
+    Action.JURISDICTION_RULE: "x..x...x",
 }  # fmt: skip
 
 
@@ -93,10 +94,22 @@ def test_other_organisations_resources_are_out_of_reach() -> None:
     foreign = Resource(organisation_id="org-other")
     assert not decide(actor(Role.INVESTIGATOR), Action.CASE_READ, foreign, CTX).allowed
     assert not decide(actor(Role.SUPERVISOR), Action.AUDIT_READ, foreign, CTX).allowed
-    assert decide(actor(Role.ADMIN), Action.USER_CREATE, foreign, CTX).allowed
-    assert decide(actor(Role.ADMIN), Action.USER_UPDATE, foreign, CTX).allowed
+    # An organisation's admin manages their own organisation's accounts only; the
+    # deployment operator crosses organisations (issue 13: another organisation's admin
+    # changed our users' roles).
+    assert not decide(actor(Role.ADMIN), Action.USER_CREATE, foreign, CTX).allowed
+    assert not decide(actor(Role.ADMIN), Action.USER_UPDATE, foreign, CTX).allowed
+    assert decide(actor(Role.OPERATOR), Action.USER_CREATE, foreign, CTX).allowed
+    assert decide(actor(Role.OPERATOR), Action.USER_UPDATE, foreign, CTX).allowed
     assert not decide(actor(Role.SUPERVISOR), Action.USER_UPDATE, Resource(), CTX).allowed
     assert not decide(actor(Role.ADMIN), Action.ORG_READ, foreign, CTX).allowed
+
+
+def test_only_an_operator_grants_the_operator_role() -> None:
+    own = Resource(organisation_id="org-police", grants=frozenset({Role.OPERATOR}))
+    denied = decide(actor(Role.ADMIN), Action.USER_UPDATE, own, CTX)
+    assert not denied.allowed and "operator" in denied.reason
+    assert decide(actor(Role.OPERATOR), Action.USER_UPDATE, own, CTX).allowed
 
 
 def test_search_needs_a_searching_organisation_and_current_training() -> None:
@@ -129,9 +142,10 @@ def test_ensure_raises_with_the_reason() -> None:
         ensure(actor(Role.AUDITOR), Action.SEARCH_RUN, Resource(), CTX)
 
 
-def test_deployment_wide_jurisdiction_rules_are_an_admins() -> None:
+def test_deployment_wide_jurisdiction_rules_are_an_operators() -> None:
     deployment = Resource()
-    assert decide(actor(Role.ADMIN), Action.JURISDICTION_RULE, deployment, CTX).allowed
+    assert decide(actor(Role.OPERATOR), Action.JURISDICTION_RULE, deployment, CTX).allowed
+    assert not decide(actor(Role.ADMIN), Action.JURISDICTION_RULE, deployment, CTX).allowed
     for role in (Role.CURATOR, Role.PRIVACY_OFFICER):
         denied = decide(actor(role), Action.JURISDICTION_RULE, deployment, CTX)
         assert not denied.allowed and "deployment-wide" in denied.reason

@@ -3,6 +3,7 @@ services (real SQLite)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -182,16 +183,23 @@ def test_deactivated_accounts_can_do_nothing_until_reactivated(
 ) -> None:
     _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN], ann=[Role.INVESTIGATOR])
     adm = _signed_in(svc, "adm")
+    ann = _signed_in(svc, "ann")
     key = svc.accounts.create_api_key(actor=OPERATOR, username="ann", label="x")
     assert not svc.accounts.update_user(actor=adm, username="ann", active=False).active
-    ann = svc.accounts.authenticate_key(key.secret)  # the key still names her, but ...
-    reason = decide(ann, Action.CASE_OPEN, Resource(), Context(now=clock())).reason
+    with pytest.raises(Unauthenticated, match="invalid API key"):  # revoked: her keys stop
+        svc.accounts.authenticate_key(key.secret)
+    # An Actor made before the change (a request in flight) is refused by the policy too.
+    deactivated = replace(ann, active=False)
+    reason = decide(deactivated, Action.CASE_OPEN, Resource(), Context(now=clock())).reason
     assert "deactivated" in reason
     assert not {u.username: u for u in svc.accounts.list_users(actor=adm)}["ann"].active
     svc.accounts.update_user(actor=adm, username="ann", active=True)
-    assert svc.accounts.authenticate_key(key.secret).active
+    with pytest.raises(Unauthenticated):  # revoked at deactivation: a new key is needed
+        svc.accounts.authenticate_key(key.secret)
+    assert _signed_in(svc, "ann").active
     events = svc.audit.events(actor=OPERATOR, action="user.update").events
     assert [e.details["after"] for e in events] == [{"active": False}, {"active": True}]
+    assert events[0].details["keys_revoked"] == [key.key_id]
 
 
 def test_account_changes_that_are_refused(svc: Services, org: str, clock: ManualClock) -> None:
@@ -225,14 +233,18 @@ def test_account_changes_that_are_refused(svc: Services, org: str, clock: Manual
     assert len(svc.audit.events(actor=OPERATOR, action="user.update").events) == 3
 
 
-def test_admins_manage_accounts_of_every_organisation_supervisors_only_their_own(
+def test_operators_manage_accounts_of_every_organisation_admins_only_their_own(
     svc: Services, org: str, clock: ManualClock
 ) -> None:
-    _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN])
+    _people(svc, org, clock, sup=[Role.SUPERVISOR], adm=[Role.ADMIN], opr=[Role.OPERATOR])
     svc.accounts.create_organisation(actor=OPERATOR, name="Other", kind=OrganisationKind.OTHER)
     _people(svc, "Other", clock, sup9=[Role.SUPERVISOR], bob=[Role.AUDITOR])
+    with pytest.raises(NotFound):  # another organisation's admin: the account reads as absent
+        svc.accounts.update_user(
+            actor=_signed_in(svc, "adm"), username="bob", roles=[Role.PRIVACY_OFFICER]
+        )
     info = svc.accounts.update_user(
-        actor=_signed_in(svc, "adm"), username="bob", roles=[Role.PRIVACY_OFFICER]
+        actor=_signed_in(svc, "opr"), username="bob", roles=[Role.PRIVACY_OFFICER]
     )
     assert info.organisation == "Other" and info.roles == ("privacy_officer",)
     with pytest.raises(NotFound):  # another organisation's account reads as absent

@@ -9,7 +9,12 @@ import pytest
 
 from probity.domain.case import AuthorisationStatus
 from probity.domain.search import FaceOutcome, SearchOutcome
-from probity.errors import CaseNotFound, CaseNotSearchable, InvalidInput
+from probity.errors import (
+    CaseNotFound,
+    CaseNotSearchable,
+    InvalidInput,
+    UnsupportedOperatingPoint,
+)
 from probity.services.clock import ManualClock
 from probity.services.container import Services
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
@@ -66,8 +71,12 @@ def test_threshold_gives_explicit_no_candidate(
     assert result.threshold.max_distance == 0.6
     strict = svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=0.0003)
     assert strict.threshold.max_distance == 0.55
-    with pytest.raises(InvalidInput, match="lowest measured"):
-        svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=1e-6)
+    # A rate that is not a measured row is refused (422), never moved to a neighbour.
+    for unsupported in (1e-6, 0.01):
+        with pytest.raises(UnsupportedOperatingPoint, match="not a measured operating point"):
+            svc.search.search(
+                actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=unsupported
+            )
 
 
 def test_every_face_is_searched_and_face_can_be_picked(

@@ -9,6 +9,7 @@ tests skip, unless PROBITY_REQUIRE_BROWSER is set (CI), when they fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -23,6 +24,15 @@ import uvicorn
 from tests.api.conftest import World, build_world
 
 CHROMIUM = os.environ.get("PROBITY_CHROMIUM", "/usr/bin/chromium")
+
+
+def login_form(client: Any) -> dict[str, str]:
+    """The sign-in form's pre-session token (``login_token``), read from a fresh GET /login
+    (its cookie stays in ``client``): what a browser posts back with the password."""
+    page = client.get("/login")
+    found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert found, "the sign-in form has no login_token"
+    return {"login_token": found.group(1)}
 
 
 def _free_port() -> int:

@@ -1,7 +1,8 @@
-"""The admin pages in a real Chromium: an admin creates an organisation and an account, a
-supervisor approves it, the admin changes its roles, training and state (the service and the
-audit log agree); an investigator sees no Admin menu and is refused every admin action; an API
-key is shown once and stops working when revoked; the pages read at 390 px."""
+"""The admin pages in a real Chromium: the deployment operator creates an organisation and an
+account, a supervisor approves it, the operator changes its roles, training and state (the
+service and the audit log agree); an investigator sees no Admin menu and is refused every
+admin action; an API key is shown once and stops working when revoked; the pages read at
+390 px."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_admin_creates_supervisor_approves_admin_changes(
     w = live.world
     admin = browser.new_context(viewport={"width": 1280, "height": 900})
     page = admin.new_page()
-    _login(page, live, "adm")
+    _login(page, live, "opr")  # the deployment operator: organisations too
     assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").count()
 
     # An organisation, from the keyboard: type the name, Tab to the kind, choose, Enter.
@@ -90,7 +91,7 @@ def test_admin_creates_supervisor_approves_admin_changes(
     assert listed["newbie"]["approved"] is True
     assert listed["newbie"]["training_expires"].startswith(later.isoformat())
     (event,) = w.services.audit.events(actor=OPERATOR, action="user.update").events
-    assert event.actor == "adm" and event.details["user"] == "newbie"
+    assert event.actor == "opr" and event.details["user"] == "newbie"
     assert event.details["before"]["roles"] == ["investigator"]
     assert event.details["after"]["roles"] == ["examiner", "investigator"]
     assert event.details["after"]["training_expires"].startswith(later.isoformat())
@@ -109,7 +110,7 @@ def test_admin_creates_supervisor_approves_admin_changes(
     assert "HTTP 409" in page.locator("main").inner_text()
 
     # Your own account: no form to change it.
-    page.goto(f"{live.url}/admin/users/adm")
+    page.goto(f"{live.url}/admin/users/opr")
     assert "your own account" in page.locator("main").inner_text()
     assert page.get_by_role("button", name="Save changes").count() == 0
     admin.close()

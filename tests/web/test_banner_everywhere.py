@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.interfaces.web.install import ROUTERS
 from tests.api.conftest import PASSWORD, World, build_world, enrol_gallery, open_case, search
+from tests.web.conftest import login_form
 
 PARAM = re.compile(r"{(\w+)}")
 
@@ -33,7 +34,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def _signed_in(w: World, user: str) -> TestClient:
     client = TestClient(w.client.app, follow_redirects=False)
-    r = client.post("/login", data={"username": user, "password": PASSWORD})
+    r = client.post("/login", data={"username": user, "password": PASSWORD, **login_form(client)})
     assert r.status_code == 303, r.text
     return client
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import PASSWORD, World, build_world
+from tests.web.conftest import login_form
 
 
 @pytest.fixture
@@ -30,7 +31,9 @@ def world(tmp_path: Path) -> Iterator[World]:
 )
 def test_each_role_starts_on_a_page_it_may_see(world: World, user: str, start: str) -> None:
     client = TestClient(world.client.app, follow_redirects=False)
-    signed = client.post("/login", data={"username": user, "password": PASSWORD})
+    signed = client.post(
+        "/login", data={"username": user, "password": PASSWORD, **login_form(client)}
+    )
     assert signed.status_code == 303 and signed.headers["location"] == "/"
     home = client.get("/")
     assert home.status_code == 303 and home.headers["location"] == start

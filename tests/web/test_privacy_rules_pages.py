@@ -184,6 +184,9 @@ def test_a_sweep_erases_what_is_due_and_an_investigator_may_not(
     assert page.get_by_test_id("retention-custody").get_by_test_id("due").inner_text() == "0"
     assert "1 day from collection" in page.get_by_test_id("retention-short").inner_text()
     assert page.get_by_test_id("due-total").inner_text().startswith("1 record due")
+    page.get_by_role("button", name="Sweep now").click()  # the confirmation box holds it
+    assert page.get_by_test_id("sweep-result").count() == 0
+    page.get_by_test_id("confirm-erasure").check()
     page.get_by_role("button", name="Sweep now").click()
     result = page.get_by_test_id("sweep-result")
     result.wait_for()
@@ -221,7 +224,7 @@ def test_a_sweep_erases_what_is_due_and_an_investigator_may_not(
         ("/jurisdictions", {"code": "FR", "reason": "not mine to set"}),
         ("/jurisdictions/GB/lift", {"reason": "not mine to lift"}),
         ("/jurisdictions/purge", {}),
-        ("/retention/sweep", {}),
+        ("/retention/sweep", {"confirm": "yes"}),
     ):
         response = page.request.post(f"{live.url}{path}", form={"csrf_token": csrf, **form})
         assert response.status == 403 and "not_permitted" in response.text(), path

@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from probity.domain.review import CandidateRef
 from tests.api.conftest import PASSWORD, World, build_world, enrol_gallery, open_case, search
+from tests.web.conftest import login_form
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 def _page_client(w: World, user: str) -> tuple[TestClient, str]:
     """A browser-like client signed in as ``user``, and its CSRF token."""
     client = TestClient(w.client.app, follow_redirects=False)
-    r = client.post("/login", data={"username": user, "password": PASSWORD})
+    r = client.post("/login", data={"username": user, "password": PASSWORD, **login_form(client)})
     assert r.status_code == 303
     token = w.services.sessions.resume(client.cookies["probity_session"])[1]
     return client, token

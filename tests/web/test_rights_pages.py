@@ -154,6 +154,10 @@ def test_the_privacy_officer_handles_requests(
     page.get_by_role("link", name=erasure.receipt).click()
     page.wait_for_url(f"**/rights/{erasure.receipt}")
     assert page.get_by_label("The record's reference in that gallery").input_value() == "A-1"
+    # The confirmation step: the required box holds the erasure back until ticked.
+    page.get_by_role("button", name="Erase record").click()
+    assert w.services.erasure.receipts(actor="test", request_id=erasure.id) == []
+    page.get_by_test_id("confirm-erasure").check()
     page.get_by_role("button", name="Erase record").click()
     page.wait_for_url(f"**/rights/{erasure.receipt}")
     (receipt,) = w.services.erasure.receipts(actor="test", request_id=erasure.id)

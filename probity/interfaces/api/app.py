@@ -36,6 +36,7 @@ from probity.interfaces.api.routes import (
     rights,
     searches,
 )
+from probity.interfaces.api.security import SecurityHeaders
 from probity.interfaces.web import install as web
 from probity.services.clock import Clock, system_clock
 from probity.services.container import Services, build_services
@@ -197,9 +198,16 @@ def create_app(
             f"every result is an investigative lead. {INVESTIGATIVE_LEAD_NOTICE}."
         ),
         lifespan=lifespan,
+        # No /docs or /redoc: FastAPI's pages load their scripts and fonts from a CDN (blank
+        # offline, and code from elsewhere on a page that holds a session). The OpenAPI
+        # document stays at /openapi.json for client generators.
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=problems.operation_id,
     )
     app.state.services = built
     app.state.metrics = Metrics()
+    built.search.observers.append(app.state.metrics.observe_search)  # web and API alike
     problems.install(app)
     app.include_router(ops.router)
     web.install(app)
@@ -214,13 +222,15 @@ def create_app(
         rights,
         privacy_rules,
     ):
-        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
+        app.include_router(module.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD,
         bulk_max_bytes=settings.limits.max_bulk_upload_bytes + MULTIPART_OVERHEAD,
     )
     app.add_middleware(RequestLog, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeaders, settings=built.settings)  # outermost: every answer
+    problems.document_errors(app)
     return app
 
 

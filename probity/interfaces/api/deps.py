@@ -22,6 +22,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCreden
 from probity.domain.accounts import Actor
 from probity.errors import CsrfFailed, Unauthenticated
 from probity.interfaces.api.schemas import Page
+from probity.interfaces.api.security import cookies_secure
 from probity.services.container import Services
 from probity.services.sessions import Login
 
@@ -89,15 +90,19 @@ class Paging:
 PagingDep = Annotated[Paging, Depends()]
 
 
-def set_session_cookie(response: Response, services: Services, login: Login) -> None:
+def set_session_cookie(
+    response: Response, services: Services, login: Login, request: Request | None = None
+) -> None:
     """The session cookie, the same for the API's login and the sign-in page: HttpOnly,
-    SameSite=Strict, Secure when configured, for the session's lifetime."""
+    SameSite=Strict, for the session's lifetime; Secure as ``security.cookies_secure``
+    decides (the setting, else whether ``request`` came over HTTPS)."""
+    scheme = request.url.scheme if request is not None else "http"
     response.set_cookie(
         SESSION_COOKIE,
         login.token,
         max_age=login.expires_in_s,
         httponly=True,
         samesite="strict",
-        secure=services.settings.server.secure_cookies,
+        secure=cookies_secure(services.settings, scheme),
         path="/",
     )

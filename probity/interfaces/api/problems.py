@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from probity.errors import ProbityError, RateLimited, Unauthenticated
@@ -37,8 +38,13 @@ _TITLES = {
 }
 
 
-def _documented(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
-    schema = Problem.model_json_schema()
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _documented(
+    statuses: tuple[int, ...], schema: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    schema = schema or Problem.model_json_schema()
     return {
         status: {
             "description": _TITLES[status] + " (RFC 9457 problem details)",
@@ -48,8 +54,86 @@ def _documented(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-ERROR_RESPONSES = _documented((400, 401, 403, 404, 409, 413, 422, 429, 500))
-"""Declared on every API route, so the OpenAPI document lists each error a client can get."""
+ERROR_RESPONSES = _documented((400, 401, 403, 404, 409, 413, 422, 429, 500), PROBLEM_REF)
+"""Every error status an API route can answer; ``document_errors`` gives each operation the
+ones that apply to it."""
+
+
+def operation_errors(method: str, operation: dict[str, Any]) -> tuple[int, ...]:
+    """The error statuses one operation can answer, from its shape in the document: 413
+    only with a request body (the body limit), 409 only on writes (a GET conflicts with
+    nothing), 404 only when something is named (a parameter, or a body that names a gallery
+    or a case). 400, 401, 403, 422 (validation), 429 (rate limits) and 500 apply to all."""
+    has_body = "requestBody" in operation
+    names_something = has_body or bool(operation.get("parameters"))
+    statuses = [400, 401, 403]
+    if names_something:
+        statuses.append(404)
+    if method.lower() not in ("get", "head"):
+        statuses.append(409)
+    if has_body:
+        statuses.append(413)
+    return (*statuses, 422, 429, 500)
+
+
+LOCATION_HEADER: dict[str, Any] = {
+    "description": "the URL of what was made",
+    "schema": {"type": "string"},
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare each ``/api/`` operation's own error responses (problem+json) in the OpenAPI
+    document, and the ``Location`` header of every 201, so a generated client knows which
+    errors to expect where. Done on the generated document (not on the routes), which
+    FastAPI builds lazily and caches."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = generate()
+        # Problem (and what it uses) as named components, referenced from every error.
+        schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["Problem"] = schema
+        _mark_binary(components)
+        for path, operations in doc.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                errors = _documented(operation_errors(method, operation), PROBLEM_REF)
+                for status, spec in errors.items():
+                    if status == 422:  # our validation errors are problems, not FastAPI's shape
+                        responses[str(status)] = spec
+                    else:
+                        responses.setdefault(str(status), spec)
+                if "201" in responses:
+                    responses["201"].setdefault("headers", {})["Location"] = LOCATION_HEADER
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mark_binary(node: Any) -> None:
+    """Uploads are ``contentMediaType: application/octet-stream`` in OpenAPI 3.1; add the 3.0
+    ``format: binary`` beside it, which client generators (openapi-python-client among
+    them) read as "a file", so a generated client sends the photo as a file part."""
+    if isinstance(node, dict):
+        if node.get("contentMediaType") == "application/octet-stream":
+            node.setdefault("format", "binary")
+        for value in node.values():
+            _mark_binary(value)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_binary(value)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable operationIds: ``<tag>-<function name>`` (``searches-run_search``), which
+    generated clients turn into module and function names."""
+    tag = str(route.tags[0]).replace(" ", "_") if route.tags else "probity"
+    return f"{tag}-{route.name}"
 
 
 def problem(

@@ -20,6 +20,13 @@ from probity.domain.review import ReviewDecision
 T = TypeVar("T")
 
 
+class ProblemError(BaseModel):
+    """One refused field of a request (``loc``: where, ``msg``: why)."""
+
+    loc: list[str]
+    msg: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details. ``code`` is stable; ``detail`` is for people."""
 
@@ -29,7 +36,7 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str | None = None
-    errors: list[dict[str, object]] | None = None
+    errors: list[ProblemError] | None = None
 
 
 class Page(BaseModel, Generic[T]):
@@ -81,6 +88,31 @@ class UserIn(BaseModel):
     organisation: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     training_expires: date | None = None
+    password: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "the first web password (at least 12 characters); without one, issue a reset "
+            "code (POST /api/v1/users/{username}/password-reset)"
+        ),
+    )
+
+
+class PasswordChangeIn(BaseModel):
+    current: str = Field(min_length=1, max_length=1000, description="the password now")
+    password: str = Field(min_length=1, max_length=1000, description="the new one (12+)")
+
+
+class PasswordResetOut(BaseModel):
+    username: str
+    code: str = Field(description="shown once: hand it to the person; works once")
+    expires_at: datetime
+
+
+class PasswordResetIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    code: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000, description="the new one (12+)")
 
 
 class UserUpdate(BaseModel):
@@ -207,6 +239,17 @@ class EnrolmentOut(BaseModel):
     quality: dict[str, float | str] | None
     provenance: Provenance | None
     refused_faces: list[RefusedFace]
+
+
+class HeldEnrolmentOut(BaseModel):
+    """One enrolment a subject holds (no image, no template)."""
+
+    enrolment_id: str
+    box: list[int]
+    quality: dict[str, float | str]
+    provenance: Provenance
+    created_at: datetime
+    created_by: str
 
 
 class JobRowOut(BaseModel):

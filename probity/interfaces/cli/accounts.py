@@ -173,7 +173,8 @@ def user_password(
     home: HomeOpt = None,
     actor: ActorOpt = None,
 ) -> None:
-    """Set the web login password of an account (argon2; at least 12 characters)."""
+    """Set the web login password of an account (argon2; at least 12 characters). The
+    account's sessions and API keys end: whoever knew the old password is out."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -181,6 +182,34 @@ def user_password(
     with services(home) as s:
         s.accounts.set_password(actor=actor_name(actor), username=username, password=password)
     out.print(f"Password set for '{username}'.")
+
+
+@user_app.command("reset-code")
+def user_reset_code(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Issue a one-time password reset code (24 hours, one use; a new code replaces the
+    last). The person sets their own password with it at /password-reset, so nobody else
+    learns it. Printed once; stored only as a digest."""
+    with services(home) as s:
+        reset = s.accounts.issue_reset(actor=actor_name(actor), username=username)
+    if json_out:
+        print_json(
+            {
+                "username": reset.username,
+                "code": reset.code,
+                "expires_at": reset.expires_at.isoformat(),
+            }
+        )
+    else:
+        out.print(reset.code, markup=False, highlight=False)
+        err.print(
+            f"One-time reset code for '{username}', valid until "
+            f"{reset.expires_at:%Y-%m-%d %H:%M} UTC: give it to them; it is not shown again."
+        )
 
 
 def _date(text: str) -> datetime:

@@ -26,7 +26,7 @@ from probity.domain.accounts import Action, Actor, OrganisationKind, Role
 from probity.errors import NotFound
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
-from probity.services.accounts import NewApiKey, UserInfo
+from probity.services.accounts import NewApiKey, PasswordReset, UserInfo
 from probity.services.container import Services
 
 router = APIRouter(include_in_schema=False)
@@ -120,9 +120,11 @@ def create_user(
     organisation: Annotated[str, Form(max_length=200)],
     roles: Annotated[list[Role] | None, Form()] = None,
     training_expires: Annotated[date | None, Form()] = None,
+    password: Annotated[str, Form(max_length=1000)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
-    """A new account; no role ticked reaches the service, which says a role is needed."""
+    """A new account; no role ticked reaches the service, which says a role is needed. An
+    empty password leaves the account without one (issue a reset code later)."""
     actor, _ = signed_form(request, services, probity_session, csrf_token)
     services.accounts.create_user(
         actor=actor,
@@ -130,6 +132,7 @@ def create_user(
         username=username.strip(),
         roles=roles or [],
         training_expires=_end_of_day(training_expires),
+        password=password or None,
     )
     return _back("users")
 
@@ -142,13 +145,14 @@ def _find_user(services: Services, actor: Actor, username: str) -> UserInfo:
     raise NotFound(f"no user named '{username}'")
 
 
-@router.get("/admin/users/{username}", response_class=HTMLResponse)
-def user_page(
-    username: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
-) -> Response:
-    """One account: its facts, and for admins the form that changes roles, training expiry
-    and whether it is active."""
-    actor, csrf = signed_in(request, services, probity_session)
+def _user_view(
+    request: Request,
+    services: Services,
+    actor: Actor,
+    csrf: str,
+    username: str,
+    reset: PasswordReset | None = None,
+) -> HTMLResponse:
     user = _find_user(services, actor, username)
     return render(
         request,
@@ -160,7 +164,35 @@ def user_page(
         user=user,
         roles=list(Role),
         yourself=user.username == actor.username,
+        reset=reset,
     )
+
+
+@router.get("/admin/users/{username}", response_class=HTMLResponse)
+def user_page(
+    username: str, request: Request, services: ServicesDep, probity_session: SessionCookie = None
+) -> Response:
+    """One account: its facts, and for admins the form that changes roles, training expiry
+    and whether it is active, and the button that issues a password reset code."""
+    actor, csrf = signed_in(request, services, probity_session)
+    return _user_view(request, services, actor, csrf, username)
+
+
+@router.post("/admin/users/{username}/password-reset", response_class=HTMLResponse)
+def issue_reset(
+    username: str,
+    request: Request,
+    services: ServicesDep,
+    csrf_token: Annotated[str, Form()],
+    probity_session: SessionCookie = None,
+) -> Response:
+    """A one-time reset code, shown in this response only (``no-store``, like a new API
+    key: it may be kept nowhere for a second request to find)."""
+    actor, csrf = signed_form(request, services, probity_session, csrf_token)
+    reset = services.accounts.issue_reset(actor=actor, username=username)
+    page = _user_view(request, services, actor, csrf, username, reset)
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 @router.post("/admin/users/{username}")

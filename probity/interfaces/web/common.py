@@ -84,6 +84,21 @@ def menu_for(services: Services, actor: Actor | None) -> list[MenuItem]:
     return [m for m in MENU if services.access.allows(actor, m.action, own)]
 
 
+def allowed(
+    request: Request, actor: Actor | None, action: str, organisation_id: str | None = None
+) -> bool:
+    """For templates: whether the policy lets ``actor`` take ``action`` (its value, e.g.
+    ``"case.authorise"``) on a thing of ``organisation_id``. Display only: the service the
+    form posts to asks the policy again."""
+    if actor is None:
+        return False
+    services: Services = request.app.state.services
+    return services.access.allows(actor, Action(action), Resource(organisation_id))
+
+
+TEMPLATES.env.globals["allowed"] = allowed
+
+
 def signed_in(request: Request, services: Services, cookie: str | None) -> tuple[Actor, str]:
     """The signed-in actor and the session's CSRF token, or LoginRequired."""
     if not cookie:

@@ -11,22 +11,28 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from probity.interfaces.web import (
+    account_pages,
     admin_pages,
     audit_pages,
+    authorisation_pages,
     gallery_pages,
     pages,
     privacy_rules_pages,
     review_pages,
     rights_pages,
+    search_pages,
 )
 from probity.interfaces.web.common import LoginRequired
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
+    search_pages.router,
     review_pages.router,
     gallery_pages.router,
     audit_pages.router,
     admin_pages.router,
+    account_pages.router,  # /password-reset is public: it never asks for a session
+    authorisation_pages.router,
     rights_pages.router,  # /privacy is public: its routes never ask for a session
     privacy_rules_pages.router,
 )

@@ -26,12 +26,14 @@ from collections import Counter
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from probity.domain.accounts import Action, Actor, Resource
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
+from probity.interfaces.web.listing import listing, matching
+from probity.interfaces.web.rights_pages import confirmed
 from probity.services.container import Services
 from probity.services.erasure import ErasureCause, ErasureReceipt
 
@@ -239,10 +241,13 @@ def sweep(
     request: Request,
     services: ServicesDep,
     csrf_token: Annotated[str, Form()],
+    confirm: Annotated[str, Form(max_length=10)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
-    """Erase what is due now; the answer lists the receipts."""
+    """Erase what is due now (after the form's confirmation box); the answer lists the
+    receipts."""
     actor, csrf = signed_form(request, services, probity_session, csrf_token)
+    confirmed(confirm)
     result = services.retention.sweep(actor=actor)
     receipts = list(result.receipts)
     return _no_store(
@@ -262,19 +267,32 @@ def sweep(
 # -- erasure receipts ------------------------------------------------------------------------
 
 
+def _receipt_text(r: ErasureReceipt) -> str:
+    return " ".join((r.number, r.gallery, r.subject_reference, r.actor, r.cause.value, r.reason))
+
+
 def _receipt_url(number: str, tail: str = "") -> str:
     return f"/erasures/{quote(number, safe='')}{tail}"
 
 
 @router.get("/erasures", response_class=HTMLResponse)
 def erasures_page(
-    request: Request, services: ServicesDep, cause: str = "", probity_session: SessionCookie = None
+    request: Request,
+    services: ServicesDep,
+    cause: str = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    q: Annotated[str, Query(max_length=200)] = "",
+    probity_session: SessionCookie = None,
 ) -> Response:
-    """Every erasure receipt, newest first; ``cause=`` keeps one cause."""
+    """Every erasure receipt, newest first; ``cause=`` keeps one cause, ``q`` narrows by
+    receipt number, gallery, record, actor or reason; the totals count every match, the
+    table shows one page."""
     actor, csrf = signed_in(request, services, probity_session)
     receipts = services.erasure.receipts(actor=actor)
     if cause:
         receipts = [r for r in receipts if r.cause.value == cause]
+    receipts = matching(receipts, q, _receipt_text)
+    shown = listing(receipts, page=page, q=q, text=_receipt_text, keep={"cause": cause})
     return _no_store(
         _page(
             request,
@@ -282,7 +300,8 @@ def erasures_page(
             actor,
             csrf,
             "erasures.html",
-            receipts=receipts,
+            receipts=shown.rows,
+            listing=shown,
             chosen=cause,
             totals=_totals(receipts),
         )

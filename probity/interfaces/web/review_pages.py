@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from probity.domain.accounts import Action, Actor
@@ -22,6 +22,7 @@ from probity.errors import InvalidInput
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.case_report_pdf import render_case_report_pdf
 from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
+from probity.interfaces.web.listing import listing
 from probity.services.container import Services
 from probity.services.reviews import CandidateReviews
 
@@ -51,10 +52,12 @@ def reviews_by_candidate(
 def face_panel_context(
     services: Services, actor: Actor, result: SearchResult, face: int | None
 ) -> dict[str, Any]:
-    """The selected face (None: ask the user to pick) and the reviews to show beside its
-    candidates. A probe with one face needs no picking."""
-    if face is None and len(result.faces) == 1:
-        face = result.faces[0].index
+    """The selected face and the reviews to show beside its candidates. With none asked
+    for, the first searched face (left to right), else the first face: the examiner sees
+    candidates without a click and picks another face only to change."""
+    if face is None and result.faces:
+        searched = [f for f in result.faces if f.outcome.value != "refused_quality"]
+        face = (searched or list(result.faces))[0].index
     selected = next((f for f in result.faces if f.index == face), None)
     if face is not None and selected is None:
         raise InvalidInput(f"this search has no face {face} (it has {len(result.faces)})")
@@ -172,10 +175,15 @@ def record_review(
 
 @router.get("/reviews/queue", response_class=HTMLResponse)
 def review_queue(
-    request: Request, services: ServicesDep, probity_session: SessionCookie = None
+    request: Request,
+    services: ServicesDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    q: Annotated[str, Query(max_length=200)] = "",
+    probity_session: SessionCookie = None,
 ) -> Response:
     """Candidates someone else has reviewed and the signed-in person has not: the second,
-    independent review. The first decision and its note are not shown."""
+    independent review. The first decision and its note are not shown. ``q`` narrows by
+    case, candidate or gallery; ``PER_PAGE`` a page."""
     actor, csrf = signed_in(request, services, probity_session)
     waiting = services.reviews.queue(actor=actor)
     counts = {item.candidate: item.count for item in waiting}
@@ -184,7 +192,15 @@ def review_queue(
         for result, ref, candidate in services.results.candidates_for(counts, actor=actor)
     ]
     rows.sort(key=lambda row: row[0].at.isoformat() if row[0].at else "", reverse=True)
-    return render(request, "queue.html", actor=actor, csrf=csrf, rows=rows)
+    shown = listing(
+        rows,
+        page=page,
+        q=q,
+        text=lambda row: (
+            f"{row[0].case_reference} {row[2].subject_reference} {row[2].gallery_name}"
+        ),
+    )
+    return render(request, "queue.html", actor=actor, csrf=csrf, rows=shown.rows, listing=shown)
 
 
 @router.get("/cases/{reference}/report.pdf")

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from probity.domain.accounts import Actor
@@ -35,6 +35,7 @@ from probity.errors import InvalidImage, InvalidInput, ProbityError, RateLimited
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.render.access_export_pdf import render_access_export_pdf
 from probity.interfaces.web.common import SessionCookie, render, signed_form, signed_in
+from probity.interfaces.web.listing import listing
 from probity.services.container import Services
 from probity.services.rights import (
     FORM_TOKEN_LIFETIME,
@@ -45,6 +46,14 @@ from probity.services.rights import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def confirmed(confirm: str) -> None:
+    """The confirmation step every erasing form has: its required "I confirm" box. A post
+    without it (a script, an old form) erases nothing."""
+    if confirm != "yes":
+        raise InvalidInput("tick the box to confirm: an erasure cannot be undone")
+
 
 KINDS = (
     (
@@ -184,10 +193,13 @@ def rights_list(
     request: Request,
     services: ServicesDep,
     status: str = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    q: Annotated[str, Query(max_length=200)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
     """Requests, the earliest deadline first; ``status=open`` (default) shows open and
-    extended ones, ``all`` every one."""
+    extended ones, ``all`` every one; ``q`` narrows by receipt, kind, status or filer;
+    ``PER_PAGE`` a page."""
     actor, csrf = signed_in(request, services, probity_session)
     chosen = status or "open"
     found = services.rights.list(actor=actor)
@@ -200,7 +212,13 @@ def rights_list(
         "rights.html",
         actor=actor,
         csrf=csrf,
-        requests=found,
+        requests=listing(
+            found,
+            page=page,
+            q=q,
+            text=lambda r: f"{r.receipt} {r.kind.value} {r.status.value} {r.filed_by}",
+            keep={"status": chosen},
+        ),
         now=services.clock(),
         chosen=chosen,
         statuses=["open", "all", *[s.value for s in RequestStatus]],
@@ -300,9 +318,11 @@ def rights_erase(
     csrf_token: Annotated[str, Form()],
     gallery: Annotated[str, Form(max_length=200)] = "",
     reference: Annotated[str, Form(max_length=200)] = "",
+    confirm: Annotated[str, Form(max_length=10)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
     actor, _ = signed_form(request, services, probity_session, csrf_token)
+    confirmed(confirm)
     services.rights.erase_subject(
         actor=actor, receipt=receipt, gallery=gallery, reference=reference.strip()
     )
@@ -315,9 +335,11 @@ def rights_object(
     request: Request,
     services: ServicesDep,
     csrf_token: Annotated[str, Form()],
+    confirm: Annotated[str, Form(max_length=10)] = "",
     probity_session: SessionCookie = None,
 ) -> Response:
     actor, _ = signed_form(request, services, probity_session, csrf_token)
+    confirmed(confirm)
     services.rights.apply_objection(actor=actor, receipt=receipt)
     return _request_page(receipt)
 

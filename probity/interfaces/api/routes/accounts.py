@@ -16,6 +16,7 @@ from probity.interfaces.api.deps import (
     ServicesDep,
     set_session_cookie,
 )
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     ApiKeyIn,
     ApiKeyInfoOut,
@@ -26,6 +27,9 @@ from probity.interfaces.api.schemas import (
     OrganisationIn,
     OrganisationOut,
     Page,
+    PasswordChangeIn,
+    PasswordResetIn,
+    PasswordResetOut,
     UserIn,
     UserOut,
     UserUpdate,
@@ -41,7 +45,7 @@ def login(body: LoginIn, request: Request, response: Response, services: Service
     every unsafe request made with the cookie must send as ``X-CSRF-Token``."""
     client = request.client.host if request.client else "unknown"
     done = services.sessions.login(username=body.username, password=body.password, client=client)
-    set_session_cookie(response, services, done)
+    set_session_cookie(response, services, done, request)
     response.headers[CSRF_HEADER] = done.csrf_token
     return LoginOut(
         username=done.actor.username,
@@ -65,6 +69,26 @@ def logout(
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
+@router.post("/auth/password-reset", status_code=status.HTTP_204_NO_CONTENT)
+def redeem_password_reset(body: PasswordResetIn, services: ServicesDep) -> Response:
+    """Set a new password with the one-time code an admin issued (no sign-in needed: the
+    code is the proof). Every session and API key of the account ends."""
+    services.accounts.redeem_reset(username=body.username, code=body.code, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChangeIn, actor: ActorDep, services: ServicesDep) -> Response:
+    """Change your own password (give the current one). Every session and API key of your
+    account ends, this one included: sign in again and make new keys."""
+    services.accounts.set_password(
+        actor=actor, username=actor.username, password=body.password, current=body.current
+    )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
 @router.get("/me", response_model=Me)
 def me(actor: ActorDep) -> Me:
     return Me(
@@ -82,9 +106,11 @@ def _org(o: Organisation) -> OrganisationOut:
 
 @router.post("/organisations", response_model=OrganisationOut, status_code=201)
 def create_organisation(
-    body: OrganisationIn, actor: ActorDep, services: ServicesDep
+    body: OrganisationIn, response: Response, actor: ActorDep, services: ServicesDep
 ) -> OrganisationOut:
-    return _org(services.accounts.create_organisation(actor=actor, name=body.name, kind=body.kind))
+    org = services.accounts.create_organisation(actor=actor, name=body.name, kind=body.kind)
+    created(response, "organisations", org.id)
+    return _org(org)
 
 
 @router.get("/organisations", response_model=Page[OrganisationOut])
@@ -112,17 +138,31 @@ def _end_of_day(day: date | None) -> datetime | None:
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserIn, actor: ActorDep, services: ServicesDep) -> UserOut:
+def create_user(
+    body: UserIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> UserOut:
     """A new account; it can do nothing until a supervisor of its organisation approves it."""
-    return _user(
-        services.accounts.create_user(
-            actor=actor,
-            organisation=body.organisation,
-            username=body.username,
-            roles=list(body.roles),
-            training_expires=_end_of_day(body.training_expires),
-        )
+    user = services.accounts.create_user(
+        actor=actor,
+        organisation=body.organisation,
+        username=body.username,
+        roles=list(body.roles),
+        training_expires=_end_of_day(body.training_expires),
+        password=body.password,
     )
+    created(response, "users", user.username)
+    return _user(user)
+
+
+@router.post("/users/{username}/password-reset", response_model=PasswordResetOut, status_code=201)
+def issue_password_reset(
+    username: str, actor: ActorDep, services: ServicesDep, response: Response
+) -> PasswordResetOut:
+    """An admin of the account's organisation issues a one-time reset code (24 hours, one
+    use; a new code replaces the last). The code is in this response only."""
+    reset = services.accounts.issue_reset(actor=actor, username=username)
+    response.headers["Cache-Control"] = "no-store"
+    return PasswordResetOut(username=reset.username, code=reset.code, expires_at=reset.expires_at)
 
 
 @router.get("/users", response_model=Page[UserOut])
@@ -153,9 +193,12 @@ def approve_user(username: str, actor: ActorDep, services: ServicesDep) -> UserO
 
 
 @router.post("/keys", response_model=ApiKeyOut, status_code=201)
-def create_key(body: ApiKeyIn, actor: ActorDep, services: ServicesDep) -> ApiKeyOut:
+def create_key(
+    body: ApiKeyIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> ApiKeyOut:
     """A new API key for yourself. The key is in this response only; it is stored hashed."""
     key = services.accounts.create_api_key(actor=actor, username=actor.username, label=body.label)
+    created(response, "keys", key.key_id)
     return ApiKeyOut(key_id=key.key_id, key=key.secret)
 
 

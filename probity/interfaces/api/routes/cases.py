@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from probity.domain.case import Case
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     AuthorisationIn,
     AuthorisationOut,
@@ -43,7 +44,7 @@ def case_out(case: Case, cases: CaseService) -> CaseOut:
 
 
 @router.post("", response_model=CaseOut, status_code=201)
-def open_case(body: CaseIn, actor: ActorDep, services: ServicesDep) -> CaseOut:
+def open_case(body: CaseIn, response: Response, actor: ActorDep, services: ServicesDep) -> CaseOut:
     """Open a case: offence category, justification, and an authorisation id, or
     ``pending: true`` (searches allowed for 48 h while the authorisation is sought)."""
     case = services.cases.open(
@@ -55,6 +56,7 @@ def open_case(body: CaseIn, actor: ActorDep, services: ServicesDep) -> CaseOut:
         pending=body.pending,
         authority=body.authority,
     )
+    created(response, "cases", case.reference)
     return case_out(case, services.cases)
 
 

@@ -6,28 +6,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from probity.domain.gallery import Gallery
+from probity.domain.gallery import Enrolment, Gallery
 from probity.domain.jobs import EnrolmentJob, RefusedImage
+from probity.errors import EnrolmentNotFound
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     EnrolmentOut,
     GalleryIn,
     GalleryOut,
+    HeldEnrolmentOut,
     JobOut,
     JobRowOut,
     MigrationIn,
     MigrationOut,
     MigrationRefusalOut,
     Page,
+    Provenance,
     RefusedFace,
     RemovalOut,
 )
 from probity.interfaces.api.uploads import bulk_form, read_upload
 from probity.interfaces.render.results import enrol_json
 from probity.services.migration import MigrationReport
+from probity.services.subjects import Removal
 
 router = APIRouter(prefix="/api/v1/galleries", tags=["galleries"])
 
@@ -48,17 +53,19 @@ def _gallery(g: Gallery, subjects: int | None = None, enrolments: int | None = N
 
 
 @router.post("", response_model=GalleryOut, status_code=201)
-def create_gallery(body: GalleryIn, actor: ActorDep, services: ServicesDep) -> GalleryOut:
-    return _gallery(
-        services.galleries.create(
-            actor=actor,
-            name=body.name,
-            inclusion_policy=body.inclusion_policy,
-            retention_days=body.retention_days,
-            jurisdictions=body.jurisdictions,
-            model=body.model,
-        )
+def create_gallery(
+    body: GalleryIn, response: Response, actor: ActorDep, services: ServicesDep
+) -> GalleryOut:
+    gallery = services.galleries.create(
+        actor=actor,
+        name=body.name,
+        inclusion_policy=body.inclusion_policy,
+        retention_days=body.retention_days,
+        jurisdictions=body.jurisdictions,
+        model=body.model,
     )
+    created(response, "galleries", gallery.name)
+    return _gallery(gallery)
 
 
 @router.get("", response_model=Page[GalleryOut])
@@ -75,6 +82,7 @@ def get_gallery(name: str, actor: ActorDep, services: ServicesDep) -> GalleryOut
 @router.post("/{name}/enrolments", response_model=EnrolmentOut, status_code=201)
 def enrol(
     name: str,
+    response: Response,
     actor: ActorDep,
     services: ServicesDep,
     image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC with one face")],
@@ -85,6 +93,16 @@ def enrol(
     jurisdiction: Annotated[str | None, Form(max_length=20)] = None,
     lawful_basis_reference: Annotated[str | None, Form(max_length=2000)] = None,
     collected_by: Annotated[str | None, Form(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description=(
+                "a key of your choosing naming this request: sent again with the same "
+                "request it returns the first answer; with a different request, 422"
+            ),
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Enrol one image of a subject. Every provenance field but ``collected_by`` and
     ``lawful_basis_reference`` is required; a missing one is named in the 422 problem."""
@@ -102,8 +120,66 @@ def enrol(
             "lawful_basis_reference": lawful_basis_reference,
             "collected_by": collected_by,
         },
+        idempotency_key=idempotency_key,
     )
+    if outcome.enrolment is not None:
+        created(
+            response, "galleries", name, "subjects", subject, "enrolments", outcome.enrolment.id
+        )
     return enrol_json(outcome)
+
+
+def _held(e: Enrolment) -> HeldEnrolmentOut:
+    return HeldEnrolmentOut(
+        enrolment_id=e.id,
+        box=e.box.as_list(),
+        quality=e.quality.as_dict(),
+        provenance=Provenance.model_validate(e.provenance.as_dict()),
+        created_at=e.created_at,
+        created_by=e.created_by,
+    )
+
+
+@router.get("/{name}/subjects/{reference}/enrolments", response_model=Page[HeldEnrolmentOut])
+def list_enrolments(
+    name: str, reference: str, actor: ActorDep, services: ServicesDep, paging: PagingDep
+) -> Page[HeldEnrolmentOut]:
+    """A subject's enrolments, oldest first: provenance, face box and quality (no image, no
+    template). For curators and privacy officers of the gallery's organisation."""
+    found = services.subjects.enrolments(actor=actor, gallery=name, reference=reference)
+    return paging.page([_held(e) for e in found])
+
+
+@router.get(
+    "/{name}/subjects/{reference}/enrolments/{enrolment_id}", response_model=HeldEnrolmentOut
+)
+def get_enrolment(
+    name: str, reference: str, enrolment_id: str, actor: ActorDep, services: ServicesDep
+) -> HeldEnrolmentOut:
+    """One enrolment of the subject."""
+    found = services.subjects.enrolments(actor=actor, gallery=name, reference=reference)
+    for e in found:
+        if e.id == enrolment_id:
+            return _held(e)
+    raise EnrolmentNotFound(f"subject '{reference}' in '{name}' has no enrolment '{enrolment_id}'")
+
+
+@router.delete("/{name}/subjects/{reference}/enrolments/{enrolment_id}", response_model=RemovalOut)
+def remove_enrolment(
+    name: str,
+    reference: str,
+    enrolment_id: str,
+    actor: ActorDep,
+    services: ServicesDep,
+    reason: Annotated[str, Query(min_length=3, max_length=2000)],
+) -> RemovalOut:
+    """Erase one enrolment: its row, template, sealed image and index vector; the subject's
+    other images are re-keyed. An erasure like any other, with a receipt (``receipt``).
+    Removing the subject's last enrolment erases the subject."""
+    r = services.subjects.remove_enrolment(
+        actor=actor, gallery=name, reference=reference, enrolment_id=enrolment_id, reason=reason
+    )
+    return _removal(r)
 
 
 @router.delete("/{name}/subjects/{reference}", response_model=RemovalOut)
@@ -116,6 +192,10 @@ def remove_subject(
 ) -> RemovalOut:
     """Remove a subject: data key, rows, image blobs and index vectors."""
     r = services.subjects.remove(actor=actor, gallery=name, reference=reference, reason=reason)
+    return _removal(r)
+
+
+def _removal(r: Removal) -> RemovalOut:
     return RemovalOut(
         subject_id=r.subject_id,
         reference=r.reference,

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from probity.interfaces.api.deps import ActorDep, ServicesDep
+from probity.interfaces.api.links import created
 from probity.interfaces.api.uploads import read_upload
 
 router = APIRouter(prefix="/api/v1/objections", tags=["objections"])
@@ -68,6 +69,7 @@ class ObjectionOut(BaseModel):
 
 @router.post("", response_model=ObjectionOut, status_code=201)
 def record_objection(
+    response: Response,
     actor: ActorDep,
     services: ServicesDep,
     image: Annotated[UploadFile, File(description="photo of the person objecting (one face)")],
@@ -80,4 +82,6 @@ def record_objection(
     objection = services.suppression.object(
         actor=actor, image=data, reference=reference, request_id=request_id
     )
-    return objection.as_dict()
+    out = objection.as_dict()
+    created(response, "objections", objection.suppression_id)
+    return out

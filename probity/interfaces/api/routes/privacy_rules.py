@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from probity.domain.jurisdiction import JurisdictionRule
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import ErasureReceiptOut, Page
 
 router = APIRouter(prefix="/api/v1", tags=["privacy rules"])
@@ -70,18 +71,19 @@ def _rule(rule: JurisdictionRule) -> JurisdictionRuleOut:
 
 @router.post("/jurisdiction-rules", response_model=JurisdictionRuleOut, status_code=201)
 def exclude_jurisdiction(
-    body: JurisdictionRuleIn, actor: ActorDep, services: ServicesDep
+    body: JurisdictionRuleIn, response: Response, actor: ActorDep, services: ServicesDep
 ) -> JurisdictionRuleOut:
     """Records collected in ``code`` (a country covers its subdivisions) are refused at
     enrolment and withheld from every search at once; the purge erases those held."""
-    return _rule(
-        services.jurisdictions.exclude(
-            actor=actor,
-            code=body.code,
-            reason=body.reason,
-            deployment_wide=body.scope == "deployment",
-        )
+    rule = services.jurisdictions.exclude(
+        actor=actor,
+        code=body.code,
+        reason=body.reason,
+        deployment_wide=body.scope == "deployment",
     )
+    out = _rule(rule)
+    created(response, "jurisdiction-rules", out.code)
+    return out
 
 
 @router.get("/jurisdiction-rules", response_model=Page[JurisdictionRuleOut])

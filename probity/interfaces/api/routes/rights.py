@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from probity.domain.rights import RequestKind, RequestStatus, RightsRequest, parse_identifiers
 from probity.errors import InvalidInput
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     ClosureIn,
     ErasureReceiptOut,
@@ -76,6 +77,7 @@ def _receipt_out(r: ErasureReceipt) -> ErasureReceiptOut:
 
 @router.post("", response_model=RightsRequestOut, status_code=201)
 def file_request(
+    response: Response,
     actor: ActorDep,
     services: ServicesDep,
     kind: Annotated[RequestKind, Form(description="access, objection or erasure")],
@@ -105,7 +107,9 @@ def file_request(
         details=details,
         photo=image,
     )
-    return request_out(filed, services)
+    out = request_out(filed, services)
+    created(response, "rights-requests", out.receipt)
+    return out
 
 
 @router.get("", response_model=Page[RightsRequestOut])
@@ -151,7 +155,11 @@ def close_request(
 
 @router.post("/{receipt}/erasures", response_model=ErasureReceiptOut, status_code=201)
 def erase_for_request(
-    receipt: str, body: RequestErasureIn, actor: ActorDep, services: ServicesDep
+    receipt: str,
+    body: RequestErasureIn,
+    response: Response,
+    actor: ActorDep,
+    services: ServicesDep,
 ) -> ErasureReceiptOut:
     """Erase the subject an erasure request names (gallery and reference): data key, rows,
     blobs, index vectors; the receipt holds no biometric data."""
@@ -162,6 +170,8 @@ def erase_for_request(
         reference=body.reference,
         reason=body.reason,
     )
+    # The erasure receipt is listed on its request (the API has no receipt resource).
+    created(response, "rights-requests", receipt)
     return _receipt_out(done)
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.review import CandidateRef, Review
 from probity.domain.search import SearchResult
-from probity.errors import ProbityError
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
-from probity.interfaces.api.observability import Metrics
+from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
     CandidateReviewsOut,
     LeadOut,
@@ -27,6 +25,12 @@ from probity.services.reviews import CandidateReviews
 
 router = APIRouter(prefix="/api/v1", tags=["searches"])
 
+IDEMPOTENCY = (
+    "a key of your choosing (e.g. a UUID) naming this request: sending it again with the same "
+    "request returns the first answer instead of a second search; the same key with a "
+    "different request is refused (422)"
+)
+
 
 def _search(result: SearchResult) -> dict[str, Any]:
     out = search_json(result)
@@ -39,36 +43,36 @@ def _search(result: SearchResult) -> dict[str, Any]:
 def run_search(
     reference: str,
     request: Request,
+    response: Response,
     actor: ActorDep,
     services: ServicesDep,
     probe: Annotated[UploadFile, File(description="the probe photo")],
     galleries: Annotated[list[str] | None, Form(description="gallery names; default all")] = None,
     top_k: Annotated[int | None, Form(ge=1, le=100)] = None,
-    target_fmr: Annotated[float | None, Form(gt=0, le=1)] = None,
+    target_fmr: Annotated[
+        float | None,
+        Form(gt=0, lt=1, description="one of the model's measured rows; others get 422"),
+    ] = None,
     threshold_off: Annotated[bool, Form(description="return the full ranked list")] = False,
     face: Annotated[int | None, Form(ge=1, le=1000, description="search only this face")] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200, description=IDEMPOTENCY)] = None,
 ) -> dict[str, Any]:
     """Search every face of the probe (or one) within the case. The answer is a ranked
-    candidate list: an investigative lead, never an identification."""
-    metrics: Metrics = request.app.state.metrics
-    started = time.perf_counter()
-    try:
-        data = read_upload(probe, services.settings.limits.max_upload_bytes)
-        result = services.search.search(
-            actor=actor,
-            case_reference=reference,
-            probe=data,
-            galleries=galleries or (),
-            top_k=top_k,
-            target_fmr=target_fmr,
-            threshold_off=threshold_off,
-            face=face,
-        )
-    except ProbityError as exc:
-        metrics.searches.labels(exc.code).inc()
-        raise
-    metrics.search_seconds.observe(time.perf_counter() - started)
-    metrics.searches.labels(result.outcome.value).inc()
+    candidate list: an investigative lead, never an identification. The body is the one
+    ``GET /api/v1/searches/{id}`` (the ``Location``) gives."""
+    data = read_upload(probe, services.settings.limits.max_upload_bytes)
+    result = services.search.search(
+        actor=actor,
+        case_reference=reference,
+        probe=data,
+        galleries=galleries or (),
+        top_k=top_k,
+        target_fmr=target_fmr,
+        threshold_off=threshold_off,
+        face=face,
+        idempotency_key=idempotency_key,
+    )
+    created(response, "searches", result.id)
     return _search(result)
 
 
@@ -117,15 +121,18 @@ def record_review(
     face: int,
     subject_id: str,
     body: ReviewIn,
+    response: Response,
     actor: ActorDep,
     services: ServicesDep,
 ) -> CandidateReviewsOut:
     """Record your decision on a candidate: possible match, not a match or inconclusive.
     Two *different* reviewers recording possible match make it a lead."""
     ref = CandidateRef(search_id, face, subject_id)
-    return _reviews(
-        services.reviews.record(actor=actor, candidate=ref, decision=body.decision, note=body.note)
+    done = services.reviews.record(
+        actor=actor, candidate=ref, decision=body.decision, note=body.note
     )
+    created(response, "searches", search_id, "faces", face, "candidates", subject_id, "reviews")
+    return _reviews(done)
 
 
 @router.get(CANDIDATE, response_model=CandidateReviewsOut)
