@@ -93,8 +93,8 @@ def test_another_organisations_admin_cannot_manage_our_accounts(sqlite_world: Wo
 
 
 def test_a_deployment_operator_manages_accounts_across_organisations(sqlite_world: World) -> None:
-    w = sqlite_world
-    _person(w, "Met", "opr", [Role.OPERATOR], "sup")
+    w = sqlite_world  # "opr" holds the operator role (tests/api/conftest.py)
+    assert w.call("GET", "/api/v1/me", "opr").json()["roles"] == [Role.OPERATOR.value]
     r = w.call("PATCH", "/api/v1/users/inv2", "opr", json={"roles": ["investigator"]})
     assert r.status_code == 200, r.text
     body = {"name": "Border Agency", "kind": "public_body"}
