@@ -27,8 +27,8 @@ from probity.storage.db import Database
 
 REPORT_NOTICE = (
     f"{INVESTIGATIVE_LEAD_NOTICE}. Candidates are ranked by similarity of face descriptors; "
-    "a candidate is a lead for further investigation only once two examiners have confirmed it "
-    "independently, and never on its own grounds for arrest or charge."
+    "a candidate is a lead for further investigation only once two different people have "
+    "confirmed it independently, and never on its own grounds for arrest or charge."
 )
 
 

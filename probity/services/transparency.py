@@ -82,7 +82,7 @@ TOTALS: tuple[Measure, ...] = (
     Measure("case_purges", "Cases purged (authorisation rejected)", "case.purge"),
     Measure("searches_purged", "Searches deleted by purges", "case.purge: searches_deleted"),
     Measure("reviews", "Reviews recorded", "review.record"),
-    Measure("leads_confirmed", "Leads confirmed by two examiners", "lead.confirmed"),
+    Measure("leads_confirmed", "Leads confirmed by two different reviewers", "lead.confirmed"),
     Measure("galleries_created", "Galleries created", "gallery.create"),
     Measure("enrolments", "Images enrolled", "enrolment.create"),
     Measure("bulk_enrolment_runs", "Bulk enrolment runs", "enrolment.bulk"),

@@ -192,7 +192,7 @@ def test_every_search_face_and_candidate_is_listed(rendered: tuple[bytes, list[s
     assert "CUST-2024-000117" in text and "CUST-2023-004512" in text
     for reviewer in ("bob.examiner", "carol.second", "dave.reviewer"):
         assert reviewer in text
-    assert "Lead: confirmed by two examiners" in text
+    assert "Lead: confirmed by two different reviewers" in text
     assert "Not a lead" in text
     assert "possible match" in text and "not a match" in text
     assert "0.902" in text and "0.3223" in text  # score to 3 decimals, distance to 4

@@ -184,7 +184,7 @@ def _summary_section(pdf: _CaseReportPDF, summary: Mapping[str, Any]) -> None:
     pdf.field("No candidate above thr.", summary["no_candidate"])
     pdf.field("No face found", summary["no_face"])
     pdf.field("Reviews recorded", summary["reviews"])
-    pdf.field("Leads (two examiners)", summary["leads"])
+    pdf.field("Leads (two different reviewers)", summary["leads"])
 
 
 def _search_section(
@@ -282,5 +282,5 @@ def _candidate_detail(pdf: _CaseReportPDF, candidate: Mapping[str, Any]) -> None
         pdf.para(f"Review by {review['reviewer']} at {review['at']}: {decision}", style="B")
         if review["note"]:
             pdf.para(f"Note: {review['note']}", indent=4)
-    lead = "Lead: confirmed by two examiners" if candidate["lead"] else "Not a lead"
+    lead = "Lead: confirmed by two different reviewers" if candidate["lead"] else "Not a lead"
     pdf.para(lead, style="B")
