@@ -17,6 +17,7 @@ import pytest
 
 from probity.config import Settings
 from probity.engine.registry import EngineSet
+from probity.errors import UnsupportedOperatingPoint
 from probity.services.clock import ManualClock
 from probity.services.container import Services, build_services, initialise
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -104,9 +105,18 @@ def test_galleries_of_two_models_are_searched_with_one_detection(
 
 def test_each_model_marks_at_its_own_distance(two_models: Services) -> None:
     svc = two_models
+    # An explicit target must be a measured row of every model searched: 0.005 is dlib's,
+    # not SFace's (1e-2 ... 1e-6), so it is refused naming SFace's rows, never rounded.
+    with pytest.raises(UnsupportedOperatingPoint, match="sface-int8"):
+        svc.search.search(
+            actor=ACTOR, case_reference="C-1", probe=(DATA / "biden.jpg").read_bytes(),
+            galleries=["new", "old"], target_fmr=0.005,
+        )  # fmt: skip
+    # The default (PROBITY_SEARCH__DEFAULT_TARGET_FMR=0.005) takes, on each model's own
+    # table, the largest measured row at or below it, and says which for each model.
     result = svc.search.search(
         actor=ACTOR, case_reference="C-1", probe=(DATA / "biden.jpg").read_bytes(),
-        galleries=["new", "old"], target_fmr=0.005,
+        galleries=["new", "old"],
     )  # fmt: skip
     by_model = dict(result.threshold.by_model)
     assert len(by_model) == 2

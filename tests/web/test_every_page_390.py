@@ -117,6 +117,7 @@ def _pages(ids: dict[str, str]) -> dict[str, tuple[str, ...]]:
         "/galleries/{name}": ("/galleries/custody",),
         "/galleries/{name}/jobs/{job_id}": (f"/galleries/custody/jobs/{ids['job']}",),
         "/galleries/{name}/refused": ("/galleries/custody/refused",),
+        "/galleries/{name}/migration": ("/galleries/custody/migration",),
         "/admin/users/{username}": ("/admin/users/inv",),
         "/rights/{receipt}": (f"/rights/{ids['request']}",),
         "/erasures/{number}": (f"/erasures/{ids['receipt']}",),
