@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from probity.errors import InvalidInput, MissingProvenance
@@ -16,9 +15,9 @@ from probity.interfaces.cli.common import (
     HomeOpt,
     JsonOpt,
     actor_name,
-    err,
     out,
     print_json,
+    progress_bar,
     read_input_file,
     services,
 )
@@ -115,24 +114,10 @@ def enrol(
 def _enrol_manifest(
     gallery: str, manifest: Path, home: Path | None, who: str, json_out: bool
 ) -> None:
-    with services(home) as s:
-        progress = Progress(
-            TextColumn("enrolling"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=json_out,
+    with services(home) as s, progress_bar("enrolling", hidden=json_out) as update:
+        summary = s.enrolment.enrol_manifest(
+            actor=who, gallery=gallery, manifest=manifest, on_progress=update
         )
-        with progress:
-            task = progress.add_task("enrol", total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            summary = s.enrolment.enrol_manifest(
-                actor=who, gallery=gallery, manifest=manifest, on_progress=update
-            )
     if json_out:
         print_json(bulk_json(summary))
     else:

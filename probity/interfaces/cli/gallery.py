@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from probity.domain.faces import QualityFloor
@@ -20,9 +19,9 @@ from probity.interfaces.cli.common import (
     HomeOpt,
     JsonOpt,
     actor_name,
-    err,
     out,
     print_json,
+    progress_bar,
     services,
     settings_for,
 )
@@ -170,29 +169,15 @@ def gallery_migrate(
     """Move a gallery to another face model: re-embed every enrolment from its sealed image,
     build the new index beside the old one, then swap in one transaction. Searches use the
     old model until the swap. Interrupted? Run the same command again: it continues."""
-    with services(home) as s:
-        progress = Progress(
-            TextColumn("re-embedding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=json_out,
+    with services(home) as s, progress_bar("re-embedding", hidden=json_out) as update:
+        report = s.migrations.migrate(
+            actor=actor_name(actor),
+            gallery=name,
+            model=model,
+            drop_refused=drop_refused,
+            on_progress=update,
+            on_item=_crash_hook(),
         )
-        with progress:
-            task = progress.add_task("migrate", total=None)
-
-            def update(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            report = s.migrations.migrate(
-                actor=actor_name(actor),
-                gallery=name,
-                model=model,
-                drop_refused=drop_refused,
-                on_progress=update,
-                on_item=_crash_hook(),
-            )
     if json_out:
         print_json(report.as_dict())
     else:
