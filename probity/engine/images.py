@@ -184,9 +184,38 @@ def _decode(data: bytes, *, max_pixels: int) -> tuple[NDArray[np.uint8], str]:
             )
         if width < 1 or height < 1:
             raise InvalidImage(f"the image has no pixels ({width} × {height})")
+        _check_shape(width, height)
         image.load()  # full decode: truncation and corrupt data raise here
         oriented = ImageOps.exif_transpose(image)
         return _to_rgb(oriented), fmt
+
+
+MIN_SHORT_SIDE_PX = 16
+"""The shortest side, in pixels, an image may have. Below it no detector can find a face
+(YuNet and dlib's detectors need a face of roughly 10-20 px, and a probe or gallery photo of
+that size is useless for identification anyway), and dlib's CNN detector crashed on images
+of 1-8 px a side; such files are refused before any detector sees them."""
+
+MAX_ASPECT_RATIO = 25.0
+"""The longest side may be at most this many times the shortest. Wide panoramas run to about
+10:1; a 1 × 500 strip is not a photograph, and refusing it keeps degenerate pyramids out of
+the detectors."""
+
+
+def _check_shape(width: int, height: int) -> None:
+    """Refuse images too small or too elongated to hold a face (read from the header, before
+    any pixel is decoded)."""
+    short, long = min(width, height), max(width, height)
+    if short < MIN_SHORT_SIDE_PX:
+        raise InvalidImage(
+            f"the image is {width} × {height} pixels; its shorter side must be at least "
+            f"{MIN_SHORT_SIDE_PX} px"
+        )
+    if long > MAX_ASPECT_RATIO * short:
+        raise InvalidImage(
+            f"the image is {width} × {height} pixels, {long / short:.0f} times longer than "
+            f"wide; at most {MAX_ASPECT_RATIO:.0f}:1 is accepted"
+        )
 
 
 def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:

@@ -9,6 +9,7 @@ can list it; only an unreadable file or a missing column refuses the whole manif
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,24 +28,46 @@ class ManifestRow:
     error: str | None = None
 
 
+MAX_FIELD_CHARS = 4096
+"""The longest value a manifest cell may hold. Paths, references and provenance notes are
+short; a longer cell is a broken file (an unclosed quote swallowing the rest of it), so it is
+refused, naming its line, rather than read as one enormous value."""
+
+
 def read_manifest(manifest: Path) -> list[ManifestRow]:
+    """The rows of ``manifest``, parsed by the :mod:`csv` module over the whole text, so a
+    quoted field keeps its newlines and any U+2028 / U+2029 inside it (``str.splitlines``
+    would cut a row there). A NUL byte, an over-long field or any other parse failure refuses
+    the whole manifest with one :class:`ManifestError` naming the line; nothing is enrolled."""
     try:
         text = manifest.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ManifestError(f"manifest not found: {manifest}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read manifest {manifest}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in reader.fieldnames or []]
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ManifestError(f"manifest {manifest.name}, line {line}: contains a NUL byte")
+    records = _parse(text, manifest.name)
+    if not records:
+        raise ManifestError(f"manifest {manifest.name} is empty: a header line is required")
+    _, raw_header = records[0]
+    header = [h.strip() for h in raw_header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ManifestError(f"manifest {manifest.name} lacks column(s): {', '.join(missing)}")
     base = manifest.parent
     rows: list[ManifestRow] = []
-    for number, raw in enumerate(reader, start=2):
-        record = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k}
+    for number, cells in records[1:]:
+        if not any(c.strip() for c in cells):
+            continue  # a blank line
+        # A short row leaves the missing columns empty; a long one is reported below.
+        pairs = zip(header, cells, strict=False)
+        record = {name: (value or "").strip() for name, value in pairs if name}
         rel = record.get("path", "")
         error = None if rel else "the path column is empty"
+        if len(cells) > len(header):
+            error = f"the row has {len(cells)} fields; the header names {len(header)}"
         rows.append(
             ManifestRow(
                 line=number,
@@ -57,3 +80,27 @@ def read_manifest(manifest: Path) -> list[ManifestRow]:
             )
         )
     return rows
+
+
+def _parse(text: str, name: str) -> list[tuple[int, list[str]]]:
+    """Each record with the line it starts on (1-based, the header is line 1)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as exc:
+            raise ManifestError(
+                f"manifest {name}, line {start}: cannot be parsed ({exc})"
+            ) from None
+        for cell in cells:
+            if len(cell) > MAX_FIELD_CHARS:
+                raise ManifestError(
+                    f"manifest {name}, line {start}: a field of {len(cell):,} characters; "
+                    f"at most {MAX_FIELD_CHARS:,} are accepted"
+                )
+        records.append((start, cells))
+        start = reader.line_num + 1

@@ -142,19 +142,19 @@ def test_rgba_png_becomes_rgb(decode: Decode, data_dir: Path) -> None:
 
 def test_transparency_composited_onto_white(decode: Decode) -> None:
     buffer = io.BytesIO()
-    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(buffer, "PNG")
+    Image.new("RGBA", (16, 16), (255, 0, 0, 0)).save(buffer, "PNG")
     assert decode(buffer.getvalue()).pixels[0, 0].tolist() == [255, 255, 255]
 
 
 def test_16_bit_grey_scaled_not_clipped(decode: Decode) -> None:
     buffer = io.BytesIO()
-    Image.new("I;16", (8, 8), 32896).save(buffer, "PNG")  # 50 % grey in 16 bits
+    Image.new("I;16", (16, 16), 32896).save(buffer, "PNG")  # 50 % grey in 16 bits
     assert decode(buffer.getvalue()).pixels[0, 0].tolist() == [128, 128, 128]
 
 
 def test_cmyk_jpeg_becomes_rgb(decode: Decode) -> None:
     buffer = io.BytesIO()
-    Image.new("CMYK", (8, 8), (0, 255, 0, 0)).save(buffer, "JPEG")
+    Image.new("CMYK", (16, 16), (0, 255, 0, 0)).save(buffer, "JPEG")
     assert decode(buffer.getvalue()).pixels[0, 0].tolist() == [255, 0, 255]
 
 
@@ -215,3 +215,25 @@ def test_upright_size_swaps_for_quarter_turn_orientations() -> None:
         assert upright_size(data) == expected
         shown = upright_jpeg(data, max_bytes=10**6, max_pixels=10**6)
         assert Image.open(io.BytesIO(shown)).size == expected
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (8, 8), (15, 200), (1, 500)])
+def test_images_too_small_for_a_face_are_refused_before_decoding(size: tuple[int, int]) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "grey").save(buffer, "PNG")
+    with pytest.raises(InvalidImage, match="shorter side must be at least 16 px"):
+        decode_image(buffer.getvalue(), max_bytes=10_000_000, max_pixels=10_000_000)
+
+
+def test_an_absurdly_elongated_image_is_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 1000), "grey").save(buffer, "PNG")
+    with pytest.raises(InvalidImage, match="at most 25:1"):
+        decode_image(buffer.getvalue(), max_bytes=10_000_000, max_pixels=10_000_000)
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 400), "grey").save(buffer, "PNG")  # 25:1 is still accepted
+    assert decode_image(buffer.getvalue(), max_bytes=10**7, max_pixels=10**7).pixels.shape == (
+        400,
+        16,
+        3,
+    )
