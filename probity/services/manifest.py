@@ -3,7 +3,8 @@
 Columns: ``path,subject,source,lawful_basis,collected_at,jurisdiction,collected_by`` (any
 order, header required; ``collected_by`` and ``lawful_basis_reference`` optional). Paths are
 relative to the manifest's folder. A row with a problem is kept with its error so the summary
-can list it; only an unreadable file or a missing column refuses the whole manifest.
+can list it; an unreadable or unparseable file (a NUL byte, an unclosed quote, an over-long
+field) or a missing column refuses the whole manifest, naming the line.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def read_manifest(manifest: Path) -> list[ManifestRow]:
             continue  # a blank line
         # A short row leaves the missing columns empty; a long one is reported below.
         pairs = zip(header, cells, strict=False)
-        record = {name: (value or "").strip() for name, value in pairs if name}
+        record = {name: value.strip() for name, value in pairs if name}
         rel = record.get("path", "")
         error = None if rel else "the path column is empty"
         if len(cells) > len(header):
