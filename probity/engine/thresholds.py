@@ -1,19 +1,28 @@
-"""False-match rate → distance thresholds for each shipped model.
+"""False-match rate → distance thresholds for each shipped model, and the 1:N operating point.
 
-Distances are dlib's Euclidean descriptor distances on the model's raw (unnormalised) output.
-The table for ``dlib-resnet-v1`` is the LFW pairs measurement of the bare dlib pipeline
-(HOG or CNN detection, 5-point alignment, 150 px chip, no jitter) recorded in DESIGN.md:
+Distances are Euclidean descriptor distances: on dlib's raw (unnormalised) output, or on unit
+vectors for the ONNX recognisers. The shipped ``dlib-resnet-v1`` table is the all-pairs
+measurement of the held-out benchmark, cited as "LFW, all pairs, measured 2026-12" (242,257
+same-person and 87,307,271 different-person pairs; bare dlib pipeline, HOG/CNN detection,
+5-point alignment, 150 px chip, no jitter):
 
-| distance | FMR (1:1) | FNMR (1:1) |
+| FMR (1:1) | distance | FNMR (1:1) |
 |---|---|---|
-| 0.55 | 0.03 % | 8.9 % |
-| 0.60 | 0.5 % | 3.4 % |
-| 0.65 | 2.2 % | 2.0 % |
+| 1e-2 | 0.615 | 1.9 % |
+| 1e-3 | 0.542 | 6.8 % |
+| 1e-4 | 0.472 | 29.6 % |
+| 1e-5 | 0.411 | 65.0 % |
+| 1e-6 | 0.356 | 89.2 % |
 
-These are **1:1** rates. In 1:N search the nearest impostor gets closer as the gallery grows
-(at 3,700 identities a 1 % false-positive identification rate needs distance < 0.40), so
-the candidate list stays ranked and the threshold only marks which candidates clear the
-chosen 1:1 operating point. Choose a lower FMR for large galleries.
+These are **1:1** rates: the chance that one comparison of two different people comes this
+close. A search compares the probe with every template of the gallery, so the nearest stranger
+gets closer as the gallery grows (3,715 people: dlib's old "FMR 0.5 %" distance 0.60 left a
+candidate "within threshold" for 98.6 % of the probes of absent people). A search therefore
+states its operating point as a target FPIR (the chance that a search for someone absent marks
+any row) at the gallery's size: :func:`threshold_for_fpir` reads the per-comparison FMR
+``FPIR / N`` (N = templates compared) off the table, interpolated in log10(FMR), and says so
+when the table does not reach that low. :func:`threshold_for_fmr` stays for 1:1 use (verify,
+the objection list) with the same interpolation.
 """
 
 from __future__ import annotations
@@ -42,16 +51,19 @@ class FmrTable:
     points: tuple[OperatingPoint, ...]
     source: str
     distance: str = "euclidean"
+    origin: str = "shipped"  # "shipped" (the model's own table) or "deployment" (calibrated here)
 
 
 DLIB_TABLE = FmrTable(
     model_name="dlib-resnet-v1",
-    points=(
-        OperatingPoint(0.55, 0.0003, 0.089),
-        OperatingPoint(0.60, 0.005, 0.034),
-        OperatingPoint(0.65, 0.022, 0.020),
+    points=(  # LFW, all pairs, measured 2026-12 (the module docstring)
+        OperatingPoint(0.615, 1e-2, 0.019),
+        OperatingPoint(0.542, 1e-3, 0.068),
+        OperatingPoint(0.472, 1e-4, 0.296),
+        OperatingPoint(0.411, 1e-5, 0.650),
+        OperatingPoint(0.356, 1e-6, 0.892),
     ),
-    source="LFW pairs, bare dlib pipeline (engine/thresholds.py)",
+    source="LFW, all pairs, measured 2026-12 (engine/thresholds.py)",
 )
 TABLES: dict[str, FmrTable] = {DLIB_TABLE.model_name: DLIB_TABLE}
 """The tables compiled in, by model name; ONNX models bring theirs in their model file."""
