@@ -113,8 +113,26 @@ class SearchSettings(BaseModel):
     default_top_k: int = Field(
         10, ge=1, le=100, description="candidates (distinct subjects) per face when not asked"
     )
-    default_target_fmr: float = Field(
-        0.005, description="target false-match rate; mapped to a distance by engine/thresholds"
+    default_target_fpir: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "target false positive identification rate for searches that do not ask for one "
+            "(the chance that a search for someone absent marks any row, at the gallery's "
+            "size). Unset: investigation mode, the ranked list with nothing marked (NIST's "
+            "default for investigators). See engine/thresholds.threshold_for_fpir"
+        ),
+    )
+    verify_target_fmr: float = Field(
+        1e-3,
+        gt=0,
+        lt=1,
+        description=(
+            "1:1 false-match rate for a verify (one probe against one named subject) that "
+            "does not ask for one; interpolated in the model's table (dlib 0.542, SFace 1.128 "
+            "at 1e-3)"
+        ),
     )
     per_user_per_minute: int = Field(
         30, ge=1, description="searches one person may run in any 60 s (server accounts)"
@@ -133,13 +151,14 @@ class SuppressionSettings(BaseModel):
         lt=1,
         description=(
             "1:1 false-match rate at which a face counts as matching a suppression template, "
-            "mapped to a distance by engine/thresholds: 0.005 is distance 0.60 (LFW pairs: "
-            "FMR 0.5 %, FNMR 3.4 %). A match erases gallery records at objection time, "
+            "mapped to a distance by engine/thresholds (interpolated in log FMR between the "
+            "model's measured points; LFW, all pairs): for dlib 0.005 is distance 0.593, for "
+            "SFace 1.170. A match erases gallery records at objection time, "
             "refuses enrolments and withholds search candidates. Erring towards suppression is "
             "the safe side, but the check is 1:N: with M objectors about 1-(1-FMR)^M of "
             "unrelated enrolments are refused, and one objection erases about FMR x N of an "
-            "N-template gallery's unrelated records. 0.0003 is 0.55 (FNMR 8.9 %), "
-            "0.022 is 0.65 (FNMR 2.0 %)"
+            "N-template gallery's unrelated records. 0.001 is dlib 0.542 (FNMR 6.8 %), "
+            "0.01 is 0.615 (FNMR 1.9 %)"
         ),
     )
     erase_target_fmr: float = Field(
@@ -148,8 +167,8 @@ class SuppressionSettings(BaseModel):
         lt=1,
         description=(
             "stricter 1:1 false-match rate under which an objection *erases* a gallery record "
-            "at once: 0.0003 is distance 0.55 (FMR 0.03 %: about 3 unrelated records per "
-            "10,000 templates). Records between this and target_fmr's distance are not erased "
+            "at once: 0.0003 is dlib distance 0.505, SFace 1.098 (about 3 unrelated records "
+            "per 10,000 templates). Records between this and target_fmr's distance are not erased "
             "but withheld from every search and refused re-enrolment, and listed on the "
             "objection for a privacy officer to erase by hand after looking: an erasure "
             "cannot be undone, a withheld record can. Must not exceed target_fmr"

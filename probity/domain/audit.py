@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     CASE_AUTHORISATION = "case.authorisation"
     SEARCH = "search.run"
     SEARCH_DENIED = "search.denied"
+    VERIFY = "search.verify"  # 1:1: one probe face against one named subject
     AUDIT_VERIFY = "audit.verify"
     AUDIT_READ = "audit.read"
     INDEX_REBUILD = "index.rebuild"

@@ -27,9 +27,11 @@ the objection list) with the same interpolation.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
-from probity.domain.search import Threshold
+from probity.domain.search import Threshold, ThresholdMode
 from probity.errors import InvalidInput, UnsupportedOperatingPoint
 
 
@@ -70,52 +72,146 @@ TABLES: dict[str, FmrTable] = {DLIB_TABLE.model_name: DLIB_TABLE}
 SOURCE = DLIB_TABLE.source
 
 
+def _table(model: str | FmrTable) -> FmrTable:
+    table = TABLES.get(model) if isinstance(model, str) else model
+    if table is None:
+        raise InvalidInput(f"no FMR table for model {model}")
+    return table
+
+
 def supported_fmrs(model: str | FmrTable) -> tuple[float, ...]:
-    """The target false-match rates a search may ask for: the model's measured rows, lowest
-    first (empty for a model without a table). ``model`` is a table or the name of a
-    compiled-in one."""
+    """The model's measured false-match rates, lowest first (empty for a model without a
+    table). A 1:1 target may be any rate between the first and the last (interpolated)."""
     table = TABLES.get(model) if isinstance(model, str) else model
     return tuple(sorted(p.fmr for p in table.points)) if table is not None else ()
 
 
+def fmr_range(table: FmrTable) -> tuple[float, float]:
+    """The lowest and highest false-match rate the table measured."""
+    rates = supported_fmrs(table)
+    if not rates:
+        raise InvalidInput(f"the FMR table of {table.model_name} is empty")
+    return rates[0], rates[-1]
+
+
+def distance_at_fmr(table: FmrTable, fmr: float) -> float | None:
+    """The distance at which one comparison of two different people has false-match rate
+    ``fmr``, read off the table: linear in log10(FMR) between the two measured points around
+    it (a measured point exactly). None when ``fmr`` lies outside the measured range: below
+    the lowest rate no measurement says where the threshold is, and we never extrapolate."""
+    points = sorted(table.points, key=lambda p: p.fmr)
+    if not points or not 0 < fmr < 1:
+        return None
+    tolerance = 1e-9
+    if fmr < points[0].fmr * (1 - tolerance) or fmr > points[-1].fmr * (1 + tolerance):
+        return None
+    for low, high in itertools.pairwise(points):
+        if low.fmr * (1 - tolerance) <= fmr <= high.fmr * (1 + tolerance):
+            la, lb = math.log10(low.fmr), math.log10(high.fmr)
+            if lb - la <= 0:
+                return low.distance
+            share = min(1.0, max(0.0, (math.log10(fmr) - la) / (lb - la)))
+            return round(low.distance + share * (high.distance - low.distance), 4)
+    return points[0].distance  # a one-point table asked for exactly its point
+
+
 def require_supported_fmr(model: str | FmrTable, target_fmr: float) -> None:
-    """Refuse (422) a ``target_fmr`` that is not one of the model's measured rows. Without
-    this, 0.01 would quietly become the 0.005 row below it: the caller would believe they
-    searched at 1 % and the report would say 0.5 %. Interpolating between rows would invent
-    a measurement we do not have, so the choice is refused with the supported values."""
-    supported = supported_fmrs(model)
-    model_name = model if isinstance(model, str) else model.model_name
-    if not any(abs(target_fmr - f) <= 1e-12 for f in supported):
-        listed = ", ".join(f"{f:g}" for f in supported) or "none"
+    """Refuse (422) a 1:1 ``target_fmr`` outside the model's measured range. Inside it the
+    threshold is interpolated between measured points; outside it would be invented."""
+    table = _table(model)
+    if distance_at_fmr(table, target_fmr) is None:
+        rates = supported_fmrs(table)
+        listed = f"{rates[0]:g} to {rates[-1]:g}" if rates else "none"
         raise UnsupportedOperatingPoint(
-            f"target FMR {target_fmr:g} is not a measured operating point of {model_name}; "
-            f"choose one of: {listed}"
+            f"target FMR {target_fmr:g} lies outside what {table.model_name}'s table measured "
+            f"({listed}); choose a rate in that range"
         )
 
 
 def threshold_for_fmr(model: str | FmrTable, target_fmr: float | None) -> Threshold:
-    """The largest tabulated distance whose FMR does not exceed ``target_fmr``.
-
-    ``model`` is a table, or the name of a compiled-in one. ``None`` turns the threshold off
-    (the full ranked candidate list). A target below the lowest tabulated FMR is refused
-    rather than extrapolated.
-    """
+    """A 1:1 threshold: the distance at ``target_fmr`` (interpolated, see
+    :func:`distance_at_fmr`). For verify and the objection list, where one comparison is
+    made per person; a search uses :func:`threshold_for_fpir`. ``None`` is investigation mode
+    (nothing marked). A rate outside the table is refused (422)."""
     if target_fmr is None:
         return Threshold(target_fmr=None, max_distance=None, source="threshold off")
-    table = TABLES.get(model) if isinstance(model, str) else model
-    if table is None:
-        raise InvalidInput(f"no FMR table for model {model}")
+    table = _table(model)
     if not 0 < target_fmr < 1:
         raise InvalidInput(f"target FMR must be between 0 and 1, got {target_fmr}")
-    eligible = [p for p in table.points if p.fmr <= target_fmr]
-    if not eligible:
-        lowest = min(p.fmr for p in table.points) if table.points else None
-        raise InvalidInput(
-            f"no operating point at or below FMR {target_fmr:g} for {table.model_name}"
-            + (f"; the lowest measured is {lowest:g}" if lowest is not None else "")
+    require_supported_fmr(table, target_fmr)
+    return Threshold(
+        target_fmr=target_fmr,
+        max_distance=distance_at_fmr(table, target_fmr),
+        source=table.source,
+        mode=ThresholdMode.FMR,
+        table_origin=table.origin,
+    )
+
+
+def investigation(table: FmrTable, *, subjects: int, templates: int) -> Threshold:
+    """NIST's investigation mode, the default: the ranked list, no row marked."""
+    return Threshold(
+        target_fmr=None,
+        max_distance=None,
+        source=table.source,
+        mode=ThresholdMode.INVESTIGATION,
+        gallery_subjects=subjects,
+        gallery_templates=templates,
+        table_origin=table.origin,
+    )
+
+
+def threshold_for_fpir(
+    table: FmrTable, target_fpir: float, *, subjects: int, templates: int
+) -> Threshold:
+    """The 1:N threshold for a target FPIR (false positive identification rate: the chance
+    that a search for someone who is not in the gallery marks any row) over a gallery of
+    ``subjects`` people holding ``templates`` templates.
+
+    Each template is one comparison (a subject's fused score is its best template, see
+    ``engine/fusion.py``), and for small FMR the chance that none of N comparisons falls
+    within the threshold is about 1 - N x FMR, so the per-comparison FMR is FPIR / N with N
+    the template count. Where the table does not reach that low (a large gallery, a strict
+    target), the threshold is unreachable: the answer says why and marks no row. Where FPIR / N
+    is above the table's highest rate (a tiny gallery), the table's highest measured point is
+    used: stricter than asked, never looser."""
+    if not 0 < target_fpir < 1:
+        raise InvalidInput(f"target FPIR must be between 0 and 1, got {target_fpir}")
+    comparisons = max(1, templates)
+    wanted = target_fpir / comparisons
+    low, high = fmr_range(table)
+
+    def made(fmr: float, distance: float | None, unreachable: str | None = None) -> Threshold:
+        return Threshold(
+            target_fmr=fmr,
+            max_distance=distance,
+            source=table.source,
+            mode=ThresholdMode.FPIR,
+            target_fpir=target_fpir,
+            gallery_subjects=subjects,
+            gallery_templates=templates,
+            table_origin=table.origin,
+            unreachable=unreachable,
         )
-    best = max(eligible, key=lambda p: p.distance)
-    return Threshold(target_fmr=best.fmr, max_distance=best.distance, source=table.source)
+
+    if wanted < low * (1 - 1e-9):
+        return made(
+            wanted,
+            None,
+            f"FPIR {target_fpir:g} over {comparisons:,} templates needs a false-match rate of "
+            f"{wanted:.2g} per comparison; {table.model_name}'s table measured down to {low:g} "
+            "only, so no row is marked",
+        )
+    fmr = min(wanted, high)
+    return made(fmr, distance_at_fmr(table, fmr))
+
+
+def expected_strangers(table: FmrTable, distance: float, comparisons: int) -> float:
+    """How many templates of unrelated people a gallery of ``comparisons`` templates is
+    expected to hold at least this close to the probe: comparisons x FMR(distance), with the
+    1:1 FMR read off the table (:func:`fmr_at`). A row whose figure is 1 or more is what a
+    stranger's face is expected to produce by chance in a gallery this size."""
+    return comparisons * fmr_at(table, distance)
 
 
 def distance_to_score(distance: float, scale: str = "euclidean") -> float:
@@ -143,7 +239,6 @@ def fmr_at(table: FmrTable, distance: float) -> float:
     points = sorted(table.points, key=lambda p: p.distance)
     if len(points) < 2:
         raise InvalidInput(f"the FMR table of {table.model_name} has fewer than two points")
-    import math
 
     if distance <= points[0].distance:
         a, b = points[0], points[1]

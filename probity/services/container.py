@@ -289,7 +289,8 @@ def build_services(
             max_upload_bytes=limits.max_upload_bytes,
             max_image_pixels=limits.max_image_pixels,
             default_top_k=settings.search.default_top_k,
-            default_target_fmr=settings.search.default_target_fmr,
+            default_target_fpir=settings.search.default_target_fpir,
+            verify_target_fmr=settings.search.verify_target_fmr,
             guard=guard,
             limits=SearchLimits(
                 per_user=settings.search.per_user_per_minute,

@@ -16,7 +16,7 @@ from probity.domain.accounts import Action
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.faces import ModelVersion
 from probity.domain.review import CandidateRef, Review, is_lead
-from probity.domain.search import Candidate, SearchOutcome, SearchResult
+from probity.domain.search import Candidate, SearchOutcome, SearchResult, threshold_wording
 from probity.services.access import AccessGuard, Who, could_still_review, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -96,8 +96,15 @@ class ReportService:
                         "model": s.model_key,
                         "galleries": list(s.gallery_names),
                         "threshold": {
+                            "mode": s.threshold.mode.value,
+                            "target_fpir": s.threshold.target_fpir,
                             "target_fmr": s.threshold.target_fmr,
                             "max_distance": s.threshold.max_distance,
+                            "gallery_subjects": s.threshold.gallery_subjects,
+                            "gallery_templates": s.threshold.gallery_templates,
+                            "table": s.threshold.table_origin,
+                            "source": s.threshold.source,
+                            "wording": threshold_wording(s.threshold),
                         },
                         "top_k": s.top_k,
                         "outcome": s.outcome.value,
@@ -154,6 +161,9 @@ class ReportService:
             "gallery": c.gallery_name,
             "score": c.score,
             "distance": c.distance,
+            "within_threshold": c.within_threshold,
+            "fused": c.fused,
+            "expected_strangers": c.expected_strangers,
             "provenance": c.provenance.as_dict(),
             "reviews_recorded": len(reviews),
             "reviews_hidden": hidden,

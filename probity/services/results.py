@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from probity.domain.accounts import Action, Resource
 from probity.domain.case import Case
@@ -20,6 +21,7 @@ from probity.domain.search import (
     SearchOutcome,
     SearchResult,
     Threshold,
+    ThresholdMode,
 )
 from probity.engine.crops import face_crop_jpeg, upright_jpeg
 from probity.engine.images import upright_size
@@ -226,6 +228,9 @@ class ResultService:
                             score=c.score,
                             distance=c.distance,
                             provenance=enrolment.provenance,
+                            within_threshold=c.within_threshold,
+                            fused=c.fused,
+                            expected_strangers=c.expected_strangers,
                         )
                     )
                 faces.append(
@@ -236,6 +241,7 @@ class ResultService:
                         outcome=FaceOutcome(f["outcome"]),
                         candidates=tuple(found),
                         refusal_reasons=tuple(f.get("refusal_reasons", ())),
+                        expected_false_candidates=_expected_false(found),
                     )
                 )
             t = s.threshold
@@ -247,12 +253,7 @@ class ResultService:
                     gallery_names=tuple(s.galleries),
                     probe_sha256=s.probe_sha256,
                     model_key=s.model_key,
-                    threshold=Threshold(
-                        t.get("target_fmr"),
-                        t.get("max_distance"),
-                        t["source"],
-                        tuple((str(k), d) for k, d in t.get("by_model", ())),
-                    ),
+                    threshold=stored_threshold(t),
                     top_k=s.top_k,
                     outcome=SearchOutcome(s.outcome),
                     faces=tuple(faces),
@@ -261,3 +262,30 @@ class ResultService:
                 )
             )
         return out
+
+
+def stored_threshold(t: dict[str, Any]) -> Threshold:
+    """A stored search's threshold. Searches saved before the 1:N operating point have no
+    ``mode``: they marked (and kept only) rows within a 1:1 FMR threshold, so they read back
+    as ``fmr`` mode, which is what they were; with the threshold off, as investigation."""
+    legacy = ThresholdMode.FMR if t.get("max_distance") is not None else ThresholdMode.INVESTIGATION
+    return Threshold(
+        target_fmr=t.get("target_fmr"),
+        max_distance=t.get("max_distance"),
+        source=t["source"],
+        by_model=tuple((str(k), d) for k, d in t.get("by_model", ())),
+        mode=ThresholdMode(t.get("mode", legacy)),
+        target_fpir=t.get("target_fpir"),
+        gallery_subjects=t.get("gallery_subjects"),
+        gallery_templates=t.get("gallery_templates"),
+        unreachable=t.get("unreachable"),
+        table_origin=t.get("table_origin", "shipped"),
+    )
+
+
+def _expected_false(candidates: list[Candidate]) -> float | None:
+    """The list's expected rows by chance, recomputed from the stored rows (None for rows
+    saved before the figure was kept)."""
+    if any(c.expected_strangers is None for c in candidates):
+        return None
+    return round(sum(min(1.0, c.expected_strangers or 0.0) for c in candidates), 2)

@@ -3,17 +3,24 @@
 The probe's faces are found once, by the engine of the first gallery's model; a search over
 galleries of several models embeds each face once per model (``FaceEngine.describe``). For
 each face that meets the probe quality floor, each gallery's index returns its nearest
-templates by cosine similarity; the service then decrypts those few templates and re-scores
-them with the model's exact Euclidean distance (the scale its FMR table is on), keeps the best
-template per subject, ranks by distance (by the distance's 1:1 FMR when the galleries hold
-different models) and marks which candidates clear each model's threshold. The candidate
-list is an investigative lead, never an identification.
+templates by cosine similarity. The service then reads *every* template of the subjects behind
+those hits, decrypts them, and gives each subject one fused distance (``engine/fusion.py``,
+the best template by default) with the model's exact Euclidean distance, the scale its FMR
+table is on. Subjects are ranked by fused distance (by the distance's 1:1 FMR when the
+galleries hold different models).
+
+Marking (``domain.search.ThresholdMode``): by default nothing is marked (investigation mode)
+and each row carries how many strangers a gallery of this size is expected to hold at least
+that close; with a target FPIR, rows within the distance for that FPIR at this gallery's size
+are marked (``engine/thresholds.threshold_for_fpir``). A 1:1 rate is used only by
+:meth:`SearchService.verify`, one probe against one named subject. The candidate list is an
+investigative lead, never an identification.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
@@ -32,19 +39,24 @@ from probity.domain.search import (
     SearchOutcome,
     SearchResult,
     Threshold,
+    ThresholdMode,
+    VerifyResult,
 )
+from probity.engine.fusion import DEFAULT_RULE, fuse
 from probity.engine.images import decode_image
 from probity.engine.quality import quality_reasons
 from probity.engine.registry import EngineSet
 from probity.engine.thresholds import (
     FmrTable,
     distance_to_score,
+    expected_strangers,
     fmr_at,
-    require_supported_fmr,
+    investigation,
     threshold_for_fmr,
+    threshold_for_fpir,
 )
 from probity.engine.types import AnalysedFace, DecodedImage
-from probity.errors import CaseNotSearchable, InvalidInput, RateLimited
+from probity.errors import CaseNotSearchable, InvalidInput, RateLimited, SubjectNotFound
 from probity.policy.cases import case_search_decision
 from probity.policy.ratelimit import SEARCH_WINDOW_S, SearchLimits, search_rate_decision
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
@@ -78,10 +90,21 @@ class _Found:
 
 @dataclass(frozen=True, slots=True)
 class _Scored:
-    distance: float
-    template_id: int
+    """One candidate subject for one probe face: its fused distance and best template."""
+
+    distance: float  # fused over the subject's templates of the gallery's model
+    template_id: int  # the template closest to the probe (its enrolment is named)
     gallery: Gallery
     rank_key: float  # the distance (one model), or its 1:1 FMR (several models)
+    fused: int  # templates fused
+
+
+@dataclass(frozen=True, slots=True)
+class _Size:
+    """The galleries searched: people, and templates compared (N of FPIR / N)."""
+
+    subjects: int
+    templates: int
 
 
 Described = dict[str, list[AnalysedFace | None]]
@@ -105,13 +128,14 @@ class SearchService:
         max_upload_bytes: int,
         max_image_pixels: int,
         default_top_k: int,
-        default_target_fmr: float,
+        default_target_fpir: float | None,
         guard: AccessGuard,
         limits: SearchLimits,
         suppression: SuppressionService | None = None,
         jurisdictions: JurisdictionService | None = None,
         idempotency: IdempotencyService | None = None,
         results: ResultService | None = None,
+        verify_target_fmr: float = 1e-3,
     ) -> None:
         self.observers: list[SearchObserver] = []  # the server's metrics (observers.py)
         self.db = db
@@ -128,7 +152,8 @@ class SearchService:
         self.max_upload_bytes = max_upload_bytes
         self.max_image_pixels = max_image_pixels
         self.default_top_k = default_top_k
-        self.default_target_fmr = default_target_fmr
+        self.default_target_fpir = default_target_fpir
+        self.verify_target_fmr = verify_target_fmr
         self.guard = guard
         self.limits = limits
         self.suppression = suppression
@@ -142,7 +167,7 @@ class SearchService:
         probe: bytes,
         galleries: Sequence[str] = (),
         top_k: int | None = None,
-        target_fmr: float | None = None,
+        target_fpir: float | None = None,
         threshold_off: bool = False,
         face: int | None = None,
         detector: DetectorMode | None = None,
@@ -153,8 +178,12 @@ class SearchService:
         subjects per face. The probe image is kept, encrypted with the case's key, until
         the case's results are purged.
 
-        ``target_fmr`` must be one of the model's measured operating points
-        (``supported_fmrs``); any other value is refused (422), never moved to a neighbour.
+        ``target_fpir`` (0..1) marks the rows within the distance at which a search for
+        someone absent marks any row with that chance, at the searched galleries' size; None
+        (and ``threshold_off``) is investigation mode, the default unless
+        ``PROBITY_SEARCH__DEFAULT_TARGET_FPIR`` is set: the ranked list, nothing marked.
+        ``threshold_off`` forces investigation mode whatever the default.
+
         With ``idempotency_key``, a repeat of the same request by the same person returns
         the stored search instead of running (and auditing, and rate-counting) a second one
         (``services/idempotency.py``). The answer carries ``at`` and ``actor`` as a stored
@@ -166,7 +195,7 @@ class SearchService:
                 probe,
                 galleries,
                 top_k,
-                target_fmr,
+                target_fpir,
                 threshold_off,
                 face,
                 detector,
@@ -177,7 +206,7 @@ class SearchService:
             probe=probe,
             galleries=sorted(galleries),
             top_k=top_k,
-            target_fmr=target_fmr,
+            target_fpir=target_fpir,
             threshold_off=threshold_off,
             face=face,
             detector=detector.value if detector else None,
@@ -193,7 +222,7 @@ class SearchService:
                 probe,
                 galleries,
                 top_k,
-                target_fmr,
+                target_fpir,
                 threshold_off,
                 face,
                 detector,
@@ -210,7 +239,7 @@ class SearchService:
         probe: bytes,
         galleries: Sequence[str],
         top_k: int | None,
-        target_fmr: float | None,
+        target_fpir: float | None,
         threshold_off: bool,
         face: int | None,
         detector: DetectorMode | None,
@@ -227,11 +256,18 @@ class SearchService:
         targets = self._targets(galleries, actor)
         models = {g.model.key: g.model for g in targets}  # in the order the galleries came
         tables = {key: self.engines.table(model) for key, model in models.items()}
-        if target_fmr is not None and not threshold_off:
-            for table in tables.values():  # a measured row of every model searched
-                require_supported_fmr(table, target_fmr)
-        fmr = None if threshold_off else (target_fmr or self.default_target_fmr)
-        thresholds = {key: threshold_for_fmr(table, fmr) for key, table in tables.items()}
+        size = self._size(targets)
+        fpir = None if threshold_off else (target_fpir or self.default_target_fpir)
+        thresholds = {
+            key: (
+                investigation(table, subjects=size.subjects, templates=size.templates)
+                if fpir is None
+                else threshold_for_fpir(
+                    table, fpir, subjects=size.subjects, templates=size.templates
+                )
+            )
+            for key, table in tables.items()
+        }
         threshold = _combined(thresholds)
         image = decode_image(
             probe, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
@@ -241,7 +277,7 @@ class SearchService:
         if face is not None and not 1 <= face <= len(faces):
             raise InvalidInput(f"face {face} does not exist: the probe shows {len(faces)} face(s)")
         chosen = [(i, f) for i, f in enumerate(faces, start=1) if face is None or i == face]
-        results = self._search_faces(chosen, described, targets, k, thresholds, tables)
+        results = self._search_faces(chosen, described, targets, k, thresholds, tables, size)
         outcome = _overall(results)
         result = SearchResult(
             id=SearchId(new_id()),
@@ -266,6 +302,142 @@ class SearchService:
             self.vault.blobs.delete(blob_id)  # the probe must not outlive a failed search
             raise
         return result
+
+    def verify(
+        self,
+        *,
+        actor: Who,
+        case_reference: str,
+        probe: bytes,
+        gallery: str,
+        subject_reference: str,
+        target_fmr: float | None = None,
+        face: int | None = None,
+        detector: DetectorMode | None = None,
+    ) -> VerifyResult:
+        """1:1: is the face in ``probe`` (face number ``face``, needed when it shows several)
+        within the 1:1 threshold of subject ``subject_reference`` of ``gallery``? Within a case
+        its searches may run under, audited (``search.verify``), rate counted like a search.
+
+        The subject's templates are fused as in a search (``engine/fusion.py``). The
+        threshold is the distance at ``target_fmr`` (default
+        ``PROBITY_SEARCH__VERIFY_TARGET_FMR``), interpolated in the model's table; a rate
+        outside the table is refused (422). A subject withheld by a jurisdiction rule or an
+        objection is reported as not found, as in a search it is never listed."""
+        case = self.cases.get(case_reference, actor=actor, action=Action.SEARCH_RUN)
+        decision = case_search_decision(case, self.clock())
+        if not decision.allowed:
+            self._deny(actor, case.reference, decision.reason)
+            raise CaseNotSearchable(decision.reason)
+        self._check_rate(actor, case.reference)
+        (target,) = self._targets([gallery], actor)
+        table = self.engines.table(target.model)
+        threshold = threshold_for_fmr(table, target_fmr or self.verify_target_fmr)
+        image = decode_image(
+            probe, max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels
+        )
+        faces = [f for f in self.engines.get(target.model.key).analyse(image, detector) if f]
+        if not faces:
+            raise InvalidInput("no face found in the probe: nothing to verify")
+        if face is None and len(faces) > 1:
+            raise InvalidInput(
+                f"the probe shows {len(faces)} faces: choose one with face (1 = leftmost)"
+            )
+        number = face or 1
+        if not 1 <= number <= len(faces):
+            raise InvalidInput(
+                f"face {number} does not exist: the probe shows {len(faces)} face(s)"
+            )
+        chosen = faces[number - 1]
+        reasons = quality_reasons(chosen.quality, self.probe_floor)
+        if reasons:
+            raise InvalidInput(
+                f"face {number} is below the probe quality floor: {'; '.join(reasons)}"
+            )
+        subject, enrolments, vectors = self._subject_templates(target, subject_reference)
+        tids = sorted(vectors)
+        fused = fuse(
+            chosen.descriptor,
+            np.stack([vectors[t] for t in tids]),
+            DEFAULT_RULE,
+            unit=table.distance == "euclidean_unit",
+        )
+        distance = round(fused.distance, 4)
+        result = VerifyResult(
+            id=new_id(),
+            case_reference=case.reference,
+            subject_id=subject.id,
+            subject_reference=subject.reference,
+            gallery_name=target.name,
+            model_key=target.model.key,
+            probe_sha256=image.sha256,
+            face=number,
+            box=chosen.box,
+            quality=chosen.quality,
+            enrolment_id=enrolments[tids[fused.best]].id,
+            distance=distance,
+            score=distance_to_score(fused.distance, table.distance),
+            fused=fused.count,
+            threshold=threshold,
+            within_threshold=threshold.max_distance is not None
+            and distance <= threshold.max_distance,
+            at=self.clock(),
+            actor=name_of(actor),
+        )
+        self.audit.record_alone(
+            AuditRecord(
+                actor=name_of(actor),
+                organisation=organisation_of(actor),
+                action=AuditAction.VERIFY,
+                case_reference=case.reference,
+                galleries=(target.name,),
+                subject_ids=(subject.id,),
+                details={
+                    "verify_id": result.id,
+                    "probe_sha256": image.sha256,
+                    "model": target.model.key,
+                    "face": number,
+                    "target_fmr": threshold.target_fmr,
+                    "threshold": threshold.max_distance,
+                    "table": threshold.table_origin,
+                    "distance": distance,
+                    "fused": fused.count,
+                    "within_threshold": result.within_threshold,
+                },
+            )
+        )
+        return result
+
+    def _subject_templates(
+        self, gallery: Gallery, reference: str
+    ) -> tuple[Subject, dict[int, Enrolment], dict[int, NDArray[np.float32]]]:
+        """The subject's enrolments and decrypted templates (of the gallery's model) that a
+        search could list: none withheld by a jurisdiction rule or an objection."""
+        missing = SubjectNotFound(f"no subject '{reference}' in gallery '{gallery.name}'")
+        with self.db.read() as session:
+            subject = Subjects(session).find(gallery.id, reference)
+            if subject is None:
+                raise missing
+            sealed = {
+                tid: t
+                for tid, t in Templates(session).for_subjects([subject.id]).items()
+                if t.model_key == gallery.model.key
+            }
+            enrolments = Enrolments(session).by_template_ids(sealed)
+            key = self.vault.subject_key(session, subject.id) if sealed else b""
+        if self.jurisdictions is not None:
+            hidden = self.jurisdictions.withheld(enrolments, {gallery.id: gallery})
+            sealed = {tid: t for tid, t in sealed.items() if tid not in hidden}
+        vectors = {
+            tid: Vault.open_vector(key, t.subject_id, t.sealed_vector)
+            for tid, t in sealed.items()
+            if tid in enrolments
+        }
+        if self.suppression is not None:
+            vectors = self.suppression.withhold(sealed, vectors)
+        if not vectors:
+            raise missing
+        return subject, enrolments, vectors
 
     def _keep_probe(
         self, session: Session, case_id: str, search_id: str, blob_id: str, sha: str, probe: bytes
@@ -337,8 +509,14 @@ class SearchService:
                     "search_id": result.id,
                     "probe_sha256": sha,
                     "model": result.model_key,
+                    "mode": threshold.mode.value,
                     "threshold": threshold.max_distance,
+                    "target_fpir": threshold.target_fpir,
                     "target_fmr": threshold.target_fmr,
+                    "gallery_subjects": threshold.gallery_subjects,
+                    "gallery_templates": threshold.gallery_templates,
+                    "table": threshold.table_origin,
+                    "unreachable": threshold.unreachable,
                     "top_k": result.top_k,
                     "outcome": result.outcome.value,
                     "faces": [
@@ -354,6 +532,16 @@ class SearchService:
                 },
             ),
         )
+
+    def _size(self, targets: list[Gallery]) -> _Size:
+        """People and templates (of each gallery's own model) in the galleries searched."""
+        with self.db.read() as session:
+            subjects = Subjects(session)
+            templates = Templates(session)
+            return _Size(
+                subjects=sum(subjects.count(g.id) for g in targets),
+                templates=sum(templates.count(g.id, g.model.key) for g in targets),
+            )
 
     def _targets(self, names: Sequence[str], actor: Who) -> list[Gallery]:
         if names:
@@ -396,6 +584,7 @@ class SearchService:
         k: int,
         thresholds: dict[str, Threshold],
         tables: dict[str, FmrTable],
+        size: _Size,
     ) -> list[FaceResult]:
         searchable = [(i, f) for i, f in faces if not quality_reasons(f.quality, self.probe_floor)]
         hits_per_face: dict[int, list[_Scored]] = {i: [] for i, _ in searchable}
@@ -421,7 +610,7 @@ class SearchService:
                     raw[i].extend((h.id, gallery) for h in hits)
             hits_per_face, found = self._rescore(searchable, raw, vectors, tables)
         return [
-            self._face_result(i, f, hits_per_face.get(i), found, k, thresholds, tables)
+            self._face_result(i, f, hits_per_face.get(i), found, k, thresholds, tables, size)
             for i, f in faces
         ]
 
@@ -432,21 +621,26 @@ class SearchService:
         probes: dict[tuple[int, str], NDArray[np.float32]],
         tables: dict[str, FmrTable],
     ) -> tuple[dict[int, list[_Scored]], _Found]:
-        """Exact distances for every hit, from the decrypted templates, each on its gallery's
-        model, and the enrolments and subjects behind the hits: all read in one
-        transaction."""
+        """One fused distance per candidate subject, from all of the subject's decrypted
+        templates of the gallery's model, and the enrolments and subjects behind them: the
+        hits' templates name the subjects, then one read fetches every template of those
+        subjects (all in one transaction)."""
         wanted = {tid for hits in raw.values() for tid, _ in hits}
         with self.db.read() as session:
-            sealed = Templates(session).get_many(wanted)
-            keys = {
-                sid: self.vault.subject_key(session, sid)
-                for sid in {t.subject_id for t in sealed.values()}
-            }
+            templates = Templates(session)
+            hit_owners = {t.subject_id for t in templates.get_many(wanted).values()}
+            sealed = templates.for_subjects(hit_owners)
+            keys = {sid: self.vault.subject_key(session, sid) for sid in hit_owners}
             enrolments = Enrolments(session).by_template_ids(sealed)
             subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
+        galleries = {g.id: g for hits in raw.values() for _, g in hits}
+        sealed = {  # only the templates of a searched gallery's own model
+            tid: t
+            for tid, t in sealed.items()
+            if t.gallery_id in galleries and t.model_key == galleries[t.gallery_id].model.key
+        }
         if self.jurisdictions is not None:  # never a record from an excluded jurisdiction
-            held_in = {g.id: g for hits in raw.values() for _, g in hits}
-            hidden = self.jurisdictions.withheld(enrolments, held_in)
+            hidden = self.jurisdictions.withheld(enrolments, galleries)
             sealed = {tid: t for tid, t in sealed.items() if tid not in hidden}
         vectors = {
             tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
@@ -454,17 +648,28 @@ class SearchService:
         }
         if self.suppression is not None:  # never a candidate who objected (any rank)
             vectors = self.suppression.withhold(sealed, vectors)
+        by_subject: dict[str, list[int]] = {}
+        for tid in sorted(vectors):
+            by_subject.setdefault(sealed[tid].subject_id, []).append(tid)
         several = len(tables) > 1
         scored: dict[int, list[_Scored]] = {}
         for i, _ in searchable:
             scored[i] = []
-            for tid, gallery in raw[i]:
-                if tid not in vectors:  # a stale index entry without a template is ignored
-                    continue
+            named = {sealed[tid].subject_id for tid, _ in raw[i] if tid in vectors}
+            for subject_id in sorted(named):
+                tids = by_subject[subject_id]
+                gallery = galleries[sealed[tids[0]].gallery_id]
                 key = gallery.model.key
-                distance = float(np.linalg.norm(vectors[tid] - probes[(i, key)]))
-                rank_key = fmr_at(tables[key], distance) if several else distance
-                scored[i].append(_Scored(distance, tid, gallery, rank_key))
+                fused = fuse(
+                    probes[(i, key)],
+                    np.stack([vectors[tid] for tid in tids]),
+                    DEFAULT_RULE,
+                    unit=tables[key].distance == "euclidean_unit",
+                )
+                rank_key = fmr_at(tables[key], fused.distance) if several else fused.distance
+                scored[i].append(
+                    _Scored(fused.distance, tids[fused.best], gallery, rank_key, fused.count)
+                )
         return scored, _Found(enrolments, subjects)
 
     def _face_result(
@@ -476,6 +681,7 @@ class SearchService:
         k: int,
         thresholds: dict[str, Threshold],
         tables: dict[str, FmrTable],
+        size: _Size,
     ) -> FaceResult:
         if scored is None:
             return FaceResult(
@@ -485,17 +691,16 @@ class SearchService:
                 outcome=FaceOutcome.REFUSED_QUALITY,
                 refusal_reasons=tuple(quality_reasons(face.quality, self.probe_floor)),
             )
-        scored = sorted(scored, key=lambda s: s.rank_key)
-        scored = [s for s in scored if _within(s, thresholds[s.gallery.model.key])]
+        ranked = sorted(scored, key=lambda s: (s.rank_key, s.template_id))
         enrolments, subjects = found.enrolments, found.subjects
         candidates: list[Candidate] = []
-        seen: set[str] = set()
-        for s in scored:
+        for s in ranked:
             enrolment = enrolments.get(s.template_id)
-            if enrolment is None or enrolment.subject_id in seen:
+            if enrolment is None:  # a template without an enrolment row is ignored
                 continue
-            seen.add(enrolment.subject_id)
             subject = subjects[enrolment.subject_id]
+            table = tables[s.gallery.model.key]
+            threshold = thresholds[s.gallery.model.key]
             candidates.append(
                 Candidate(
                     rank=len(candidates) + 1,
@@ -504,26 +709,49 @@ class SearchService:
                     gallery_id=s.gallery.id,
                     gallery_name=s.gallery.name,
                     enrolment_id=enrolment.id,
-                    score=distance_to_score(s.distance, tables[s.gallery.model.key].distance),
+                    score=distance_to_score(s.distance, table.distance),
                     distance=round(s.distance, 4),
                     provenance=enrolment.provenance,
+                    within_threshold=_within(s.distance, threshold),
+                    fused=s.fused,
+                    expected_strangers=_strangers(table, s.distance, size.templates),
                 )
             )
             if len(candidates) == k:
                 break
+        # A target asked for (even one the table cannot reach) makes "candidates" mean "rows
+        # within the threshold"; in investigation mode it means "a list".
+        marks = any(t.mode is not ThresholdMode.INVESTIGATION for t in thresholds.values())
+        marked = any(c.within_threshold for c in candidates)
         return FaceResult(
             index=index,
             box=face.box,
             quality=face.quality,
             outcome=(
-                FaceOutcome.CANDIDATES if candidates else FaceOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
+                FaceOutcome.CANDIDATES
+                if (marked if marks else candidates)
+                else FaceOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
             ),
             candidates=tuple(candidates),
+            expected_false_candidates=round(
+                sum(min(1.0, c.expected_strangers or 0.0) for c in candidates), 2
+            ),
         )
 
 
-def _within(scored: _Scored, threshold: Threshold) -> bool:
-    return threshold.max_distance is None or scored.distance <= threshold.max_distance
+def _within(distance: float, threshold: Threshold) -> bool | None:
+    """Whether a row is within the threshold; None when the threshold marks nothing
+    (investigation mode, or a target the table cannot reach)."""
+    if threshold.max_distance is None:
+        return None
+    return round(distance, 4) <= threshold.max_distance
+
+
+def _strangers(table: FmrTable, distance: float, templates: int) -> float | None:
+    """The row's expected strangers at least this close (None for a table too small)."""
+    if len(table.points) < 2:
+        return None
+    return round(expected_strangers(table, distance, max(1, templates)), 4)
 
 
 def _combined(thresholds: dict[str, Threshold]) -> Threshold:
@@ -532,11 +760,13 @@ def _combined(thresholds: dict[str, Threshold]) -> Threshold:
     first = next(iter(thresholds.values()))
     if len(thresholds) == 1:
         return first
-    return Threshold(
-        target_fmr=first.target_fmr,
-        max_distance=first.max_distance,
+    unreachable = [t.unreachable for t in thresholds.values() if t.unreachable]
+    return replace(
+        first,
         source="; ".join(dict.fromkeys(t.source for t in thresholds.values())),
         by_model=tuple((key, t.max_distance) for key, t in thresholds.items()),
+        unreachable="; ".join(unreachable) or None,
+        table_origin=", ".join(dict.fromkeys(t.table_origin for t in thresholds.values())),
     )
 
 

@@ -29,6 +29,9 @@ class StoredCandidate:
     enrolment_id: str
     score: float
     distance: float
+    within_threshold: bool | None = None
+    fused: int = 1
+    expected_strangers: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,9 @@ def _candidate(row: SearchCandidateRow) -> StoredCandidate:
         enrolment_id=row.enrolment_id,
         score=row.score,
         distance=row.distance,
+        within_threshold=row.within_threshold,
+        fused=row.fused,
+        expected_strangers=row.expected_strangers,
     )
 
 

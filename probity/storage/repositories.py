@@ -208,6 +208,27 @@ class Templates:
         for row in self.s.scalars(stmt):
             yield _sealed(row)
 
+    def for_subjects(self, subject_ids: Iterable[str]) -> dict[int, SealedTemplate]:
+        """Every template of these subjects, by id (a search fuses each candidate subject's
+        templates into one score). One query on the indexed ``subject_id``."""
+        wanted = list(set(subject_ids))
+        if not wanted:
+            return {}
+        rows = self.s.scalars(select(TemplateRow).where(TemplateRow.subject_id.in_(wanted)))
+        return {r.id: _sealed(r) for r in rows}
+
+    def count(self, gallery_id: str, model_key: str | None = None) -> int:
+        """The gallery's templates (of ``model_key`` only, when given: a gallery being migrated
+        briefly holds two models' templates)."""
+        stmt = (
+            select(func.count())
+            .select_from(TemplateRow)
+            .where(TemplateRow.gallery_id == gallery_id)
+        )
+        if model_key is not None:
+            stmt = stmt.where(TemplateRow.model_key == model_key)
+        return int(self.s.scalar(stmt) or 0)
+
     def ids_for_subject(self, subject_id: str) -> list[TemplateId]:
         stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)
         return [TemplateId(i) for i in self.s.scalars(stmt)]
@@ -438,8 +459,14 @@ class Searches:
                 galleries=list(result.gallery_names),
                 model_key=result.model_key,
                 threshold={
+                    "mode": t.mode.value,
+                    "target_fpir": t.target_fpir,
                     "target_fmr": t.target_fmr,
                     "max_distance": t.max_distance,
+                    "gallery_subjects": t.gallery_subjects,
+                    "gallery_templates": t.gallery_templates,
+                    "unreachable": t.unreachable,
+                    "table_origin": t.table_origin,
                     "source": t.source,
                     "by_model": [list(pair) for pair in t.by_model],
                 },
@@ -470,6 +497,9 @@ class Searches:
                         enrolment_id=c.enrolment_id,
                         score=c.score,
                         distance=c.distance,
+                        within_threshold=c.within_threshold,
+                        fused=c.fused,
+                        expected_strangers=c.expected_strangers,
                     )
                 )
         self.s.flush()

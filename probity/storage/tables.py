@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -155,6 +156,9 @@ class SearchCandidateRow(Base):
     enrolment_id: Mapped[str] = mapped_column(ID)
     score: Mapped[float] = mapped_column(Float)
     distance: Mapped[float] = mapped_column(Float)
+    within_threshold: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    fused: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    expected_strangers: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEventRow(Base):

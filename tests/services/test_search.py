@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from probity.domain.case import AuthorisationStatus
-from probity.domain.search import FaceOutcome, SearchOutcome
+from probity.domain.search import FaceOutcome, SearchOutcome, ThresholdMode, threshold_wording
+from probity.engine.thresholds import DLIB_TABLE, distance_at_fmr, fmr_at
 from probity.errors import (
     CaseNotFound,
     CaseNotSearchable,
     InvalidInput,
+    SubjectNotFound,
     UnsupportedOperatingPoint,
 )
 from probity.services.clock import ManualClock
 from probity.services.container import Services
+from probity.storage.tables import SubjectRow, TemplateRow
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
 from tests.services.conftest import ACTOR, PROVENANCE
 
@@ -61,22 +64,162 @@ def test_rank_one_is_the_nearest_subject_once(
     assert face.candidates[0].provenance.source == PROVENANCE["source"]
 
 
-def test_threshold_gives_explicit_no_candidate(
+def test_investigation_mode_is_the_default_and_marks_nothing(
     svc: Services, enrolled: dict[str, np.ndarray], fake_engine: FakeEngine
 ) -> None:
     stranger = fake_engine.register(make_image(801), unit(9999))
     result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger)
-    assert result.outcome is SearchOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
-    assert result.faces[0].candidates == ()
-    assert result.threshold.max_distance == 0.6
-    strict = svc.search.search(actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=0.0003)
-    assert strict.threshold.max_distance == 0.55
-    # A rate that is not a measured row is refused (422), never moved to a neighbour.
-    for unsupported in (1e-6, 0.01):
-        with pytest.raises(UnsupportedOperatingPoint, match="not a measured operating point"):
-            svc.search.search(
-                actor=ACTOR, case_reference="C-1", probe=stranger, target_fmr=unsupported
+    t = result.threshold
+    assert t.mode is ThresholdMode.INVESTIGATION and t.max_distance is None
+    assert (t.gallery_subjects, t.gallery_templates) == (5, 6)
+    face = result.faces[0]
+    assert len(face.candidates) == 5  # the ranked list, no row dropped
+    assert all(c.within_threshold is None for c in face.candidates)
+    # A stranger's rows are all explained by chance at this size: each row's expected
+    # strangers is templates x the table's 1:1 FMR at its distance, recomputed here.
+    for c in face.candidates:
+        assert c.expected_strangers == pytest.approx(6 * fmr_at(DLIB_TABLE, c.distance), rel=1e-3)
+    assert face.expected_false_candidates == pytest.approx(
+        sum(min(1.0, c.expected_strangers or 0) for c in face.candidates), abs=0.01
+    )
+    assert "Investigation mode" in threshold_wording(t) and "5 people" in threshold_wording(t)
+
+
+def _synthetic_templates(svc: Services, gallery: str, count: int) -> None:
+    """``count`` more subjects with one template each, written straight to the tables: the
+    search's gallery size comes from these counts, and 10,000 enrolments through the service
+    would take minutes. They are not in the index, so they never appear as candidates."""
+    g = svc.galleries.get(gallery)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with svc.db.transaction() as session:
+        session.add_all(
+            SubjectRow(id=f"syn{i:08d}", gallery_id=g.id, reference=f"SYN-{i}", created_at=now)
+            for i in range(count)
+        )
+        session.flush()
+        session.add_all(
+            TemplateRow(
+                subject_id=f"syn{i:08d}",
+                gallery_id=g.id,
+                model_key=g.model.key,
+                sealed_vector=b"synthetic",
+                created_at=now,
             )
+            for i in range(count)
+        )
+
+
+def test_the_same_fpir_needs_a_stricter_distance_in_a_larger_gallery(
+    svc: Services, enrolled: dict[str, np.ndarray], fake_engine: FakeEngine, gallery: str
+) -> None:
+    probe = fake_engine.register(make_image(806), near(enrolled["S-1"], 0.3, 5))
+    small = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, target_fpir=0.01)
+    # 6 templates: FMR 0.01 / 6 per comparison, read off the table between 1e-3 and 1e-2.
+    assert small.threshold.mode is ThresholdMode.FPIR
+    assert small.threshold.target_fmr == pytest.approx(0.01 / 6)
+    assert small.threshold.max_distance == distance_at_fmr(DLIB_TABLE, 0.01 / 6)
+    assert 0.542 < (small.threshold.max_distance or 0) < 0.615
+    _synthetic_templates(svc, gallery, 10_000 - 6)
+    large = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, target_fpir=0.01)
+    assert large.threshold.gallery_templates == 10_000
+    assert large.threshold.target_fmr == pytest.approx(1e-6)
+    assert large.threshold.max_distance == 0.356  # the table's 1e-6 row
+    top = large.faces[0].candidates[0]
+    assert top.subject_reference == "S-1" and top.within_threshold is True
+    assert [c.within_threshold for c in large.faces[0].candidates[1:]] == [False] * 4
+    # Both thresholds are shown in the wording every page, report and CLI prints.
+    assert "10,000 templates" in threshold_wording(large.threshold)
+    assert f"{small.threshold.max_distance}" in threshold_wording(small.threshold)
+    # A target the table cannot reach (1e-7 per comparison) marks no row and says why.
+    strict = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, target_fpir=0.001)
+    assert strict.threshold.max_distance is None
+    assert "measured down to 1e-06 only" in (strict.threshold.unreachable or "")
+    assert all(c.within_threshold is None for c in strict.faces[0].candidates)
+    assert strict.faces[0].outcome is FaceOutcome.NO_CANDIDATE_ABOVE_THRESHOLD
+    stored = svc.results.get(strict.id, actor=ACTOR)
+    assert stored.threshold.unreachable == strict.threshold.unreachable
+    assert stored.threshold.gallery_templates == 10_000
+    event = svc.audit.events(actor=ACTOR, action="search.run").events[-1]
+    assert event.details["mode"] == "fpir" and event.details["gallery_templates"] == 10_000
+
+
+def test_a_subject_with_three_enrolments_ranks_by_its_fused_score(
+    svc: Services, enrolled: dict[str, np.ndarray], fake_engine: FakeEngine, gallery: str
+) -> None:
+    base = unit(4242)
+    made = []
+    for n, distance in enumerate((0.35, 0.42, 0.5)):
+        image = fake_engine.register(make_image(900 + n), near(base, distance, 40 + n))
+        made.append(
+            svc.enrolment.enrol(
+                actor=ACTOR, gallery=gallery, subject="TRIPLE", image=image, provenance=PROVENANCE
+            )
+        )
+    probe = fake_engine.register(make_image(910), base)
+    result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, top_k=3)
+    top = result.faces[0].candidates[0]
+    assert top.subject_reference == "TRIPLE" and top.fused == 3
+    # The fused score is the best template's distance (engine/fusion.py: best); the row
+    # names the enrolment that came closest.
+    closest = made[0].enrolment
+    assert closest is not None and top.enrolment_id == closest.id
+    assert top.distance == pytest.approx(0.35, abs=1e-3)
+    assert {c.fused for c in result.faces[0].candidates[1:]} <= {1, 2}
+    again = svc.results.get(result.id, actor=ACTOR).faces[0].candidates[0]
+    assert (again.fused, again.enrolment_id) == (3, top.enrolment_id)
+
+
+def test_verify_the_right_and_a_wrong_subject_within_a_case(
+    svc: Services, enrolled: dict[str, np.ndarray], fake_engine: FakeEngine, gallery: str
+) -> None:
+    probe = fake_engine.register(make_image(920), near(enrolled["S-2"], 0.3, 7))
+    right = svc.search.verify(
+        actor=ACTOR, case_reference="C-1", probe=probe, gallery=gallery, subject_reference="S-2"
+    )
+    assert right.within_threshold is True and right.fused == 1
+    assert right.threshold.mode is ThresholdMode.FMR
+    assert right.threshold.max_distance == 0.542  # the table's 1e-3 row, the default
+    wrong = svc.search.verify(
+        actor=ACTOR, case_reference="C-1", probe=probe, gallery=gallery, subject_reference="S-3"
+    )
+    assert wrong.within_threshold is False and wrong.distance > 0.542
+    fused = svc.search.verify(
+        actor=ACTOR, case_reference="C-1", probe=probe, gallery=gallery, subject_reference="S-0"
+    )
+    assert fused.fused == 2
+    events = svc.audit.events(actor=ACTOR, action="search.verify").events
+    assert [e.details["within_threshold"] for e in events] == [True, False, False]
+    assert events[0].subject_ids == (right.subject_id,)
+    with pytest.raises(CaseNotFound):
+        svc.search.verify(
+            actor=ACTOR,
+            case_reference="NONE",
+            probe=probe,
+            gallery=gallery,
+            subject_reference="S-2",
+        )
+    with pytest.raises(SubjectNotFound, match="no subject 'S-99'"):
+        svc.search.verify(
+            actor=ACTOR,
+            case_reference="C-1",
+            probe=probe,
+            gallery=gallery,
+            subject_reference="S-99",
+        )
+    with pytest.raises(UnsupportedOperatingPoint, match="outside what"):
+        svc.search.verify(
+            actor=ACTOR,
+            case_reference="C-1",
+            probe=probe,
+            gallery=gallery,
+            subject_reference="S-2",
+            target_fmr=1e-8,
+        )
+    svc.cases.set_authorisation(actor=ACTOR, reference="C-1", status=AuthorisationStatus.REJECTED)
+    with pytest.raises(CaseNotSearchable, match="rejected"):
+        svc.search.verify(
+            actor=ACTOR, case_reference="C-1", probe=probe, gallery=gallery, subject_reference="S-2"
+        )
 
 
 def test_every_face_is_searched_and_face_can_be_picked(

@@ -17,7 +17,7 @@ import pytest
 
 from probity.config import Settings
 from probity.engine.registry import EngineSet
-from probity.errors import UnsupportedOperatingPoint
+from probity.engine.thresholds import DLIB_TABLE, distance_at_fmr
 from probity.services.clock import ManualClock
 from probity.services.container import Services, build_services, initialise
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -105,26 +105,30 @@ def test_galleries_of_two_models_are_searched_with_one_detection(
 
 def test_each_model_marks_at_its_own_distance(two_models: Services) -> None:
     svc = two_models
-    # An explicit target must be a measured row of every model searched: 0.005 is dlib's,
-    # not SFace's (1e-2 ... 1e-6), so it is refused naming SFace's rows, never rounded.
-    with pytest.raises(UnsupportedOperatingPoint, match="sface-int8"):
-        svc.search.search(
-            actor=ACTOR, case_reference="C-1", probe=(DATA / "biden.jpg").read_bytes(),
-            galleries=["new", "old"], target_fmr=0.005,
-        )  # fmt: skip
-    # The default (PROBITY_SEARCH__DEFAULT_TARGET_FMR=0.005) takes, on each model's own
-    # table, the largest measured row at or below it, and says which for each model.
+    # One target FPIR over every template searched (both galleries): the same per-comparison
+    # FMR, read off each model's own table, and each model's distance is shown.
     result = svc.search.search(
         actor=ACTOR, case_reference="C-1", probe=(DATA / "biden.jpg").read_bytes(),
-        galleries=["new", "old"],
+        galleries=["new", "old"], target_fpir=0.01,
     )  # fmt: skip
-    by_model = dict(result.threshold.by_model)
+    t = result.threshold
+    n = t.gallery_templates or 0
+    assert n >= 2 and t.target_fmr == pytest.approx(0.01 / n)
+    by_model = dict(t.by_model)
     assert len(by_model) == 2
     sface = next(d for k, d in by_model.items() if k.startswith("sface-int8"))
     dlib = next(d for k, d in by_model.items() if k.startswith(DLIB))
-    assert (sface, dlib) == (1.128, 0.6)  # the 1e-3 point of SFace's table, 0.5 % of dlib's
-    assert result.threshold.max_distance == sface  # the first gallery's model
+    assert sface == distance_at_fmr(
+        svc.engines.table(svc.engines.resolve("sface-int8").model), 0.01 / n
+    )
+    assert dlib == distance_at_fmr(DLIB_TABLE, 0.01 / n)
+    assert 1.128 < (sface or 0) < 1.188 and 0.542 < (dlib or 0) < 0.615
+    assert t.max_distance == sface  # the first gallery's model
     (face,) = result.faces
     assert face.candidates[0].subject_reference == "BI-1"
+    assert face.candidates[0].within_threshold is True
     assert face.candidates[0].distance == pytest.approx(0.0, abs=1e-4)  # same photo, same path
-    assert all(c.subject_reference != "OB-1" for c in face.candidates)  # Obama is not Biden
+    # Obama is listed (every row is a lead) but not marked.
+    assert all(
+        c.within_threshold is False for c in face.candidates if c.subject_reference == "OB-1"
+    )

@@ -344,9 +344,21 @@ class CaseOut(BaseModel):
 
 
 class ThresholdOut(BaseModel):
-    target_fmr: float | None
-    max_distance: float | None
+    mode: str = Field(description="investigation (nothing marked), fpir (1:N) or fmr (1:1 verify)")
+    target_fpir: float | None = Field(
+        description="the FPIR asked for: the chance a search for someone absent marks any row"
+    )
+    target_fmr: float | None = Field(
+        description="the per-comparison false-match rate used (about FPIR / gallery_templates)"
+    )
+    max_distance: float | None = Field(description="rows at or below are marked; null: none")
+    gallery_subjects: int | None
+    gallery_templates: int | None = Field(description="templates compared (N of FPIR / N)")
+    unreachable: str | None = Field(description="why no row is marked although asked")
+    table: str = Field(description="shipped (the model's) or deployment (probity calibrate)")
     source: str
+    max_distance_by_model: dict[str, float | None]
+    wording: str
 
 
 class CandidateOut(BaseModel):
@@ -354,9 +366,19 @@ class CandidateOut(BaseModel):
     subject: str
     subject_id: str
     gallery: str
-    score: float = Field(description="max(0, 1 - distance); higher is more similar")
-    distance: float = Field(description="dlib Euclidean descriptor distance")
-    enrolment_id: str
+    score: float = Field(
+        description=(
+            "the model's similarity, higher is more similar: 1 - distance for dlib, the cosine "
+            "similarity for ONNX models; a similarity, never a probability"
+        )
+    )
+    distance: float = Field(description="the model's Euclidean descriptor distance (fused)")
+    enrolment_id: str = Field(description="the enrolment closest to the probe")
+    within_threshold: bool | None = Field(description="null in investigation mode")
+    fused: int = Field(description="how many of the subject's enrolments were fused")
+    expected_strangers: float | None = Field(
+        description="templates of unrelated people a gallery this size holds this close"
+    )
     provenance: Provenance
 
 
@@ -367,6 +389,9 @@ class FaceOut(BaseModel):
     outcome: str
     refusal_reasons: list[str]
     candidates: list[CandidateOut]
+    expected_false_candidates: float | None = Field(
+        None, description="rows a gallery this size is expected to produce by chance"
+    )
 
 
 class SearchOut(BaseModel):
@@ -384,6 +409,32 @@ class SearchOut(BaseModel):
     faces: list[FaceOut]
     at: datetime | None = None
     actor: str | None = None
+
+
+class VerifyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"description": "a 1:1 lead, not an identification"}
+    )
+
+    verify_id: str
+    case: str
+    notice: str
+    gallery: str
+    subject: str
+    subject_id: str
+    model: str
+    probe_sha256: str
+    face: int
+    box: list[int]
+    quality: dict[str, float | str]
+    enrolment_id: str = Field(description="the subject's enrolment closest to the probe")
+    distance: float
+    score: float
+    fused: int
+    within_threshold: bool
+    threshold: ThresholdOut
+    at: datetime
+    actor: str
 
 
 # -- reviews -------------------------------------------------------------------------------

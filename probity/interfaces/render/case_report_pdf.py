@@ -199,12 +199,14 @@ def _search_section(
     pdf.field("Model", search["model"])
     pdf.field("Galleries", ", ".join(search["galleries"]) or "-")
     threshold: Mapping[str, Any] = search["threshold"]
-    fmr, max_distance = threshold["target_fmr"], threshold["max_distance"]
-    if fmr is None and max_distance is None:
-        pdf.field("Threshold", "threshold off: full ranked list")
+    if "wording" in threshold:  # gallery size, FPIR, FMR used and the table's source
+        pdf.field("Threshold", threshold["wording"])
     else:
+        fmr, max_distance = threshold["target_fmr"], threshold["max_distance"]
         fmr_text = "-" if fmr is None else f"{fmr:g}"
-        pdf.field("Threshold", f"target FMR {fmr_text}, max distance {_number(max_distance, 4)}")
+        pdf.field(
+            "Threshold", f"target FMR {fmr_text} (1:1), max distance {_number(max_distance, 4)}"
+        )
     pdf.field("Top-k", search["top_k"])
     pdf.field("Outcome", _label(search["outcome"]))
     faces: Sequence[Mapping[str, Any]] = search["faces"]
@@ -252,8 +254,18 @@ def _candidate_table(pdf: _CaseReportPDF, candidates: Sequence[Mapping[str, Any]
     """The ranked list; the heading row repeats when the table runs onto a new page."""
     pdf.ln(1)
     pdf.set_font(_FONT, "", 9)
-    headings = ("Rank", "Subject reference", "Gallery", "Score", "Distance", "Lead")
-    with pdf.table(col_widths=(10, 38, 30, 14, 14, 10), text_align="LEFT", line_height=5) as table:
+    headings = (
+        "Rank",
+        "Subject reference",
+        "Gallery",
+        "Score",
+        "Distance",
+        "Marked",
+        "Fused",
+        "Lead",
+    )
+    widths = (10, 36, 26, 13, 14, 14, 11, 10)
+    with pdf.table(col_widths=widths, text_align="LEFT", line_height=5) as table:
         row = table.row()
         for heading in headings:
             row.cell(heading)
@@ -264,6 +276,9 @@ def _candidate_table(pdf: _CaseReportPDF, candidates: Sequence[Mapping[str, Any]
             row.cell(latin1_text(candidate["gallery"]))
             row.cell(_number(candidate["score"], 3), align="RIGHT")
             row.cell(_number(candidate["distance"], 4), align="RIGHT")
+            within = candidate.get("within_threshold")
+            row.cell("-" if within is None else "within" if within else "no")
+            row.cell(str(candidate.get("fused", 1)), align="RIGHT")
             row.cell("yes" if candidate["lead"] else "no")
     pdf.ln(2)
 

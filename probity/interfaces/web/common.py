@@ -24,12 +24,14 @@ from fastapi.templating import Jinja2Templates
 
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.accounts import Action, Actor, Resource
+from probity.domain.search import threshold_wording
 from probity.errors import CsrfFailed, ProbityError, Unauthenticated
 from probity.interfaces.api.deps import SESSION_COOKIE
 from probity.services.container import Services
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.globals["notice"] = INVESTIGATIVE_LEAD_NOTICE
+TEMPLATES.env.filters["threshold_wording"] = threshold_wording
 
 SessionCookie = Annotated[str | None, Cookie(alias=SESSION_COOKIE)]
 """The session cookie as a page parameter: ``probity_session: SessionCookie = None``."""

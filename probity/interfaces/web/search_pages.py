@@ -24,7 +24,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from probity.domain.accounts import Action, Actor
 from probity.domain.case import Case
 from probity.domain.search import SearchResult
-from probity.engine.thresholds import supported_fmrs, threshold_for_fmr
 from probity.errors import IdempotencyKeyReused, InvalidInput, ProbityError
 from probity.interfaces.api.deps import ServicesDep
 from probity.interfaces.api.uploads import read_upload
@@ -40,6 +39,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 """Pages holding a form key are not cached: the back button draws a fresh key."""
 
 THRESHOLD_OFF = "off"
+FPIR_CHOICES = (0.001, 0.01, 0.1)
+"""The target FPIRs the case page offers besides investigation mode (the API takes any)."""
 PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 Filter = Annotated[str, Query(max_length=200)]
 
@@ -155,12 +156,6 @@ def _case(
     can_search = services.access.allows(actor, Action.SEARCH_RUN)
     search = services.settings.search
     visible = services.galleries.all(actor) if can_search else []
-    # The threshold choices: the measured rows of the tables of the models the galleries hold
-    # (the default model's when there is none); the default is the row the setting selects.
-    models = {g.model.key: g.model for g in visible} or {
-        services.engine.model.key: services.engine.model
-    }
-    tables = [services.engines.table(m) for m in models.values()]
     response = render(
         request,
         "case.html",
@@ -173,8 +168,8 @@ def _case(
         can_search=can_search,
         can_report=services.access.allows(actor, Action.REPORT_CASE),
         galleries=[g.name for g in visible],
-        fmrs=sorted({f for t in tables for f in supported_fmrs(t)}),
-        default_fmr=threshold_for_fmr(tables[0], search.default_target_fmr).target_fmr,
+        fpirs=sorted(set(FPIR_CHOICES) | {search.default_target_fpir or FPIR_CHOICES[0]}),
+        default_fpir=search.default_target_fpir,
         default_top_k=search.default_top_k,
         form=form or {},
         form_key=secrets.token_urlsafe(18),
@@ -218,7 +213,7 @@ def run_search(
     typed = {"galleries": chosen, "top_k": top_k, "threshold": threshold}
     try:
         off = threshold == THRESHOLD_OFF
-        target = None if off or not threshold else _fmr(threshold)
+        target = None if off or not threshold else _fpir(threshold)
         data = read_upload(probe, services.settings.limits.max_upload_bytes)
         result = services.search.search(
             actor=actor,
@@ -226,7 +221,7 @@ def run_search(
             probe=data,
             galleries=chosen,
             top_k=top_k,
-            target_fmr=target,
+            target_fpir=target,
             threshold_off=off,
             idempotency_key=form_key or None,
         )
@@ -249,11 +244,11 @@ def run_search(
     return RedirectResponse(f"/searches/{result.id}", status_code=303)
 
 
-def _fmr(text: str) -> float:
+def _fpir(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise InvalidInput(f"'{text}' is not a false-match rate") from None
+        raise InvalidInput(f"'{text}' is not a false positive identification rate") from None
 
 
 @router.get("/searches/{search_id}", response_class=HTMLResponse)

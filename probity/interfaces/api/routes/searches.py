@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 from probity import INVESTIGATIVE_LEAD_NOTICE
 from probity.domain.review import CandidateRef, Review
 from probity.domain.search import SearchResult
+from probity.errors import UnsupportedOperatingPoint
 from probity.interfaces.api.deps import ActorDep, PagingDep, ServicesDep
 from probity.interfaces.api.links import created
 from probity.interfaces.api.schemas import (
@@ -18,9 +19,10 @@ from probity.interfaces.api.schemas import (
     ReviewIn,
     ReviewOut,
     SearchOut,
+    VerifyOut,
 )
 from probity.interfaces.api.uploads import read_upload
-from probity.interfaces.render.results import search_json
+from probity.interfaces.render.results import search_json, verify_json
 from probity.services.reviews import CandidateReviews
 
 router = APIRouter(prefix="/api/v1", tags=["searches"])
@@ -29,6 +31,13 @@ IDEMPOTENCY = (
     "a key of your choosing (e.g. a UUID) naming this request: sending it again with the same "
     "request returns the first answer instead of a second search; the same key with a "
     "different request is refused (422)"
+)
+
+
+ONE_TO_ONE_REFUSED = (
+    "target_fmr is a 1:1 rate and a search compares the probe with a whole gallery: use "
+    "target_fpir (the chance that a search for someone absent marks any row) or, against one "
+    "named subject, POST /api/v1/cases/{reference}/verifications"
 )
 
 
@@ -49,17 +58,32 @@ def run_search(
     probe: Annotated[UploadFile, File(description="the probe photo")],
     galleries: Annotated[list[str] | None, Form(description="gallery names; default all")] = None,
     top_k: Annotated[int | None, Form(ge=1, le=100)] = None,
+    target_fpir: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            lt=1,
+            description=(
+                "mark rows at this false positive identification rate, at the galleries' size; "
+                "unset: investigation mode (nothing marked)"
+            ),
+        ),
+    ] = None,
     target_fmr: Annotated[
         float | None,
-        Form(gt=0, lt=1, description="one of the model's measured rows; others get 422"),
+        Form(gt=0, lt=1, description="refused: a 1:1 rate is for verify only"),
     ] = None,
-    threshold_off: Annotated[bool, Form(description="return the full ranked list")] = False,
+    threshold_off: Annotated[
+        bool, Form(description="investigation mode whatever the server's default")
+    ] = False,
     face: Annotated[int | None, Form(ge=1, le=1000, description="search only this face")] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200, description=IDEMPOTENCY)] = None,
 ) -> dict[str, Any]:
     """Search every face of the probe (or one) within the case. The answer is a ranked
     candidate list: an investigative lead, never an identification. The body is the one
     ``GET /api/v1/searches/{id}`` (the ``Location``) gives."""
+    if target_fmr is not None:
+        raise UnsupportedOperatingPoint(ONE_TO_ONE_REFUSED)
     data = read_upload(probe, services.settings.limits.max_upload_bytes)
     result = services.search.search(
         actor=actor,
@@ -67,13 +91,43 @@ def run_search(
         probe=data,
         galleries=galleries or (),
         top_k=top_k,
-        target_fmr=target_fmr,
+        target_fpir=target_fpir,
         threshold_off=threshold_off,
         face=face,
         idempotency_key=idempotency_key,
     )
     created(response, "searches", result.id)
     return _search(result)
+
+
+@router.post("/cases/{reference}/verifications", response_model=VerifyOut, status_code=200)
+def run_verify(
+    reference: str,
+    actor: ActorDep,
+    services: ServicesDep,
+    probe: Annotated[UploadFile, File(description="the probe photo")],
+    gallery: Annotated[str, Form(max_length=200, description="the subject's gallery")],
+    subject: Annotated[str, Form(max_length=200, description="the subject's reference")],
+    target_fmr: Annotated[
+        float | None,
+        Form(gt=0, lt=1, description="1:1 false-match rate, within the model's table"),
+    ] = None,
+    face: Annotated[int | None, Form(ge=1, le=1000, description="the probe face")] = None,
+) -> dict[str, Any]:
+    """1:1: compare the probe face with one named subject within the case (audited as
+    ``search.verify``). ``within_threshold`` says whether the distance is within the 1:1
+    threshold: a lead for an examiner, never an identification."""
+    data = read_upload(probe, services.settings.limits.max_upload_bytes)
+    result = services.search.verify(
+        actor=actor,
+        case_reference=reference,
+        probe=data,
+        gallery=gallery,
+        subject_reference=subject,
+        target_fmr=target_fmr,
+        face=face,
+    )
+    return verify_json(result)
 
 
 @router.get("/cases/{reference}/searches", response_model=Page[SearchOut])
