@@ -307,6 +307,12 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def calibration_dir(self) -> Path:
+        """The deployment's own FMR tables, one JSON file a model (``probity calibrate``);
+        a model without one uses its shipped table."""
+        return self.home / "calibration"
+
+    @property
     def blob_dir(self) -> Path:
         return self.home / "blobs"
 

@@ -27,6 +27,8 @@ class AuditAction(StrEnum):
     GALLERY_MIGRATE_START = "gallery.migrate_start"  # a model migration begun
     GALLERY_MIGRATE_REFUSED = "gallery.migrate_refused"  # the new model refused a face
     GALLERY_MIGRATE_SWAP = "gallery.migrate_swap"  # the gallery moved to the new model
+    MODEL_CALIBRATED = "model.calibrated"  # a deployment FMR table written (probity calibrate)
+    MODEL_CALIBRATION_RESET = "model.calibration_reset"  # back to the model's shipped table
     ENROL = "enrolment.create"
     ENROL_BULK = "enrolment.bulk"
     SUBJECT_REMOVE = "subject.remove"

@@ -12,16 +12,23 @@ for the engine of that model. The set holds:
 ``default`` is the engine new galleries get (``PROBITY_ENGINE__DEFAULT_MODEL``, SFace unless
 set). Building the set reads the small TOML files only; weights are verified and loaded when a
 model is first used.
+
+FMR tables: a deployment's own table (``probity calibrate``, ``<home>/calibration``, see
+``engine/calibration_file.py``) when it has one for the model, the model's shipped table
+otherwise. The calibration file is re-read when it changes, so a running server picks up a
+new calibration or a reset without a restart.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from probity.config import EngineSettings
 from probity.domain.faces import ModelVersion
+from probity.engine.calibration_file import calibration_path, deployment_table, read_document
 from probity.engine.dlib_engine import DlibEngine
 from probity.engine.models import MODEL as DLIB_MODEL
 from probity.engine.models import DlibModels
@@ -72,12 +79,16 @@ class EngineSet:
         *,
         default: str,
         cards: Mapping[str, InstalledModel] | None = None,
+        calibration_dir: Path | None = None,
     ) -> None:
         if default not in engines:
             raise InvalidInput(f"the default model {default} is not among the installed models")
         self._engines = dict(engines)
         self._default = default
         self._cards = dict(cards or {})
+        self.calibration_dir = calibration_dir
+        self._deployment: dict[str, tuple[tuple[int, int], FmrTable]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def single(cls, engine: FaceEngine) -> EngineSet:
@@ -130,8 +141,32 @@ class EngineSet:
         raise InvalidInput(f"unknown model '{name_or_key}' (installed: {names})")
 
     def table(self, model: ModelVersion) -> FmrTable:
-        """The FMR table and distance scale of ``model``: from its model file for ONNX
-        models, compiled in for dlib (InvalidInput when neither exists)."""
+        """The FMR table and distance scale of ``model``: the deployment's own calibration
+        when there is one (``origin="deployment"``), else the shipped table (from its model
+        file for ONNX models, compiled in for dlib; InvalidInput when neither exists)."""
+        shipped = self.shipped_table(model)
+        if self.calibration_dir is None:
+            return shipped
+        path = calibration_path(self.calibration_dir, model.key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return shipped
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            known = self._deployment.get(model.key)
+            if known is not None and known[0] == stamp:
+                return known[1]
+        document = read_document(path)
+        if document is None:
+            return shipped
+        table = deployment_table(shipped, document)
+        with self._lock:
+            self._deployment[model.key] = (stamp, table)
+        return table
+
+    def shipped_table(self, model: ModelVersion) -> FmrTable:
+        """The table the model comes with, whatever the deployment measured."""
         card = self._cards.get(model.key)
         if card is not None and card.spec is not None:
             spec = card.spec
@@ -152,9 +187,16 @@ class EngineSet:
         return [self._cards[k] for k in keys if k in self._cards]
 
 
-def build_engine_set(settings: EngineSettings, *, home_models: Path | None = None) -> EngineSet:
+def build_engine_set(
+    settings: EngineSettings,
+    *,
+    home_models: Path | None = None,
+    calibration_dir: Path | None = None,
+) -> EngineSet:
     """The dlib engine and every ONNX model file (bundled, then operator folders). An operator
-    file that reuses a bundled model's key is refused (a key must name one file)."""
+    file that reuses a bundled model's key is refused (a key must name one file).
+    ``calibration_dir``: where the deployment's own FMR tables are (``Settings.calibration_dir``);
+    None uses the shipped tables only."""
     dlib_models = DlibModels()
     engines: dict[str, FaceEngine] = {DLIB_MODEL.key: DlibEngine(settings, models=dlib_models)}
     cards: dict[str, InstalledModel] = {DLIB_MODEL.key: DLIB_CARD}
@@ -188,7 +230,7 @@ def build_engine_set(settings: EngineSettings, *, home_models: Path | None = Non
             spec=spec,
         )
     default = _default_key(settings.default_model, engines)
-    return EngineSet(engines, default=default, cards=cards)
+    return EngineSet(engines, default=default, cards=cards, calibration_dir=calibration_dir)
 
 
 def _all_specs(folders: Iterable[Path]) -> Iterator[tuple[str, ModelSpec]]:

@@ -18,6 +18,7 @@ from probity.policy.ratelimit import SearchLimits
 from probity.services.access import AccessGuard, name_of, organisation_of
 from probity.services.accounts import AccountService
 from probity.services.audit import AuditService
+from probity.services.calibration import CalibrationService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock, system_clock
 from probity.services.enrolment import EnrolmentService
@@ -80,6 +81,7 @@ class Services:
     jurisdictions: JurisdictionService  # jurisdiction rules: refuse, withhold, purge
     retention: RetentionService  # the retention sweeper (the server schedules it)
     migrations: ModelMigrationService  # moving a gallery to another face model
+    calibration: CalibrationService  # the deployment's own FMR tables (probity calibrate)
 
     def close(self) -> None:
         self.db.dispose()
@@ -154,7 +156,11 @@ def build_services(
         engines = (
             EngineSet.single(engine)
             if engine is not None
-            else build_engine_set(settings.engine, home_models=settings.models_dir)
+            else build_engine_set(
+                settings.engine,
+                home_models=settings.models_dir,
+                calibration_dir=settings.calibration_dir,
+            )
         )
     face_engine = engines.default
     vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
@@ -358,5 +364,13 @@ def build_services(
             max_upload_bytes=limits.max_upload_bytes,
             max_image_pixels=limits.max_image_pixels,
             hog_pixel_budget=settings.engine.enrol_hog_pixel_budget,
+        ),
+        calibration=CalibrationService(
+            db=db,
+            audit=audit,
+            clock=clock,
+            engines=engines,
+            folder=settings.calibration_dir,
+            guard=guard,
         ),
     )

@@ -3,7 +3,9 @@
 For each model: its key (``name@version``, what every template records), licence, where the
 file comes from, its sha256, the descriptor's dimension and distance, the training data as the
 model's authors describe it, the figures measured on it (the model file's ``[measured]``
-table), whether new galleries get it, and its FMR table with where that table comes from.
+table), whether new galleries get it, and its FMR table with where that table comes from:
+``shipped`` (the model's own) or ``deployment`` (measured here by ``probity calibrate``, with
+its dataset, date and pair counts).
 ``--verify`` also reads each ONNX file and checks its digest now (otherwise that happens when
 a model is first used). Nothing here needs a database: the list comes from the engine
 settings and the model files (``<home>/models``, ``PROBITY_ENGINE__MODEL_DIRS``).
@@ -57,6 +59,7 @@ def card_dict(engines: EngineSet, card: InstalledModel, *, verified: bool | None
         "measured": dict(spec.measured) if spec is not None else {},
         "fmr_table": [{"fmr": p.fmr, "distance": p.distance, "fnmr": p.fnmr} for p in table.points],
         "fmr_table_source": table.source,
+        "fmr_table_origin": table.origin,
     }
 
 
@@ -65,7 +68,11 @@ def models(home: HomeOpt = None, verify: VerifyOpt = False, json_out: JsonOpt = 
     """List every installed face model: key, licence, source, sha256, dimension, training
     data, measured figures and FMR table; the default (new galleries' model) first."""
     settings = settings_for(home)
-    engines = build_engine_set(settings.engine, home_models=settings.models_dir)
+    engines = build_engine_set(
+        settings.engine,
+        home_models=settings.models_dir,
+        calibration_dir=settings.calibration_dir,
+    )
     rows = []
     for card in engines.cards():
         verified: bool | None = None
@@ -102,7 +109,10 @@ def models(home: HomeOpt = None, verify: VerifyOpt = False, json_out: JsonOpt = 
             + (f" (FNMR {p['fnmr']:.2%})" if p["fnmr"] is not None else "")
             for p in row["fmr_table"]
         )
-        table.add_row("FMR table", f"{points}; source: {row['fmr_table_source']}")
+        table.add_row(
+            f"FMR table ({row['fmr_table_origin']})",
+            f"{points}; source: {row['fmr_table_source']}",
+        )
         out.print(table)
     out.print(
         f"Detector: {detector['name']} ({detector['licence']}), sha256 {detector['sha256']}",
