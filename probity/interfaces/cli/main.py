@@ -17,6 +17,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     demo,
     enrol,
     erase,
+    evaluate,
     gallery,
     jurisdiction,
     models,
