@@ -390,6 +390,7 @@ def evaluate(
             "reason": pairs_result.reason,
         },
         "fmr_table": [fmr_row_json(row, scale) for row in table],
+        "distances": separation(genuine, impostor),
         "one_to_n": identification_json(ident, scale)
         | {
             "gallery": sorted(split.gallery.values()),
@@ -413,6 +414,25 @@ def evaluate(
             "non-mated = each probe against the gallery without its own person"
         }
     return Report(summary=summary, det=ev.det_curve(genuine, impostor), cmc=ident.cmc)
+
+
+def separation(genuine: NDArray[np.float64], impostor: NDArray[np.float64]) -> dict[str, Any]:
+    """How far apart the genuine and impostor distances lie: the extremes (a positive
+    ``margin`` = closest impostor minus farthest genuine means one threshold separates every
+    pair), the means, and d' = (mean impostor - mean genuine) / sqrt of the mean variance.
+    On a set too small for any FMR target these still show whether an option moves the two
+    distributions apart."""
+    if len(genuine) == 0 or len(impostor) == 0:
+        return {"genuine_max": None, "impostor_min": None, "margin": None, "d_prime": None}
+    spread = float(np.sqrt((np.var(genuine) + np.var(impostor)) / 2))
+    return {
+        "genuine_mean": float(np.mean(genuine)),
+        "genuine_max": float(np.max(genuine)),
+        "impostor_mean": float(np.mean(impostor)),
+        "impostor_min": float(np.min(impostor)),
+        "margin": float(np.min(impostor) - np.max(genuine)),
+        "d_prime": (float(np.mean(impostor) - np.mean(genuine)) / spread) if spread > 0 else None,
+    }
 
 
 def fmr_row_json(row: ev.FmrRow, scale: str) -> dict[str, Any]:
