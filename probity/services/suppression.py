@@ -8,8 +8,8 @@ suppression distance of someone who objected?":
 
 1. **At the objection** (``object``): every gallery template within the distance is found.
    Subjects within the stricter *erase distance* (``erase_target_fmr``, default 0.0003 →
-   0.55) are erased through ``ErasureService.erase_subjects`` (cause ``objection``), one
-   receipt each; the others (between 0.55 and 0.60) are not erased but listed as
+   dlib 0.505) are erased through ``ErasureService.erase_subjects`` (cause ``objection``), one
+   receipt each; the others (between 0.505 and 0.593) are not erased but listed as
    ``withheld``: search never returns them and enrolment refuses them, and a privacy officer
    erases them by hand after looking. An erasure cannot be undone; a withheld record can
    be released. This keeps an objection from erasing ~50 strangers per 10,000 templates.
@@ -24,21 +24,21 @@ subjects within the suppression distance for a privacy officer to check, and sto
 erases and withholds nothing.
 
 **The threshold.** ``PROBITY_SUPPRESSION__TARGET_FMR`` (default 0.005) is mapped by the
-published table in ``engine/thresholds.py`` (LFW pairs, bare dlib pipeline) to a distance:
-0.005 → **0.60**, where one comparison falsely matches a stranger 0.5 % of the time (FMR)
-and misses the same person 3.4 % of the time (FNMR). The other points: 0.55 → FMR 0.03 %,
-FNMR 8.9 %; 0.65 → FMR 2.2 %, FNMR 2.0 %. A false match removes someone from search (or
-erases their record); a miss keeps processing someone who objected, so we err towards
-suppression, but not to 0.65: these are **1:1** rates and every use here is 1:N.
+model's measured table in ``engine/thresholds.py`` (LFW, all pairs, measured 2026-12;
+interpolated in log FMR between measured points) to a distance: for dlib 0.005 → **0.593**,
+between the 1e-3 point (0.542, FNMR 6.8 %) and the 1e-2 point (0.615, FNMR 1.9 %); for SFace
+1.170. A false match removes someone from search (or erases their record); a miss keeps
+processing someone who objected, so we err towards suppression: these are **1:1** rates and
+every use here is 1:N.
 
 - Enrolment and search compare one face with M suppression templates: the chance that
-  *some* objector falsely matches an unrelated face is about ``1 - (1 - FMR)^M``. At 0.60:
-  5 % with 10 objectors, 39 % with 100. At 0.55: 0.3 % and 3 %. A deployment whose list
-  grows past a few dozen people should lower ``target_fmr`` to 0.0003 (and accept that 8.9 %
-  of objectors' photos are missed), or the list will refuse many lawful enrolments.
+  *some* objector falsely matches an unrelated face is about ``1 - (1 - FMR)^M``. At 0.005:
+  5 % with 10 objectors, 39 % with 100. At 0.0003: 0.3 % and 3 %. A deployment whose list
+  grows past a few dozen people should lower ``target_fmr`` to 0.0003 (dlib 0.505: about
+  a fifth of objectors' photos missed), or the list will refuse many lawful enrolments.
 - An objection compares one face with the N templates of every gallery in scope: about
-  ``FMR × N`` unrelated records fall under the distance (50 per 10,000 at 0.60, 3 at 0.55)
-  and are erased. Erasure cannot be undone; each one has a receipt and an audit event with
+  ``FMR × N`` unrelated records fall under the distance (50 per 10,000 at 0.005, 3 at
+  0.0003) and are erased only under the stricter erase distance. Erasure cannot be undone; each one has a receipt and an audit event with
   its distance, so a privacy officer can see what an objection did.
 - LFW's impostor pairs are mostly of different people at random; look-alikes and relatives
   match more often than FMR says.
@@ -335,7 +335,8 @@ class SuppressionService:
 
     @property
     def target_fmr(self) -> float:
-        """The tabulated 1:1 false-match rate of ``max_distance``."""
+        """The 1:1 false-match rate of ``max_distance`` (the setting; the distance is
+        interpolated in the model's table)."""
         return self.operating_point(self._default)[1]
 
     # -- the objection ------------------------------------------------------------------------

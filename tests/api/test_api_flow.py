@@ -86,7 +86,9 @@ def test_search_review_lead_report_and_audit(world: World) -> None:
     }
     first = report["searches"][0]
     assert first["model"].startswith("dlib-resnet-v1")
-    assert first["threshold"]["max_distance"] == 0.6
+    assert first["threshold"]["mode"] == "investigation"  # the default: nothing marked
+    assert first["threshold"]["max_distance"] is None
+    assert "Investigation mode" in first["threshold"]["wording"]
     assert first["faces"][0]["quality"]["inter_eye_px"] == 80.0
     candidate = first["faces"][1]["candidates"][0]
     assert candidate["lead"] is True

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from probity.domain.audit import AuditAction
 from tests.api.conftest import (
     PERSON_A,
@@ -38,19 +40,27 @@ def test_post_and_get_of_a_search_answer_the_same_body(world: World) -> None:
     assert got.json() == posted
 
 
-def test_unsupported_target_fmr_is_refused_not_moved(world: World) -> None:
+def test_a_one_to_one_rate_is_refused_for_a_search_and_fpir_marks(world: World) -> None:
     probes = enrol_gallery(world)
     open_case(world)
     r = search(world, probes["a"], target_fmr="0.01")
     assert r.status_code == 422, r.text
     problem = r.json()
     assert problem["code"] == "unsupported_operating_point"
-    assert "0.005" in problem["detail"] and "0.0003" in problem["detail"]
+    assert "target_fpir" in problem["detail"] and "verifications" in problem["detail"]
     assert world.call("GET", "/api/v1/cases/OP-1/searches", "inv").json()["count"] == 0
-    # A measured row is searched at exactly that row.
-    ok = search(world, probes["a"], target_fmr="0.022")
+    ok = search(world, probes["a"], target_fpir="0.01")
     assert ok.status_code == 201, ok.text
-    assert ok.json()["threshold"]["target_fmr"] == 0.022
+    threshold = ok.json()["threshold"]
+    assert threshold["mode"] == "fpir" and threshold["target_fpir"] == 0.01
+    templates = threshold["gallery_templates"]
+    assert templates >= 1 and threshold["target_fmr"] == pytest.approx(0.01 / templates)
+    assert threshold["table"] == "shipped" and "LFW, all pairs" in threshold["source"]
+    rows = [c for f in ok.json()["faces"] for c in f["candidates"]]
+    assert rows and all(isinstance(c["within_threshold"], bool) for c in rows)
+    default = search(world, probes["a"]).json()
+    assert default["threshold"]["mode"] == "investigation"
+    assert all(c["within_threshold"] is None for f in default["faces"] for c in f["candidates"])
 
 
 def test_idempotency_key_makes_one_search(world: World) -> None:

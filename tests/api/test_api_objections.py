@@ -36,7 +36,7 @@ def test_objection_erases_withholds_and_refuses(world: World) -> None:
     r = _object(world, photo, request_id="req-1")
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["threshold"]["max_distance"] == 0.6
+    assert body["threshold"]["max_distance"] == 0.593
     assert [x["subject_reference"] for x in body["receipts"]] == ["A-1"]
     assert body["receipts"][0]["cause"] == "objection"
     assert body["receipts"][0]["request_id"] == "req-1"

@@ -133,7 +133,11 @@ def _report() -> dict[str, Any]:
                 "probe_sha256": SHA_1,
                 "model": "dlib-resnet-v1",
                 "galleries": ["custody-charged"],
-                "threshold": {"target_fmr": 0.001, "max_distance": 0.55},
+                "threshold": {
+                    "target_fmr": 0.001,
+                    "max_distance": 0.55,
+                    "wording": "Gallery of 20,000 people (21,000 templates); target FPIR 0.01",
+                },
                 "top_k": 10,
                 "outcome": "candidates",
                 "faces": [face_ok, face_refused],
@@ -189,6 +193,7 @@ def test_every_search_face_and_candidate_is_listed(rendered: tuple[bytes, list[s
         assert search["probe_sha256"] in flat
     assert "No face found" in text
     assert "threshold off: full ranked list" in text
+    assert "Gallery of 20,000 people (21,000 templates); target FPIR 0.01" in text
     assert "CUST-2024-000117" in text and "CUST-2023-004512" in text
     for reviewer in ("bob.examiner", "carol.second", "dave.reviewer"):
         assert reviewer in text

@@ -63,14 +63,14 @@ def open_case(svc: Services) -> None:
 
 
 def test_threshold_comes_from_the_fmr_table(svc: Services) -> None:
-    assert svc.suppression.max_distance == 0.60
+    assert svc.suppression.max_distance == 0.593
     assert svc.suppression.target_fmr == 0.005
 
 
 def test_objection_erases_matches_within_the_distance_only(
     svc: Services, gallery: str, fake_engine: FakeEngine
 ) -> None:
-    enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.59, 1), 1)  # just inside 0.60
+    enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.59, 1), 1)  # just inside 0.593
     enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.30, 2), 2)  # a second photo
     enrol(svc, fake_engine, gallery, "LOOKALIKE", near(OBJECTOR, 0.61, 3), 3)  # just outside
     enrol(svc, fake_engine, gallery, "OTHER", OTHER, 4)
@@ -100,9 +100,9 @@ def test_objection_erases_matches_within_the_distance_only(
 def test_matches_between_the_erase_and_suppression_distances_are_withheld_not_erased(
     svc: Services, gallery: str, fake_engine: FakeEngine
 ) -> None:
-    """0.55 < distance <= 0.60: kept (an erasure cannot be undone) but never a candidate
+    """0.5054 < distance <= 0.593: kept (an erasure cannot be undone) but never a candidate
     and never re-enrolled; listed on the objection for a privacy officer to decide."""
-    assert svc.suppression.erase_distance == 0.55
+    assert svc.suppression.erase_distance == 0.5054
     enrol(svc, fake_engine, gallery, "NEAR", near(OBJECTOR, 0.58, 21), 21)
     enrol(svc, fake_engine, gallery, "OTHER", OTHER, 22)
     open_case(svc)
@@ -257,7 +257,7 @@ def test_objection_is_audited_without_biometrics_and_the_chain_verifies(
     recorded = events(svc, AuditAction.OBJECTION_RECORD)
     applied = events(svc, AuditAction.OBJECTION_APPLIED)
     assert recorded[0]["suppression_id"] == objection.suppression_id
-    assert recorded[0]["max_distance"] == 0.60
+    assert recorded[0]["max_distance"] == 0.593
     assert applied[0]["receipts"] == [objection.receipts[0].number]
     assert applied[0]["templates_compared"] == 1
     removal = events(svc, AuditAction.SUBJECT_REMOVE)
@@ -277,7 +277,7 @@ def test_stricter_target_fmr_setting(make_services, fake_engine: FakeEngine) -> 
         svc = make_services()
     finally:
         del os.environ["PROBITY_SUPPRESSION__TARGET_FMR"]
-    assert svc.suppression.max_distance == 0.55
+    assert svc.suppression.max_distance == 0.5054
 
 
 def test_search_withholds_a_subject_by_a_template_outside_the_hits(

@@ -199,10 +199,12 @@ def _search_section(
     pdf.field("Model", search["model"])
     pdf.field("Galleries", ", ".join(search["galleries"]) or "-")
     threshold: Mapping[str, Any] = search["threshold"]
+    fmr, max_distance = threshold.get("target_fmr"), threshold.get("max_distance")
     if "wording" in threshold:  # gallery size, FPIR, FMR used and the table's source
-        pdf.field("Threshold", threshold["wording"])
-    else:
-        fmr, max_distance = threshold["target_fmr"], threshold["max_distance"]
+        pdf.field("Threshold", latin1_text(threshold["wording"]))
+    elif fmr is None and max_distance is None:
+        pdf.field("Threshold", "threshold off: full ranked list")
+    else:  # a search saved before the 1:N operating point: it kept rows within a 1:1 rate
         fmr_text = "-" if fmr is None else f"{fmr:g}"
         pdf.field(
             "Threshold", f"target FMR {fmr_text} (1:1), max distance {_number(max_distance, 4)}"
