@@ -10,14 +10,17 @@ it is measured here only.
 
 Descriptors are cached in ``<cache_dir>/<model key>[+flip].npz``: one row per image, keyed by
 the relative path, file size and modification time (ns), with the file's sha256. A second run
-over an unchanged folder analyses nothing. Decoding errors are counted as images without a
-face and listed by file.
+over an unchanged folder analyses nothing. The file also records the engine settings that
+change what is found (detector, upsampling, size caps, jitters; not the worker or thread
+counts): a cache made under other settings is not used. Decoding errors are counted as
+images without a face and listed by file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +44,13 @@ from probity.errors import ProbityError
 
 Progress = Callable[[int, int], None]
 CACHE_VERSION = 1
+_NOT_IN_FINGERPRINT = {"workers", "onnx_threads", "default_model", "model_dirs"}
+
+
+def settings_fingerprint(settings: EngineSettings) -> str:
+    """sha256 of the engine settings that change detections or descriptors."""
+    relevant = settings.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -123,6 +133,7 @@ def compute_descriptors(
     model_key: str,
     scale: str,
     pool: Callable[[], AnalysisPool],
+    settings: EngineSettings,
     cache_dir: Path,
     flip: bool,
     max_bytes: int,
@@ -132,7 +143,8 @@ def compute_descriptors(
     """Descriptors of every image of ``dataset`` under model ``model_key``, from the cache
     where the file is unchanged, otherwise analysed by ``pool()`` (created only if needed)."""
     paths, labels = dataset.images(), dataset.labels()
-    cached = _read_cache(cache_file(cache_dir, model_key, flip))
+    fingerprint = settings_fingerprint(settings)
+    cached = _read_cache(cache_file(cache_dir, model_key, flip), fingerprint)
     n = len(paths)
     dimension = engines.get(model_key).model.dimension
     vectors = np.full((n, dimension), np.nan, dtype=np.float64)
@@ -177,7 +189,7 @@ def compute_descriptors(
         finally:
             running.close()
         result.analysed = len(todo)
-        _write_cache(cache_file(cache_dir, model_key, flip), result, stats)
+        _write_cache(cache_file(cache_dir, model_key, flip), result, stats, fingerprint)
     if scale == "euclidean_unit":
         norms = np.linalg.norm(vectors[found], axis=1, keepdims=True)
         vectors[found] = vectors[found] / np.maximum(norms, 1e-12)
@@ -244,12 +256,14 @@ def _analyse(
     yield from drain(0)
 
 
-def _read_cache(path: Path) -> dict[tuple[str, int, int], tuple[bool, str, str, str, Any]]:
+def _read_cache(
+    path: Path, fingerprint: str
+) -> dict[tuple[str, int, int], tuple[bool, str, str, str, Any]]:
     if not path.exists():
         return {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            if int(data["version"]) != CACHE_VERSION:
+            if int(data["version"]) != CACHE_VERSION or str(data["settings"]) != fingerprint:
                 return {}
             return {
                 (str(p), int(s), int(m)): (bool(f), str(d), str(h), str(e), v)
@@ -269,12 +283,15 @@ def _read_cache(path: Path) -> dict[tuple[str, int, int], tuple[bool, str, str, 
         return {}  # an unreadable cache is rebuilt, never trusted
 
 
-def _write_cache(path: Path, result: Descriptors, stats: list[tuple[int, int]]) -> None:
+def _write_cache(
+    path: Path, result: Descriptors, stats: list[tuple[int, int]], fingerprint: str
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.npz")
     np.savez(
         temporary,
         version=np.array(CACHE_VERSION),
+        settings=np.array(fingerprint),
         paths=np.array(result.paths, dtype=str),
         sizes=np.array([s for s, _ in stats], dtype=np.int64),
         mtimes=np.array([m for _, m in stats], dtype=np.int64),

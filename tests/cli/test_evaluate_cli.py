@@ -126,6 +126,12 @@ def test_evaluate_figures_match_a_recomputation_and_the_cache_is_used(  # type: 
     assert second["descriptor_sha256"] == data["descriptor_sha256"]
     assert second["one_to_n"] == data["one_to_n"]
 
+    # Engine settings that change detections make the cache stale.
+    monkeypatch.undo()
+    monkeypatch.setenv("PROBITY_ENGINE__YUNET_MAX_SIDE", "480")
+    third = json.loads(probity(*args, "--home", str(tmp_path / "home")).out)
+    assert third["analysed"] == 14 and third["from_cache"] == 0
+
 
 def test_calibrate_refuses_a_set_too_small_then_writes_resets_and_audits(  # type: ignore[no-untyped-def]
     probity, nasa_set: Path, tmp_path: Path

@@ -120,6 +120,7 @@ def measure(
                 max_bytes=limits.max_upload_bytes,
                 max_pixels=limits.max_image_pixels,
             ),
+            settings=settings.engine,
             cache_dir=cache or default_cache_dir(dataset.root, settings.home),
             flip=flip,
             max_bytes=limits.max_upload_bytes,
