@@ -344,9 +344,7 @@ def evaluate(
     index = np.flatnonzero(d.found)
     labels = [d.labels[i] for i in index]
     vectors = d.vectors[index]
-    i, j, same_int, fold = ev.all_pairs_folds(labels)
-    distances = ev.pair_distances(vectors, i, j)
-    same = same_int.astype(bool)
+    distances, same, fold = ev.all_pairs(vectors, labels)
     genuine, impostor = distances[same], distances[~same]
     if pairs is None:
         pairs_result = ev.ten_fold(distances, same, fold)

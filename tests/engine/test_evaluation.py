@@ -85,11 +85,15 @@ def test_pairs_file_parsing() -> None:
         ev.parse_pairs("1 1\nAnn 1 2\n", exists=lambda p: True)
 
 
-def test_all_pairs_folds_deal_each_kind_round_robin() -> None:
+def test_all_pairs_distances_labels_and_folds() -> None:
     labels = ["a", "a", "a", "b", "b", "c"]
-    i, j, same, fold = ev.all_pairs_folds(labels, folds=3)
+    vectors = np.random.default_rng(2).normal(0, 1, (6, 5))
+    distances, same, fold = ev.all_pairs(vectors, labels, folds=3)
     pairs = list(itertools.combinations(range(6), 2))
-    assert list(zip(i.tolist(), j.tolist(), strict=True)) == pairs
+    assert distances == pytest.approx(
+        [float(np.linalg.norm(vectors[a] - vectors[b])) for a, b in pairs], abs=1e-9
+    )
+    assert same.tolist() == [labels[a] == labels[b] for a, b in pairs]
     genuine = [k for k, (a, b) in enumerate(pairs) if labels[a] == labels[b]]
     impostor = [k for k, (a, b) in enumerate(pairs) if labels[a] != labels[b]]
     assert [fold[k] for k in genuine] == [n % 3 for n in range(len(genuine))]
@@ -183,7 +187,7 @@ def test_identification_matches_a_brute_force_ranking() -> None:
         for s in strangers
     )
     threshold = top1[1]  # floor(0.01 x 151) = 1 stranger may lie strictly below it
-    assert result.threshold == threshold
+    assert result.threshold == pytest.approx(threshold, abs=1e-12)
     hits = sum(
         1
         for p in people
