@@ -138,7 +138,7 @@ KEEP_CLOSED_DAYS = 365
 details (``forget_closed``); see ``config.RightsSettings.keep_closed_days``."""
 
 LOOKUP_NOTICE = (
-    "Possible matches for checking, not an identification: each record within the "
+    "Records for checking, not an identification: each record within the "
     "suppression distance of the request's photo, closest first. Strangers fall within it "
     "too (at the false-match rate shown, per record compared): compare the photos yourself "
     "before exporting or erasing anything."

@@ -38,8 +38,9 @@ every use here is 1:N.
   a fifth of objectors' photos missed), or the list will refuse many lawful enrolments.
 - An objection compares one face with the N templates of every gallery in scope: about
   ``FMR × N`` unrelated records fall under the distance (50 per 10,000 at 0.005, 3 at
-  0.0003) and are erased only under the stricter erase distance. Erasure cannot be undone; each one has a receipt and an audit event with
-  its distance, so a privacy officer can see what an objection did.
+  0.0003) and are erased only under the stricter erase distance. Erasure cannot be undone;
+  each one has a receipt and an audit event with its distance, so a privacy officer can see
+  what an objection did.
 - LFW's impostor pairs are mostly of different people at random; look-alikes and relatives
   match more often than FMR says.
 

@@ -221,3 +221,45 @@ def test_openapi_operation_ids_errors_and_location(sqlite_world: World) -> None:
     assert {"404", "409", "413", "429"} <= set(search_op["responses"])
     headers = {p["name"] for p in search_op["parameters"] if p["in"] == "header"}
     assert "idempotency-key" in {h.lower() for h in headers}
+
+
+def _verify(w: World, probe: bytes, reference: str = "OP-1", **form: Any) -> Any:
+    return w.call(
+        "POST",
+        f"/api/v1/cases/{reference}/verifications",
+        "inv",
+        data=form,
+        files={"probe": ("probe.png", probe, "image/png")},
+    )
+
+
+def test_verify_is_one_to_one_within_a_case_and_audited(world: World) -> None:
+    probes = enrol_gallery(world)
+    open_case(world)
+    before = _audited(world, AuditAction.VERIFY)
+    right = _verify(world, probes["a"], gallery="custody", subject="A-1")
+    assert right.status_code == 200, right.text
+    body = right.json()
+    assert body["within_threshold"] is True and body["subject"] == "A-1"
+    assert body["threshold"]["mode"] == "fmr" and body["threshold"]["target_fmr"] == 0.001
+    assert "not an identification" in body["notice"].lower()
+    wrong = _verify(world, probes["a"], gallery="custody", subject="B-1", target_fmr="0.01")
+    assert wrong.status_code == 200, wrong.text
+    assert wrong.json()["within_threshold"] is False
+    assert wrong.json()["threshold"]["target_fmr"] == 0.01
+    assert _audited(world, AuditAction.VERIFY) == before + 2
+    # The pair photo holds two faces: the face must be named.
+    two = _verify(world, probes["pair"], gallery="custody", subject="A-1")
+    assert two.status_code == 400 and "choose one with face" in two.json()["detail"]
+    assert _verify(world, probes["pair"], gallery="custody", subject="A-1", face="2").json()[
+        "within_threshold"
+    ]
+    # Outside a case, an unknown subject, a rate outside the table: refused, not audited.
+    assert (
+        _verify(world, probes["a"], "NO-CASE", gallery="custody", subject="A-1").status_code == 404
+    )
+    unknown = _verify(world, probes["a"], gallery="custody", subject="Z-9")
+    assert unknown.status_code == 404 and "Z-9" in unknown.json()["detail"]
+    outside = _verify(world, probes["a"], gallery="custody", subject="A-1", target_fmr="1e-9")
+    assert outside.status_code == 422 and outside.json()["code"] == "unsupported_operating_point"
+    assert _audited(world, AuditAction.VERIFY) == before + 3

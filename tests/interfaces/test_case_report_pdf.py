@@ -199,7 +199,7 @@ def test_every_search_face_and_candidate_is_listed(rendered: tuple[bytes, list[s
         assert reviewer in text
     assert "Lead: confirmed by two different reviewers" in text
     assert "Not a lead" in text
-    assert "possible match" in text and "not a match" in text
+    assert "possibly the same person" in text and "not the same person" in text
     assert "0.902" in text and "0.3223" in text  # score to 3 decimals, distance to 4
     assert "sharpness 12.0 below 40" in text  # the refused face says why
     assert "PACE s.64A" in text and "GB-EAW" in text  # provenance

@@ -127,9 +127,9 @@ def test_probe_to_lead_to_audit_in_the_browser(
     assert "Lawful basis" in facts and "Distance" in facts
     compare_url = page.url
     page.get_by_label("Note").fill("ear shape and hairline agree")
-    page.get_by_role("button", name="Possible match").click()
+    page.get_by_role("button", name="Possibly the same person").click()
     page.wait_for_url(compare_url)
-    assert "Possible match" in page.get_by_test_id("own-review").inner_text()
+    assert "Possibly the same person" in page.get_by_test_id("own-review").inner_text()
     assert page.get_by_test_id("lead").count() == 0  # one person never makes a lead
     page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
     logout(page, live)
@@ -141,7 +141,7 @@ def test_probe_to_lead_to_audit_in_the_browser(
     row = page.get_by_test_id("queue-1")
     assert "HAGUE" in row.inner_text() and "WEB-REAL-1" in row.inner_text()
     queue_text = page.locator("main").inner_text()
-    assert "Possible match" not in queue_text and "ear shape" not in queue_text
+    assert "Possibly the same person" not in queue_text and "ear shape" not in queue_text
     banner_with_every_candidate(page)
     page.screenshot(path=str(screenshots / "queue.png"), full_page=True)
     row.get_by_role("link", name="Review").click()
@@ -149,7 +149,7 @@ def test_probe_to_lead_to_audit_in_the_browser(
     assert page.get_by_test_id("reviews-hidden").is_visible()
     assert "ear shape" not in page.locator("main").inner_text()
     page.get_by_label("Note").fill("independent comparison agrees")
-    page.get_by_role("button", name="Possible match").click()
+    page.get_by_role("button", name="Possibly the same person").click()
     page.wait_for_url(compare_url)
     assert page.get_by_test_id("lead").is_visible()
     reviews = page.get_by_test_id("reviews").inner_text()

@@ -81,7 +81,11 @@ def test_bad_ids_and_bad_reviews_get_precise_error_pages(world: World) -> None:
     # Blind: the examiner sees that one review exists, not what it says, until theirs.
     ex, ex_csrf = _page_client(w, "ex1")
     page = ex.get(compare).text
-    assert "1 review(s) recorded" in page and "ears" not in page and "Not a match</li" not in page
+    assert (
+        "1 review(s) recorded" in page
+        and "ears" not in page
+        and "Not the same person</li" not in page
+    )
     assert (
         ex.post(review, data={"csrf_token": ex_csrf, "decision": "inconclusive"}).status_code == 303
     )

@@ -244,7 +244,7 @@ def rights_lookup(
     receipt: ReceiptArg, home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt = False
 ) -> None:
     """Find the person of an access or erasure request by its photo: the gallery records
-    within the suppression distance, closest first. Possible matches for checking, not an
+    within the suppression distance, closest first. Records for checking, not an
     identification; nothing is stored or erased. Then export or erase the one you chose."""
     with services(home) as s:
         matches = s.rights.lookup_by_photo(actor=actor_name(actor), receipt=receipt)

@@ -45,8 +45,8 @@ _PLAIN_EQUIVALENTS = str.maketrans(
 )
 
 _DECISIONS = {
-    "possible_match": "possible match",
-    "not_a_match": "not a match",
+    "possible_match": "possibly the same person",
+    "not_a_match": "not the same person",
     "inconclusive": "inconclusive",
 }
 _OUTCOMES = {

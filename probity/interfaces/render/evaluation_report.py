@@ -122,8 +122,8 @@ def write_pdf(report: Report, folder: Path, plots: tuple[Path, Path]) -> Path:
     for line in text_lines(report.summary):
         pdf.para(line)
     pdf.para(
-        "Scores are similarities on the model's own scale, never a probability. A threshold "
-        "measured here holds for data like this set only.",
+        "Scores are similarities on the model's own scale; they do not say how likely two "
+        "photos show one person. A threshold measured here holds for data like this set only.",
         style="I",
         size=9,
     )

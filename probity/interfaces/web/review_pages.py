@@ -32,8 +32,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 CANDIDATE = "/searches/{search_id}/faces/{face}/candidates/{subject_id}"
 
 DECISION_LABELS = {
-    ReviewDecision.POSSIBLE_MATCH: "Possible match",
-    ReviewDecision.NOT_A_MATCH: "Not a match",
+    # What a reviewer says, in words that claim no certainty (issue "no word of
+    # certainty"); the stored and API values stay possible_match / not_a_match.
+    ReviewDecision.POSSIBLE_MATCH: "Possibly the same person",
+    ReviewDecision.NOT_A_MATCH: "Not the same person",
     ReviewDecision.INCONCLUSIVE: "Inconclusive",
 }
 

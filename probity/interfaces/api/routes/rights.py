@@ -191,12 +191,12 @@ class PhotoMatchOut(BaseModel):
 
 
 class PhotoLookupOut(BaseModel):
-    """Possible matches of a request's photo, for a person to check: never an
+    """Gallery records near a request's photo, for a person to check: never an
     identification, never stored. Export or erase a chosen record with ``export.zip`` or
     ``erasures`` (gallery and subject_reference)."""
 
     receipt: str
-    notice: str = Field(description="possible matches for checking, not an identification")
+    notice: str = Field(description="records for checking, not an identification")
     max_distance: float = Field(description="the suppression distance the photo was held to")
     target_fmr: float = Field(
         description="1:1 false-match rate of max_distance per record compared (LFW pairs)"

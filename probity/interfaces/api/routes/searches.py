@@ -179,8 +179,9 @@ def record_review(
     actor: ActorDep,
     services: ServicesDep,
 ) -> CandidateReviewsOut:
-    """Record your decision on a candidate: possible match, not a match or inconclusive.
-    Two *different* reviewers recording possible match make it a lead."""
+    """Record your decision on a candidate: ``possible_match`` (possibly the same person),
+    ``not_a_match`` (not the same person) or ``inconclusive``. Two *different* reviewers
+    recording ``possible_match`` make it a lead, still not an identification."""
     ref = CandidateRef(search_id, face, subject_id)
     done = services.reviews.record(
         actor=actor, candidate=ref, decision=body.decision, note=body.note

@@ -23,16 +23,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("search_candidates") as batch:
-        batch.add_column(sa.Column("within_threshold", sa.Boolean(), nullable=True))
-        batch.add_column(
-            sa.Column("fused", sa.Integer(), nullable=False, server_default=sa.text("1"))
-        )
-        batch.add_column(sa.Column("expected_strangers", sa.Float(), nullable=True))
+    # Plain ADD COLUMN works on SQLite and PostgreSQL alike (no table rebuild).
+    op.add_column("search_candidates", sa.Column("within_threshold", sa.Boolean(), nullable=True))
+    op.add_column(
+        "search_candidates",
+        sa.Column("fused", sa.Integer(), nullable=False, server_default=sa.text("1")),
+    )
+    op.add_column("search_candidates", sa.Column("expected_strangers", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("search_candidates") as batch:
-        batch.drop_column("expected_strangers")
-        batch.drop_column("fused")
-        batch.drop_column("within_threshold")
+    for column in ("expected_strangers", "fused", "within_threshold"):
+        with op.batch_alter_table("search_candidates") as batch:
+            batch.drop_column(column)
