@@ -23,7 +23,7 @@ import io
 import json
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,14 +219,14 @@ def _analyse(
     flip: bool,
     max_bytes: int,
     max_pixels: int,
-) -> Any:
+) -> Iterator[Row]:
     """Yield (row, faces, mirror faces, sha256, error) in order, with a bounded number of
     images in flight (twice the workers: the pool stays busy, memory stays flat)."""
     in_flight: deque[tuple[int, Future[Analysis] | None, Future[Analysis] | None, str, str]] = (
         deque()
     )
 
-    def drain(limit: int) -> Any:
+    def drain(limit: int) -> Iterator[Row]:
         while len(in_flight) > limit:
             row, own, mirror, sha, error = in_flight.popleft()
             faces: list[AnalysedFace] = []
