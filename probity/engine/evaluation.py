@@ -526,14 +526,22 @@ def fusion_protocol(
             if images
         }
 
+        memo: dict[tuple[int, int], float] = {}
+
         def fused(
             probe: NDArray[np.float64],
             templates: NDArray[np.float64],
             rule: FusionRule = chosen,
+            memo: dict[tuple[int, int], float] = memo,
         ) -> float:
-            return fuse(
-                probe.astype(np.float32), templates.astype(np.float32), rule, unit=unit
-            ).distance
+            # The mated and the non-mated searches compare the same probes with the same
+            # entries: each fused distance is computed once.
+            key = (id(probe), id(templates))
+            if key not in memo:
+                memo[key] = fuse(
+                    probe.astype(np.float32), templates.astype(np.float32), rule, unit=unit
+                ).distance
+            return memo[key]
 
         results[rule] = identification(
             stacks, mated, non_mated, fpir=fpir, distance=fused, exclude=exclude
