@@ -14,6 +14,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import NasaHome, shared_faces
 
 
@@ -119,6 +121,53 @@ def test_no_output_says_identified_or_match(probity, nasa_home: NasaHome) -> Non
     assert "identified" not in text
     assert '"match"' not in text
     assert len(result["faces"][0]["candidates"]) == 10
+
+
+def test_default_search_marks_nothing_and_fpir_marks_morgan(probity, nasa_home: NasaHome) -> None:  # type: ignore[no-untyped-def]
+    """Investigation mode by default; at FPIR 1 % over the 11-person gallery (FMR 1e-2 / 11
+    per comparison, read off SFace's table) Morgan's second photo is marked and a stranger's
+    row is not. The text output says the gallery size, FPIR, FMR and the table's source."""
+    plain = search_json(probity, nasa_home.home, shared_faces() / "andrew_morgan_2.jpg")
+    assert plain["threshold"]["mode"] == "investigation"
+    assert plain["threshold"]["gallery_subjects"] == 11
+    assert all(c["within_threshold"] is None for c in plain["faces"][0]["candidates"])
+    marked = search_json(
+        probity, nasa_home.home, shared_faces() / "andrew_morgan_2.jpg", "--fpir", "0.01"
+    )
+    t = marked["threshold"]
+    assert t["mode"] == "fpir" and t["target_fmr"] == pytest.approx(0.01 / t["gallery_templates"])
+    rows = marked["faces"][0]["candidates"]
+    assert rows[0]["subject"] == "MORGAN" and rows[0]["within_threshold"] is True
+    assert rows[1]["within_threshold"] is False
+    text = probity(
+        "search", str(shared_faces() / "andrew_morgan_2.jpg"), "--case", "CASE-1",
+        "--home", str(nasa_home.home), "--fpir", "0.01",
+    )  # fmt: skip
+    assert text.code == 0, text.err
+    flat = " ".join(text.out.split())
+    assert "Gallery of 11 people" in flat and "target FPIR 0.01" in flat
+    assert "LFW, all pairs, measured 2026-12" in flat
+
+
+def test_verify_the_right_and_a_wrong_person(probity, nasa_home: NasaHome) -> None:  # type: ignore[no-untyped-def]
+    def verify(subject: str) -> dict:  # type: ignore[type-arg]
+        run = probity(
+            "verify", str(shared_faces() / "andrew_morgan_2.jpg"), "--case", "CASE-1",
+            "--gallery", "crew", "--subject", subject, "--home", str(nasa_home.home), "--json",
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        return json.loads(run.out)  # type: ignore[no-any-return]
+
+    right, wrong = verify("MORGAN"), verify("HAGUE")
+    assert right["within_threshold"] is True and wrong["within_threshold"] is False
+    assert right["threshold"]["max_distance"] == 1.128  # SFace's FMR 1e-3 point
+    outside = probity(
+        "verify", str(shared_faces() / "andrew_morgan_2.jpg"), "--case", "NO-SUCH-CASE",
+        "--gallery", "crew", "--subject", "MORGAN", "--home", str(nasa_home.home),
+    )  # fmt: skip
+    assert outside.code != 0 and "NO-SUCH-CASE" in outside.err + outside.out
+    log = probity("audit", "log", "--home", str(nasa_home.home), "--action", "search.verify")
+    assert log.code == 0 and log.out.count("search.verify") == 2
 
 
 def test_audit_verify_passes_then_names_the_altered_event(

@@ -50,9 +50,9 @@ def test_double_click_makes_one_search_and_face_one_shows_at_once(
     _login(page, live, "inv", "/cases/WEB-D")
     _choose(page, "pair.png", probes["pair"])
     # The options are on the page: list length and the operating point.
-    page.get_by_text("Options: galleries, list length, threshold").click()
+    page.get_by_text("Options: galleries, list length, marking").click()
     page.get_by_label("Candidates per face (list length)").fill("1")
-    page.get_by_label("Threshold").select_option("off")
+    page.get_by_label("Marking").select_option("off")
     page.get_by_test_id("search-button").dblclick()
     page.wait_for_url(f"{live.url}/searches/*")
     assert _searches(w, "WEB-D") == 1 and _audited_searches(w) == before + 1
@@ -61,7 +61,7 @@ def test_double_click_makes_one_search_and_face_one_shows_at_once(
     card = page.get_by_test_id("candidate-1-1")
     assert "B-1" in card.inner_text()
     assert page.get_by_test_id("candidate-1-2").count() == 0  # the list length asked for
-    assert "off: full ranked list" in page.locator("main").inner_text()
+    assert "Investigation mode" in page.get_by_test_id("threshold").inner_text()
     photo = page.locator("figure.probe").bounding_box()
     panel = page.locator("#face-panel").bounding_box()
     assert panel["x"] >= photo["x"] + photo["width"] - 1, (photo, panel)
@@ -184,13 +184,13 @@ def test_refused_forms_keep_their_input(live: LiveServer, browser: Any) -> None:
     page.get_by_label("Probe photo").set_input_files(
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}]
     )
-    page.get_by_text("Options: galleries, list length, threshold").click()
+    page.get_by_text("Options: galleries, list length, marking").click()
     page.get_by_label("Candidates per face (list length)").fill("7")
-    page.get_by_label("Threshold").select_option("off")
+    page.get_by_label("Marking").select_option("0.01")
     page.get_by_test_id("search-button").click()
     page.get_by_test_id("search-error").wait_for()
     assert page.get_by_label("Candidates per face (list length)").input_value() == "7"
-    assert page.get_by_label("Threshold").input_value() == "off"
+    assert page.get_by_label("Marking").input_value() == "0.01"
     assert "Choose the photo again" in page.locator("#probe-hint").inner_text()
     assert _searches(w, "WEB-R") == 0
     context.close()
