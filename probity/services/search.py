@@ -317,7 +317,9 @@ class SearchService:
     ) -> VerifyResult:
         """1:1: is the face in ``probe`` (face number ``face``, needed when it shows several)
         within the 1:1 threshold of subject ``subject_reference`` of ``gallery``? Within a case
-        its searches may run under, audited (``search.verify``), rate counted like a search.
+        its searches may run under, audited (``search.verify``). Refused while the person's
+        search rate is over its limit; a verify is not itself a stored search, so it does not
+        add to that count (it names one subject, and the audit log holds every one).
 
         The subject's templates are fused as in a search (``engine/fusion.py``). The
         threshold is the distance at ``target_fmr`` (default
