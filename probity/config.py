@@ -207,6 +207,27 @@ class RightsSettings(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    """Where signed audit checkpoints are witnessed outside the database (services/witness.py,
+    docs/audit.md). The home's ``audit-witness.jsonl`` is always written; these are more."""
+
+    witness_sinks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "more witnesses of the signed audit checkpoints, written after each checkpoint's "
+            'transaction commits, e.g. \'["file:/mnt/other/witness.jsonl", "syslog", '
+            '"https://witness.example/probity"]\': file:PATH (an append-only JSON-lines file, '
+            "another volume), syslog (the local /dev/log), syslog:/path/to/socket or "
+            "syslog://host:514 (UDP), http(s)://URL (POST of the entry as JSON). A failing "
+            "sink is logged and counted, never fails the audited action. Configure at least "
+            "one off the host: a witness in the home falls with the home"
+        ),
+    )
+    witness_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="how long an HTTP or syslog witness may take per entry"
+    )
+
+
 class ServerSettings(BaseModel):
     searching_kinds: list[OrganisationKind] = Field(
         default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
@@ -292,6 +313,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     suppression: SuppressionSettings = Field(default_factory=SuppressionSettings)
     rights: RightsSettings = Field(default_factory=RightsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -300,6 +322,11 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def witness_path(self) -> Path:
+        """The append-only witness of the signed audit checkpoints (one JSON line each)."""
+        return self.home / "audit-witness.jsonl"
 
     @property
     def models_dir(self) -> Path:

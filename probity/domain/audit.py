@@ -179,6 +179,10 @@ class ChainVerification:
     reason: str | None = None
     last_hash: str | None = None  # hash of the last event checked, when the chain is intact
     checkpoints_checked: int = 0
+    problems: tuple[str, ...] = ()  # every failure found (``reason`` is the first)
+    notes: tuple[str, ...] = ()  # not failures: a witness behind, a failing witness sink
+    witness_entries: int = 0  # witness entries checked against the database
+    witness_seq: int | None = None  # the newest event a witness entry names
 
 
 def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:
