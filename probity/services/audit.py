@@ -6,6 +6,13 @@ was recomputed by someone who can write to the database. Signed checkpoints clos
 CHECKPOINT_EVERY events, and at every verification, the head (seq, hash) is signed with an
 Ed25519 key derived from the master key, which is never in the database. ``verify`` checks
 every checkpoint's signature and that the event it names still has the signed hash.
+
+Checkpoints live in the same database, so someone who can write to it can still delete the
+tail of the log together with the checkpoints that named it. Each checkpoint is therefore
+also appended to a witness outside the database (the home's ``audit-witness.jsonl`` and the
+configured sinks) after its transaction commits, and ``verify`` compares the database with
+every witness entry: services/witness.py has the order of writes and what is reported,
+docs/audit.md the threat model.
 """
 
 from __future__ import annotations
@@ -32,10 +39,19 @@ from probity.domain.audit import (
 from probity.domain.review import CandidateRef, Review
 from probity.services.access import AccessGuard, Who, could_still_review, name_of, organisation_of
 from probity.services.clock import Clock
+from probity.services.witness import (
+    HashesAt,
+    WitnessComparison,
+    WitnessRead,
+    compare,
+    publish_after_commit,
+    read_witness,
+)
 from probity.storage.casework import Reviews, StoredSearches
 from probity.storage.db import Database
 from probity.storage.keyring import CheckpointSigner
 from probity.storage.repositories import AuditLog, Cases
+from probity.storage.witness import Witness
 
 
 def record(
@@ -45,9 +61,11 @@ def record(
     at: datetime,
     organisation: str,
     signer: CheckpointSigner,
+    witness: Witness | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction (the head row is locked until commit),
-    and a signed checkpoint every CHECKPOINT_EVERY events."""
+    and a signed checkpoint every CHECKPOINT_EVERY events (witnessed once the caller's
+    transaction commits)."""
     log = AuditLog(session)
     seq, prev = log.lock_head()
     seq += 1
@@ -79,29 +97,39 @@ def record(
     )
     log.append(event)
     if seq % CHECKPOINT_EVERY == 0:
-        sign_checkpoint(log, signer, seq=seq, event_hash=event.hash, at=at)
+        sign_checkpoint(log, signer, seq=seq, event_hash=event.hash, at=at, witness=witness)
     return event
 
 
 def sign_checkpoint(
-    log: AuditLog, signer: CheckpointSigner, *, seq: int, event_hash: str, at: datetime
+    log: AuditLog,
+    signer: CheckpointSigner,
+    *,
+    seq: int,
+    event_hash: str,
+    at: datetime,
+    witness: Witness | None = None,
 ) -> None:
+    """Sign (seq, hash) and store the checkpoint in the caller's transaction; with a witness,
+    the checkpoint goes to it after that transaction commits (never if it rolls back)."""
     stamp = at.isoformat()
-    log.add_checkpoint(
-        Checkpoint(
-            seq=seq,
-            hash=event_hash,
-            at=stamp,
-            public_key=signer.public_hex,
-            signature=signer.sign(checkpoint_message(seq, event_hash, stamp)),
-        )
+    checkpoint = Checkpoint(
+        seq=seq,
+        hash=event_hash,
+        at=stamp,
+        public_key=signer.public_hex,
+        signature=signer.sign(checkpoint_message(seq, event_hash, stamp)),
     )
+    if log.add_checkpoint(checkpoint) and witness is not None:
+        publish_after_commit(log.s, witness, checkpoint)
 
 
-def check_checkpoints(log: AuditLog, signer: CheckpointSigner) -> tuple[int, str | None, int]:
+def check_checkpoints(
+    log: AuditLog, signer: CheckpointSigner, checkpoints: list[Checkpoint] | None = None
+) -> tuple[int, str | None, int]:
     """(checkpoints checked, reason of the first failure or None, its seq)."""
     checked = 0
-    for cp in log.checkpoints():
+    for cp in log.checkpoints() if checkpoints is None else checkpoints:
         checked += 1
         if cp.public_key != signer.public_hex:
             return checked, f"checkpoint at event #{cp.seq} was signed by another key", cp.seq
@@ -126,17 +154,26 @@ class AuditService:
         organisation: str,
         signer: CheckpointSigner,
         guard: AccessGuard | None = None,
+        witness: Witness | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.organisation = organisation
         self.signer = signer
+        # None: no witness is written or checked (the backup/restore tools' one-off events;
+        # verify then checks the database alone, as before the witness existed).
+        self.witness = witness
         # Without a guard (``initialise``) only the local operator can act.
         self.guard = guard or AccessGuard(clock, frozenset())
 
     def record(self, session: Session, entry: AuditRecord) -> AuditEvent:
         return record(
-            session, entry, at=self.clock(), organisation=self.organisation, signer=self.signer
+            session,
+            entry,
+            at=self.clock(),
+            organisation=self.organisation,
+            signer=self.signer,
+            witness=self.witness,
         )
 
     def record_alone(self, entry: AuditRecord) -> AuditEvent:
@@ -146,12 +183,20 @@ class AuditService:
 
     def verify(self, *, actor: Who) -> ChainVerification:
         """Re-hash the whole chain, compare its end with the stored head (catches truncation),
-        and record the verification itself as an audit event."""
+        check the signed checkpoints, compare the database with every witness entry (catches
+        a cut or a rewrite the database alone would hide), and record the verification itself
+        as an audit event. One pass over the events and one over each witness file."""
         self.guard.check(actor, Action.AUDIT_VERIFY)
+        home_failures = self._home_failures()
         with self.db.transaction() as session:
             log = AuditLog(session)
             head_seq, head_hash = log.lock_head()
-            result = verify_chain(log.events())
+            found = read_witness(self.witness, self.signer) if self.witness else None
+            walk = HashesAt(log.events(), {seq for seq, _ in found.entries} if found else set())
+            result = verify_chain(walk)
+            walked_all = result.ok
+            problems: list[str] = []
+            first_seq: list[int] = []
             # The walk proves each event fits its predecessor; comparing the end with the head
             # row also catches events deleted from the end of the log.
             if result.ok and (
@@ -164,21 +209,45 @@ class AuditService:
                     f"log truncated or head altered: the head records {head_seq} events, "
                     f"{result.events_checked} found",
                 )
+            if not result.ok:
+                problems.append(result.reason or "broken")
+                first_seq.append(result.first_broken_seq or 0)
+            checkpoints = log.checkpoints()
+            notes: list[str] = []
+            if found is not None and self.witness is not None:
+                compared = self._compare(log, walk, walked_all, found, checkpoints)
+                problems += compared.problems
+                notes += compared.notes
+                if compared.first_seq is not None:
+                    first_seq.append(compared.first_seq)
+            checked = 0
             if result.ok:
-                checked, failure, at_seq = check_checkpoints(log, self.signer)
-                result = (
-                    ChainVerification(
-                        True,
-                        result.events_checked,
-                        last_hash=result.last_hash,
-                        checkpoints_checked=checked,
-                    )
-                    if failure is None
-                    else ChainVerification(False, result.events_checked, at_seq, failure)
-                )
+                checked, failure, at_seq = check_checkpoints(log, self.signer, checkpoints)
+                if failure is not None:
+                    problems.append(failure)
+                    first_seq.append(at_seq)
+            notes += self._sink_notes()
+            newest = found.newest if found else None
+            result = ChainVerification(
+                not problems,
+                result.events_checked,
+                min(first_seq) if problems else None,
+                problems[0] if problems else None,
+                last_hash=result.last_hash if not problems else None,
+                checkpoints_checked=checked,
+                problems=tuple(problems),
+                notes=tuple(notes),
+                witness_entries=len(found.entries) if found else 0,
+                witness_seq=newest.seq if newest else None,
+            )
             if result.ok and head_seq:
                 sign_checkpoint(
-                    log, self.signer, seq=head_seq, event_hash=head_hash, at=self.clock()
+                    log,
+                    self.signer,
+                    seq=head_seq,
+                    event_hash=head_hash,
+                    at=self.clock(),
+                    witness=self.witness,
                 )
             self.record(
                 session,
@@ -193,7 +262,57 @@ class AuditService:
                     },
                 ),
             )
+        # The verification's own checkpoint was witnessed after the commit above.
+        if self._home_failures() > home_failures and self.witness is not None:
+            error = self.witness.failures[self.witness.home.name].last_error
+            result = replace(
+                result,
+                notes=(
+                    *result.notes,
+                    f"this verification's checkpoint could not be written to the witness "
+                    f"{self.witness.home.path}: {error}",
+                ),
+            )
         return result
+
+    def _compare(
+        self,
+        log: AuditLog,
+        walk: HashesAt,
+        walked_all: bool,
+        found: WitnessRead,
+        checkpoints: list[Checkpoint],
+    ) -> WitnessComparison:
+        """The witness comparison, fed from the chain walk. When the walk stopped at a
+        broken event, the hashes after it (and the log's end) are read with a query each."""
+        assert self.witness is not None
+        hashes: dict[int, str | None] = {seq: walk.hashes.get(seq) for seq in walk.wanted}
+        if not walked_all:
+            for seq in walk.wanted - walk.hashes.keys():
+                hashes[seq] = log.hash_at(seq)
+        return compare(
+            found,
+            home_path=str(self.witness.home.path),
+            db_last_seq=walk.last_seq if walked_all else log.last_seq(),
+            db_hash_at=hashes,
+            db_checkpoints={cp.seq: cp for cp in checkpoints},
+        )
+
+    def _home_failures(self) -> int:
+        if self.witness is None:
+            return 0
+        failed = self.witness.failures.get(self.witness.home.name)
+        return failed.count if failed else 0
+
+    def _sink_notes(self) -> list[str]:
+        """Witness writes that failed in this process (a sink down, the home file unwritable)."""
+        if self.witness is None:
+            return []
+        return [
+            f"witness {name} failed {f.count} time(s) since this process started; last: "
+            f"{f.last_error}"
+            for name, f in self.witness.failures.items()
+        ]
 
     def events(
         self,

@@ -50,6 +50,16 @@ from probity.storage.keyring import (
 )
 from probity.storage.repositories import AuditLog
 from probity.storage.vault import Vault
+from probity.storage.witness import Witness
+
+
+def build_witness(settings: Settings) -> Witness:
+    """The audit checkpoints' witness: <home>/audit-witness.jsonl plus settings.audit's sinks."""
+    return Witness.from_settings(
+        settings.witness_path,
+        settings.audit.witness_sinks,
+        timeout_s=settings.audit.witness_timeout_s,
+    )
 
 
 @dataclass
@@ -90,7 +100,8 @@ class Services:
 def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -> bool:
     """Create the home folder (0700), the master key file (0600, unless the key comes from
     the environment) and the database schema. Idempotent; returns True if anything new was
-    created. Records ``system.init`` the first time."""
+    created. Records ``system.init`` the first time. Starts the audit witness file (empty)
+    if there is none: also how a home made before the witness gets one."""
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
     created = False
@@ -98,6 +109,7 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
         created = create_master_key_file(settings.master_key_path)
     master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
+    witness = build_witness(settings)
     try:
         db.migrate()
         audit = AuditService(
@@ -105,7 +117,10 @@ def initialise(settings: Settings, *, actor: str, clock: Clock = system_clock) -
             clock=clock,
             organisation=settings.organisation,
             signer=CheckpointSigner(master),
+            witness=witness,
         )
+        if witness.home.create():
+            created = True
         with db.transaction() as session:
             Vault(
                 Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir)
@@ -172,6 +187,7 @@ def build_services(
         organisation=settings.organisation,
         signer=CheckpointSigner(master),
         guard=guard,
+        witness=build_witness(settings),
     )
     limits = settings.limits
 

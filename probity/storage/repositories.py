@@ -680,7 +680,12 @@ class AuditLog:
     def hash_at(self, seq: int) -> str | None:
         return self.s.scalar(select(AuditEventRow.hash).where(AuditEventRow.seq == seq))
 
-    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def last_seq(self) -> int:
+        """The highest event seq actually stored (0: none), whatever the head row says."""
+        return int(self.s.scalar(select(func.max(AuditEventRow.seq))) or 0)
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Store the checkpoint unless one at its seq exists; True if it was stored."""
         if self.s.get(AuditCheckpointRow, checkpoint.seq) is None:
             self.s.add(
                 AuditCheckpointRow(
@@ -692,6 +697,8 @@ class AuditLog:
                 )
             )
             self.s.flush()
+            return True
+        return False
 
     def checkpoints(self) -> list[Checkpoint]:
         rows = self.s.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq))
