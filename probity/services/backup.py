@@ -7,7 +7,13 @@ templates at restore, and the staging folder. A **key backup** holds the master 
 (unless the key comes from ``PROBITY_MASTER_KEY``) and the key-encryption keys (``keys/``).
 Each folder has a ``MANIFEST.json`` naming what it is, and the data's file digests. Both
 are audited: ``system.backup`` in the home (before the copy, so the backup holds it) and
-``system.restore`` in the restored home.
+``system.restore`` in the restored home. The data backup also holds a copy of the audit
+witness (``audit-witness.jsonl``, taken *before* the database snapshot so that it is never
+ahead of it: a witness behind the database is expected, one ahead would read as truncation);
+restore puts it back, or starts an empty one for a backup made before the witness existed.
+A restore onto the same deployment after events were lost leaves the off-host witnesses
+ahead of the restored database: that is a real loss, and verify against those copies says
+so (docs/audit.md).
 
 Why apart: every erasure rotates the key-encryption key and destroys the old one (see
 storage/keyring.py). A data backup taken before an erasure is wrapped under a key that only
@@ -44,12 +50,14 @@ from probity.services.audit import AuditService
 from probity.services.clock import Clock, system_clock
 from probity.storage.db import Database
 from probity.storage.keyring import CheckpointSigner, Keyring, load_master_key
+from probity.storage.witness import Witness, WitnessFile
 
 DATA_KIND = "probity-data-backup"
 KEYS_KIND = "probity-key-backup"
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
 DATABASE = "probity.db"
+WITNESS = "audit-witness.jsonl"
 ATTEMPTS = 3
 """Tries at a backup whose data and keys agree: an erasure running between the database
 snapshot and the key copy retires the snapshot's key, and the pair is taken again."""
@@ -169,7 +177,15 @@ def _record(
     db = Database(settings.resolved_database_url)
     try:
         AuditService(
-            db=db, clock=clock, organisation=settings.organisation, signer=CheckpointSigner(master)
+            db=db,
+            clock=clock,
+            organisation=settings.organisation,
+            signer=CheckpointSigner(master),
+            witness=Witness.from_settings(
+                settings.witness_path,
+                settings.audit.witness_sinks,
+                timeout_s=settings.audit.witness_timeout_s,
+            ),
         ).record_alone(
             AuditRecord(
                 actor=name_of(actor),
@@ -211,6 +227,8 @@ def backup(
             if folder.exists():
                 shutil.rmtree(folder)
             _private_dir(folder)
+        if settings.witness_path.is_file():  # first: the copy must not be ahead of the database
+            _copy_private(settings.witness_path, data / WITNESS)
         epoch, revision = _copy_data(database, settings.blob_dir, data)
         epochs, included = _copy_keys(settings, keys)
         if epoch in epochs:
@@ -346,6 +364,10 @@ def restore(
     check = check_restorable(settings, data=data, keys=keys)
     _private_dir(settings.home)
     _copy_private(data / DATABASE, database)
+    if (data / WITNESS).is_file():
+        _copy_private(data / WITNESS, settings.witness_path)
+    else:  # a backup from before the witness: start one
+        WitnessFile(settings.witness_path).create()
     blobs = data / "blobs"
     for path in sorted(blobs.rglob("*")) if blobs.is_dir() else []:
         if path.is_file():
