@@ -497,6 +497,12 @@ class VerificationOut(BaseModel):
     first_broken_seq: int | None
     reason: str | None
     checkpoints_checked: int
+    problems: list[str] = Field(default_factory=list, description="every failure found")
+    notes: list[str] = Field(
+        default_factory=list, description="not failures: a witness behind, a failing sink"
+    )
+    witness_entries: int = 0
+    witness_seq: int | None = Field(None, description="the newest event a witness entry names")
 
 
 class Health(BaseModel):

@@ -67,18 +67,32 @@ def audit_verify(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt
                 "checkpoints_checked": v.checkpoints_checked,
                 "first_broken_event": v.first_broken_seq,
                 "reason": v.reason,
+                "problems": list(v.problems),
+                "notes": list(v.notes),
+                "witness_entries": v.witness_entries,
+                "witness_newest_event": v.witness_seq,
             }
         )
     elif v.ok:
+        witnessed = (
+            f", {v.witness_entries} witness entr{'y' if v.witness_entries == 1 else 'ies'} "
+            f"(newest at event #{v.witness_seq})"
+            if v.witness_seq is not None
+            else ""
+        )
         out.print(
             f"Audit chain intact: {v.events_checked} events and {v.checkpoints_checked} signed "
-            "checkpoint(s) verified."
+            f"checkpoint(s) verified{witnessed}."
         )
     else:
         err.print(
             f"Audit chain BROKEN at event #{v.first_broken_seq}: {v.reason} "
             f"({v.events_checked} events read)."
         )
+        for problem in v.problems[1:]:
+            err.print(f"  also: {problem}")
+    for note in v.notes:
+        (out if v.ok else err).print(f"  note: {note}")
     if not v.ok:
         raise typer.Exit(code=9)
 

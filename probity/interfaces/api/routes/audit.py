@@ -59,7 +59,8 @@ def list_events(
 
 @router.post("/verify", response_model=VerificationOut)
 def verify(actor: ActorDep, services: ServicesDep) -> VerificationOut:
-    """Re-hash the whole chain and check its signed checkpoints."""
+    """Re-hash the whole chain, check its signed checkpoints, and compare the database with
+    the witness entries outside it (truncation, deleted checkpoints, a rewritten chain)."""
     result = services.audit.verify(actor=actor)
     return VerificationOut(
         ok=result.ok,
@@ -67,4 +68,8 @@ def verify(actor: ActorDep, services: ServicesDep) -> VerificationOut:
         first_broken_seq=result.first_broken_seq,
         reason=result.reason,
         checkpoints_checked=result.checkpoints_checked,
+        problems=list(result.problems),
+        notes=list(result.notes),
+        witness_entries=result.witness_entries,
+        witness_seq=result.witness_seq,
     )
