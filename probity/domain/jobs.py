@@ -2,8 +2,8 @@
 the record of what was refused and why.
 
 A job's record holds no biometric data: manifest paths, subject references, reasons and face
-boxes only. The images themselves live in a private staging folder while the job runs and
-are removed when it ends; what was enrolled is in the encrypted blob store.
+boxes only. The images themselves live, sealed, in a private staging folder while the job
+runs and are removed when it ends; what was enrolled is in the encrypted blob store.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"  # every row enrolled, skipped or refused (with its reason)
     FAILED = "failed"  # stopped early: rows written before the failure stay written
+    # The process running it died (a crash, a kill, a restart); marked so at the next start.
+    # Rows written before stay written; uploading the same files again resumes it.
+    INTERRUPTED = "interrupted"
 
 
 class JobKind(StrEnum):
@@ -46,8 +49,9 @@ class RefusedImage:
 
 @dataclass(frozen=True, slots=True)
 class EnrolmentJob:
-    """A job as recorded. ``interrupted`` is worked out when the job is read: queued or
-    running, but not updated for a while, so the process running it has stopped."""
+    """A job as recorded. ``interrupted``: its status is INTERRUPTED, or it is queued or
+    running but has not been updated for a while (the process running it has stopped, and
+    no start has marked it yet: a job of another machine, say)."""
 
     id: str
     gallery_id: str

@@ -197,6 +197,7 @@ class EnrolmentService:
         manifest: Path,
         on_progress: Callable[[int, int], None] | None = None,
         workers: int | None = None,
+        read: Callable[[Path], bytes] | None = None,
     ) -> BulkSummary:
         """Enrol every row of a CSV manifest (paths relative to the manifest's folder).
 
@@ -205,9 +206,13 @@ class EnrolmentService:
         image bytes) before any face analysis. Refused rows are listed with their reason,
         never silently dropped. Face analysis runs in ``workers`` processes (default: the
         engine setting); rows are written to the database in manifest order.
+
+        ``read`` reads the manifest and each image file instead of a plain file read: a
+        bulk job's staged files are sealed, and the job passes the function that opens them
+        (it raises a ProbityError, which refuses that row, for a file it cannot open).
         """
         target = self.galleries.get(gallery, actor=actor, action=Action.ENROL)
-        rows = read_manifest(manifest)
+        rows = read_manifest(manifest, data=None if read is None else read(manifest))
         wanted = workers or self.workers
         pool = self.pools(wanted if len(rows) >= 2 * wanted else 1, target.model)
         summary = BulkSummary()
@@ -228,7 +233,11 @@ class EnrolmentService:
                 try:
                     if row.error:
                         raise InvalidInput(row.error)
-                    data = read_image_bytes(row.path, max_bytes=self.max_upload_bytes)
+                    data = (
+                        read_image_bytes(row.path, max_bytes=self.max_upload_bytes)
+                        if read is None
+                        else read(row.path)
+                    )
                     prepared = self._prepare(target, row.subject, data, row.provenance)
                     future = None if isinstance(prepared, EnrolOutcome) else pool.submit(data)
                     in_flight.append((row, prepared, future))

@@ -1,12 +1,26 @@
 """Bulk enrolment jobs for the web pages and the API: a CSV manifest and the images it names
 are uploaded, staged, and enrolled in the background while the page polls the progress.
 
-- **Staging.** The upload is copied into ``<home>/staging/<job id>/`` (folders 0700, files
-  0600): the manifest under its own name, every image it names as ``images/NNNNN.img``.
-  Images the manifest does not name are never written. The folder is removed when the job
-  ends, whether it succeeds or fails: the images are biometric data, and only the encrypted
-  blob store may keep them. A folder left behind by a process that stopped mid-job is
-  removed by the next upload (see ``_sweep``).
+- **Staging, sealed.** The upload is copied into ``<home>/staging/<job id>/`` (folders 0700,
+  files 0600): the manifest under its own name, every image it names as
+  ``images/NNNNN.img``. Images the manifest does not name are never written. Every staged
+  file is sealed (AES-256-GCM, its job id and file name bound in) under a fresh key that
+  exists only in the memory of the process that accepted the job; it is never written
+  anywhere, so no staged image or manifest is ever on disk in the clear. The folder is
+  removed when the job ends, whether it succeeds or fails: the images are biometric data,
+  and only the encrypted blob store may keep them.
+- **Owner lock.** While it holds a job, the process that accepted it holds an exclusive
+  ``flock`` on ``<home>/staging/<job id>.lock``, taken before the folder is made and let go
+  after it is removed. The kernel lets go of it when the process dies, also on SIGKILL, so
+  any process can tell a live job from one whose process is gone without trusting clocks or
+  pids.
+- **What a crash leaves, and for how long.** A process that dies mid-job (a crash, a kill,
+  a power cut) leaves its job's folder of *sealed* files, whose key died with the process:
+  ciphertext that nothing can open any more. It is removed, and the job marked
+  ``interrupted``, at the next start of the server (``recover``, called by the API app at
+  start-up) or at the next upload by any process on this home (``_sweep``), whichever comes
+  first. A job of another machine (no folder or lock here) is marked ``interrupted`` by the
+  next start once it has not been updated for ``STALE_AFTER``.
 - **Paths.** Manifest rows are matched to uploaded files by file name only (browsers send
   no folders), and the staged copy of the manifest names the staged files: a manifest path
   such as ``/etc/passwd`` or ``../master.key`` never reaches the file system.
@@ -18,9 +32,12 @@ are uploaded, staged, and enrolled in the background while the page polls the pr
   order (face analysis already uses ``engine.workers`` processes inside a job, so running
   two jobs at once would not be faster). Progress and results are written to the
   ``enrolment_jobs`` table, so any API process can answer the poll.
-- **Interruptions.** A job that is queued or running but has not been updated for
-  ``STALE_AFTER`` is reported as interrupted: its process stopped (a restart). Uploading the
-  same manifest and images again resumes it, since rows already enrolled are skipped.
+- **Interruptions.** A job whose process died has status ``interrupted`` once a start or
+  an upload has found it (above); until then, a job that is queued or running but has not
+  been updated for ``STALE_AFTER`` is *shown* as interrupted. Its staged files cannot be
+  reopened (their key is gone), so it is resumed by uploading the same manifest and images
+  again: rows already enrolled are skipped before any face analysis, so the new job enrols
+  only what the interrupted one had not, with no duplicate enrolments.
 - **What is recorded** holds no biometric data: manifest paths, subject references, reasons
   and face boxes. Single images refused through the web form are recorded the same way
   (a job of kind ``single``), so the gallery's list of refused images shows both.
@@ -30,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import logging
 import os
@@ -50,6 +68,7 @@ from probity.domain.ids import new_id
 from probity.domain.jobs import EnrolmentJob, JobKind, JobStatus, RefusedImage
 from probity.errors import (
     ImageTooLarge,
+    IntegrityError,
     InvalidInput,
     JobNotFound,
     ManifestError,
@@ -63,6 +82,7 @@ from probity.services.galleries import GalleryService
 from probity.services.manifest import REQUIRED_COLUMNS
 from probity.storage.db import Database
 from probity.storage.jobs import Jobs
+from probity.storage.keyring import new_data_key, seal, unseal
 
 log = logging.getLogger("probity.jobs")
 
@@ -78,6 +98,16 @@ PROGRESS_EVERY_S = 0.5
 
 COPY_CHUNK = 1024 * 1024  # bytes read at a time when staging an upload
 
+SEAL_OVERHEAD = 64
+"""Bytes a sealed staged file may have beyond its plain size (format byte, nonce and tag are
+29; the rest is margin)."""
+
+INTERRUPTED_ERROR = (
+    "the server stopped before this upload finished; upload the same manifest and images "
+    "again to resume (rows already enrolled are skipped)"
+)
+"""The ``error`` an interrupted job records, for the API and the pages."""
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -89,6 +119,45 @@ class _Pending:
     folder: Path
     manifest: Path
     paths: dict[int, str]  # manifest line -> the path as the manifest wrote it
+    key: bytes  # seals the staged files; in this process's memory only
+    lock: int  # the file descriptor holding the job's owner lock
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedFiles:
+    """Reads a job's sealed staged files (``EnrolmentService.enrol_manifest``'s ``read``).
+    Errors are ProbityErrors, so a file that cannot be opened refuses its row only."""
+
+    folder: Path
+    job_id: str
+    key: bytes
+    max_bytes: int
+
+    def seal(self, target: Path, data: bytes) -> None:
+        """Write ``data`` sealed to ``target`` (a new file, 0600) inside the folder."""
+        sealed = seal(self.key, data, self._aad(target))
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(sealed)
+
+    def __call__(self, path: Path) -> bytes:
+        aad = self._aad(path)
+        try:
+            if path.stat().st_size > self.max_bytes + SEAL_OVERHEAD:
+                raise ImageTooLarge(f"{path.name} is larger than {self.max_bytes} bytes")
+            sealed = path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInput(f"cannot read {path.name}: file not found") from None
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path.name}: {exc.strerror or exc}") from None
+        return unseal(self.key, sealed, aad)
+
+    def _aad(self, path: Path) -> bytes:
+        try:
+            name = path.relative_to(self.folder).as_posix()
+        except ValueError:
+            raise IntegrityError(f"{path.name} is not a staged file of this job") from None
+        return f"probity/staging/{self.job_id}/{name}".encode()
 
 
 class EnrolmentJobs:
@@ -148,16 +217,21 @@ class EnrolmentJobs:
         self._sweep()
         job_id = new_id()
         folder = self.staging_dir / job_id
+        _private_dir(self.staging_dir)
+        # The owner lock before the folder: a folder whose lock is free has no live owner.
+        lock = _try_lock(self._lock_path(job_id))
+        if lock is None:  # a fresh id: only a broken file system gets here
+            raise IntegrityError(f"the staging lock of job {job_id} is already held")
+        files = _SealedFiles(folder, job_id, new_data_key(), self.max_upload_bytes)
         try:
-            _private_dir(self.staging_dir)
             _private_dir(folder)
             _private_dir(folder / "images")
             staged = {
-                name: self._stage(uploads[name], folder / "images" / f"{n:05d}.img", name)
+                name: self._stage(files, uploads[name], folder / "images" / f"{n:05d}.img", name)
                 for n, name in enumerate(sorted(wanted), start=1)
             }
             manifest_path = folder / _safe_manifest_name(manifest_name)
-            paths = self._write_manifest(manifest_path, header, rows, staged)
+            paths = self._write_manifest(files, manifest_path, header, rows, staged)
             now = self.clock()
             job = EnrolmentJob(
                 id=job_id,
@@ -180,9 +254,11 @@ class EnrolmentJobs:
             with self.db.transaction() as session:
                 Jobs(session).add(job)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            self._release(job_id, folder, lock)
             raise
-        self._submit(_Pending(job_id, actor, target.name, folder, manifest_path, paths))
+        self._submit(
+            _Pending(job_id, actor, target.name, folder, manifest_path, paths, files.key, lock)
+        )
         return job
 
     def _parse_manifest(self, data: bytes) -> tuple[list[str], list[dict[str, str]]]:
@@ -259,41 +335,41 @@ class EnrolmentJobs:
             )
         return wanted
 
-    def _stage(self, source: BinaryIO, target: Path, name: str) -> Path:
-        """Copy one upload into the staging folder (0600), refusing it past the size limit."""
-        written = 0
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(COPY_CHUNK):
-                written += len(chunk)
-                if written > self.max_upload_bytes:
-                    raise ImageTooLarge(
-                        f"{name} is larger than {self.max_upload_bytes} bytes, the limit for "
-                        "one image"
-                    )
-                out.write(chunk)
+    def _stage(self, files: _SealedFiles, source: BinaryIO, target: Path, name: str) -> Path:
+        """Copy one upload, sealed, into the staging folder (0600), refusing it past the size
+        limit. The image is read into memory (at most ``max_upload_bytes``) and sealed
+        there: its bytes never reach the disk in the clear."""
+        data = bytearray()
+        while chunk := source.read(COPY_CHUNK):
+            data += chunk
+            if len(data) > self.max_upload_bytes:
+                raise ImageTooLarge(
+                    f"{name} is larger than {self.max_upload_bytes} bytes, the limit for one image"
+                )
+        files.seal(target, bytes(data))
         return target
 
     @staticmethod
     def _write_manifest(
+        files: _SealedFiles,
         target: Path,
         header: list[str],
         rows: Sequence[dict[str, str]],
         staged: Mapping[str, Path],
     ) -> dict[int, str]:
-        """Write the staged manifest: the same rows in the same order (so line numbers in
-        the job, the audit event and the curator's file agree), each path replaced by the
-        staged file's. Returns line -> the path as the curator wrote it."""
+        """Write the staged manifest, sealed: the same rows in the same order (so line
+        numbers in the job, the audit event and the curator's file agree), each path
+        replaced by the staged file's. Returns line -> the path as the curator wrote it."""
         paths: dict[int, str] = {}
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore")
-            writer.writeheader()
-            for line, row in enumerate(rows, start=2):
-                paths[line] = row.get("path", "")
-                name = _base_name(paths[line])
-                relative = staged[name].relative_to(target.parent).as_posix() if name else ""
-                writer.writerow({**row, "path": relative})
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        for line, row in enumerate(rows, start=2):
+            paths[line] = row.get("path", "")
+            name = _base_name(paths[line])
+            relative = staged[name].relative_to(target.parent).as_posix() if name else ""
+            writer.writerow({**row, "path": relative})
+        files.seal(target, out.getvalue().encode("utf-8"))
         return paths
 
     # -- running -----------------------------------------------------------------------------
@@ -302,8 +378,8 @@ class EnrolmentJobs:
         with self._lock:
             self._ours[pending.job_id] = threading.Event()
             if self._thread is None or not self._thread.is_alive():
-                # A daemon: a server that stops does not wait for a long job; the job then
-                # reads as interrupted, and uploading again resumes it.
+                # A daemon: a server that stops does not wait for a long job; the next start
+                # marks it interrupted, and uploading again resumes it.
                 self._thread = threading.Thread(
                     target=self._work, name="probity-enrolment-jobs", daemon=True
                 )
@@ -346,6 +422,7 @@ class EnrolmentJobs:
                 gallery=pending.gallery,
                 manifest=pending.manifest,
                 on_progress=on_progress,
+                read=_SealedFiles(pending.folder, job_id, pending.key, self.max_upload_bytes),
             )
             reports = _reports(summary, pending)
             with self.db.transaction() as session:
@@ -369,7 +446,7 @@ class EnrolmentJobs:
             if not isinstance(exc, ProbityError):
                 raise
         finally:
-            shutil.rmtree(pending.folder, ignore_errors=True)
+            self._release(job_id, pending.folder, pending.lock)
 
     def _fail(self, job_id: str, message: str) -> None:
         try:
@@ -393,16 +470,87 @@ class EnrolmentJobs:
         with self._lock:
             return [j for j in self._ours if j != running]
 
-    def _sweep(self) -> None:
-        """Remove staging folders whose job has ended or was interrupted. Jobs accepted by
-        this process, and jobs another process is still running, are left alone."""
-        if not self.staging_dir.is_dir():
-            return
+    def _lock_path(self, job_id: str) -> Path:
+        return self.staging_dir / f"{job_id}.lock"
+
+    def _release(self, job_id: str, folder: Path, lock: int) -> None:
+        """End a job's staging: remove its folder, then its lock file, then let go of the
+        lock (in that order, so whoever gets the lock next finds nothing left to remove)."""
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self._lock_path(job_id).unlink()
+        os.close(lock)
+
+    def recover(self) -> list[str]:
+        """At start (the API app calls it once at start-up): mark ``interrupted`` the jobs
+        whose process died, and remove what they left in staging. Returns the ids of the
+        jobs marked.
+
+        A job with a folder or lock file here is judged by its owner lock (free: the owner
+        is gone). A queued or running job with neither here was staged by another machine
+        sharing this database, or its folder was removed by hand; it is marked once it has
+        not been updated for ``stale_after``. Safe to run at any time, in any number of
+        processes: a live job's lock is held, and a job that ended is never re-marked."""
+        marked = self._sweep()
         with self._lock:
             ours = set(self._ours)
-        folders = {p.name: p for p in self.staging_dir.iterdir() if p.name not in ours}
-        if not folders:
-            return
+        with self.db.read() as session:
+            unfinished = [j for j in Jobs(session).unfinished() if j.id not in ours]
+        now = self.clock()
+        for job in unfinished:
+            if job.id in marked:
+                continue
+            here = (self.staging_dir / job.id).exists() or self._lock_path(job.id).exists()
+            if here or now - job.updated_at <= self.stale_after:
+                continue  # a live owner here (the sweep left it), or too recent to judge
+            if self._mark_interrupted(job.id):
+                marked.append(job.id)
+        return marked
+
+    def _mark_interrupted(self, job_id: str) -> bool:
+        with self.db.transaction() as session:
+            done = Jobs(session).interrupted(job_id, error=INTERRUPTED_ERROR, at=self.clock())
+        if done:
+            log.warning("enrolment job %s was interrupted: its process stopped", job_id)
+        return done
+
+    def _sweep(self) -> list[str]:
+        """Remove what dead jobs left in staging, and mark those jobs ``interrupted``;
+        returns the ids marked. Jobs accepted by this process, and jobs whose owner lock
+        another live process holds, are left alone.
+
+        A folder without a lock file (staged before owner locks existed, or made by hand)
+        is judged as before: removed when its job has ended or reads as interrupted, or,
+        with no job row, once it is older than ``stale_after``."""
+        if not self.staging_dir.is_dir():
+            return []
+        with self._lock:
+            ours = set(self._ours)
+        entries = {p.name: p for p in self.staging_dir.iterdir()}
+        marked: list[str] = []
+        unlocked: dict[str, Path] = {}  # folders without a lock file
+        for name, path in entries.items():
+            job_id = name.removesuffix(".lock")
+            if job_id in ours or (name.endswith(".lock") and job_id in entries):
+                continue  # ours, or a lock file that its folder's turn below handles
+            if not name.endswith(".lock") and f"{name}.lock" not in entries:
+                unlocked[name] = path
+                continue
+            lock = _try_lock(self._lock_path(job_id))
+            if lock is None:
+                continue  # a live process holds the job
+            try:
+                # Its owner is gone: whatever it left goes, and its job, if still queued or
+                # running, was interrupted.
+                if self._mark_interrupted(job_id):
+                    marked.append(job_id)
+            finally:
+                self._release(job_id, self.staging_dir / job_id, lock)
+        if unlocked:
+            self._sweep_unlocked(unlocked)
+        return marked
+
+    def _sweep_unlocked(self, folders: Mapping[str, Path]) -> None:
         with self.db.read() as session:
             known = Jobs(session).statuses(folders)
         for name, folder in folders.items():
@@ -552,6 +700,22 @@ def _safe_manifest_name(name: str) -> str:
     what the bulk audit event records."""
     cleaned = _SAFE_NAME.sub("_", _base_name(name))[:100].strip(" .") or "manifest"
     return cleaned if cleaned.lower().endswith(".csv") else f"{cleaned}.csv"
+
+
+def _try_lock(path: Path) -> int | None:
+    """A file descriptor holding an exclusive ``flock`` on ``path`` (created 0600 if need
+    be), or None when another open file holds it (another process, or another job of this
+    one). The lock goes with the descriptor: closed, or the process dead."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _private_dir(path: Path) -> None:

@@ -35,13 +35,17 @@ short; a longer cell is a broken file (an unclosed quote swallowing the rest of 
 refused, naming its line, rather than read as one enormous value."""
 
 
-def read_manifest(manifest: Path) -> list[ManifestRow]:
+def read_manifest(manifest: Path, *, data: bytes | None = None) -> list[ManifestRow]:
     """The rows of ``manifest``, parsed by the :mod:`csv` module over the whole text, so a
     quoted field keeps its newlines and any U+2028 / U+2029 inside it (``str.splitlines``
     would cut a row there). A NUL byte, an over-long field or any other parse failure refuses
-    the whole manifest with one :class:`ManifestError` naming the line; nothing is enrolled."""
+    the whole manifest with one :class:`ManifestError` naming the line; nothing is enrolled.
+    ``data``: the manifest's bytes, already read (a sealed staged manifest, opened by its
+    job); paths are still relative to ``manifest``'s folder."""
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
+        text = (
+            manifest.read_text(encoding="utf-8-sig") if data is None else data.decode("utf-8-sig")
+        )
     except FileNotFoundError:
         raise ManifestError(f"manifest not found: {manifest}") from None
     except (OSError, UnicodeDecodeError) as exc:

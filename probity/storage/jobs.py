@@ -60,7 +60,11 @@ def _job(row: EnrolmentJobRow) -> EnrolmentJob:
         updated_at=row.updated_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        interrupted=row.status == JobStatus.INTERRUPTED.value,
     )
+
+
+UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class Jobs:
@@ -153,6 +157,28 @@ class Jobs:
                 finished_at=at,
             )
         )
+
+    def unfinished(self) -> list[EnrolmentJob]:
+        """Bulk jobs still queued or running, oldest first."""
+        rows = self.s.scalars(
+            select(EnrolmentJobRow)
+            .where(
+                EnrolmentJobRow.kind == JobKind.MANIFEST.value,
+                EnrolmentJobRow.status.in_(UNFINISHED),
+            )
+            .order_by(EnrolmentJobRow.created_at, EnrolmentJobRow.id)
+        )
+        return [_job(r) for r in rows]
+
+    def interrupted(self, job_id: str, *, error: str, at: datetime) -> bool:
+        """Mark a queued or running job INTERRUPTED; False if it had ended meanwhile (its
+        process finished it after all), in which case nothing changes."""
+        result = self.s.execute(
+            update(EnrolmentJobRow)
+            .where(EnrolmentJobRow.id == job_id, EnrolmentJobRow.status.in_(UNFINISHED))
+            .values(status=JobStatus.INTERRUPTED.value, error=error, updated_at=at, finished_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     def for_gallery(
         self, gallery_id: str, *, kind: JobKind | None = None, limit: int = 20

@@ -4,6 +4,7 @@ The web pages call the same service (tests/web/test_gallery_pages.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,7 +14,10 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from probity.interfaces.api.app import BodyLimit
+from probity.domain.ids import new_id
+from probity.domain.jobs import JobStatus
+from probity.interfaces.api.app import BodyLimit, create_app
+from probity.storage.jobs import Jobs
 from tests.api.conftest import PROVENANCE, World
 from tests.fakes import make_image, unit
 
@@ -131,3 +135,44 @@ def test_bulk_upload_paths_may_send_more_than_one_image_may_weigh() -> None:
     assert r.status_code == 413 and "100 bytes" in r.json()["detail"]
     r = client.post("/galleries/g/jobs", content=b"x" * 1001)
     assert r.status_code == 413 and "1000 bytes" in r.json()["detail"]
+
+
+def test_a_job_whose_server_died_reads_as_interrupted_after_a_restart(world: World) -> None:
+    """A server killed mid-job leaves its job running and a folder of sealed files whose
+    owner lock nobody holds; the next server's start-up marks the job interrupted and removes
+    the folder, and the same upload again resumes it."""
+    w = world
+    _gallery(w)
+    images = {
+        "a.png": w.engine.register(make_image(61), unit(61)),
+        "b.png": w.engine.register(make_image(62), unit(62)),
+    }
+    first = _post(w, "cur", _manifest(("a.png", "A-1")), {"a.png": images["a.png"]}).json()
+    assert w.services.jobs.wait(first["id"])
+    with w.services.db.read() as session:
+        done = Jobs(session).get(first["id"])
+    assert done is not None
+    now = w.clock()
+    dead = replace(
+        done, id=new_id(), status=JobStatus.RUNNING, total=2, done=1, enrolled=0, updated_at=now
+    )
+    with w.services.db.transaction() as session:
+        Jobs(session).add(dead)
+    staging = w.settings.staging_dir
+    (staging / dead.id / "images").mkdir(parents=True)
+    (staging / dead.id / "images" / "00001.img").write_bytes(b"\x01sealed, key long gone")
+    (staging / f"{dead.id}.lock").write_bytes(b"")  # its holder died with the server
+
+    location = f"/api/v1/galleries/custody/jobs/{dead.id}"
+    assert w.call("GET", location, "cur").json()["status"] == "running"
+    with TestClient(create_app(services=w.services)):  # a restart: the app's start-up
+        pass
+    body = w.call("GET", location, "cur").json()
+    assert (body["status"], body["interrupted"], body["done"]) == ("interrupted", True, 1)
+    assert "upload the same manifest and images again" in body["error"]
+    assert list(staging.iterdir()) == []
+
+    r = _post(w, "cur", _manifest(("a.png", "A-1"), ("b.png", "B-1")), images)
+    assert w.services.jobs.wait(r.json()["id"])
+    body = w.call("GET", r.headers["location"], "cur").json()
+    assert (body["status"], body["enrolled"], body["skipped"]) == ("done", 1, 1)

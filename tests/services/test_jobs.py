@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from probity.domain.accounts import Actor, OrganisationKind, Role
-from probity.domain.jobs import EnrolmentJob, JobStatus
+from probity.domain.ids import new_id
+from probity.domain.jobs import EnrolmentJob, JobKind, JobStatus
 from probity.errors import (
     GalleryNotFound,
     ImageTooLarge,
@@ -363,3 +366,166 @@ def test_an_erasure_can_forget_a_subject_in_the_job_reports(
         assert Jobs(session).forget_subject(job.gallery_id, "nobody") == 0
     after = svc.jobs.get(job.id, actor=ACTOR, gallery=gallery)
     assert after.refused_count == 2 and "X-1" not in {r.subject for r in after.reports}
+
+
+# -- no leftovers (issue 12): sealed staging, owner locks, interrupted jobs ------------------
+
+HOLDER = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+"""A stand-in for a server process that accepted a job: it holds the job's owner lock until
+it is killed."""
+
+
+def hold_lock(path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    if holder.stdout.readline().strip() != "held":
+        holder.kill()
+        holder.wait(timeout=30)
+        pytest.fail("the lock holder did not start")
+    return holder
+
+
+def plant_job(svc: Services, gallery: str, *, status: JobStatus = JobStatus.RUNNING) -> str:
+    """A bulk job row as a server leaves it when it dies mid-job: running, 2 of 6 rows done."""
+    now = svc.clock()
+    job = EnrolmentJob(
+        id=new_id(),
+        gallery_id=svc.galleries.get(gallery, actor=ACTOR).id,
+        organisation_id=None,
+        actor="curator",
+        kind=JobKind.MANIFEST,
+        manifest="intake.csv",
+        status=status,
+        total=6,
+        done=2,
+        enrolled=0,
+        skipped=0,
+        refused_count=0,
+        reports=(),
+        error=None,
+        created_at=now,
+        updated_at=now,
+        started_at=now,
+    )
+    with svc.db.transaction() as session:
+        Jobs(session).add(job)
+    return job.id
+
+
+def stage_leftovers(svc: Services, job_id: str) -> Path:
+    """What a dead job leaves: its folder of sealed files (here: random bytes)."""
+    folder = svc.settings.staging_dir / job_id
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "00001.img").write_bytes(os.urandom(200))
+    (folder / "intake.csv").write_bytes(os.urandom(200))
+    return folder
+
+
+def test_staged_files_are_sealed_never_in_the_clear(
+    svc: Services, gallery: str, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a job runs, no staged file holds an uploaded image's bytes or the manifest's
+    text; the job still reads them (through the key only its process holds)."""
+    manifest, images = intake(fake_engine)
+    originals = [stream.getvalue() for _, stream in images]
+    seen: dict[str, bytes] = {}
+
+    def look(**kwargs: object) -> object:
+        folder = Path(str(kwargs["manifest"])).parent
+        seen.update({p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()})
+        assert (svc.settings.staging_dir / f"{folder.name}.lock").exists()
+        return original(**kwargs)
+
+    original = svc.enrolment.enrol_manifest
+    monkeypatch.setattr(svc.enrolment, "enrol_manifest", look)
+    job = run(svc, manifest, images)
+    assert (job.status, job.enrolled, job.refused_count) == (JobStatus.DONE, 3, 3)
+    assert len(seen) == 7  # the manifest and 6 images
+    for data in seen.values():
+        assert all(o[16:48] not in data for o in originals if len(o) >= 48)
+        assert b"A-1" not in data and b"photos" not in data and b"lawful" not in data
+    assert list(svc.settings.staging_dir.iterdir()) == []  # folder and lock file gone
+
+
+def test_a_job_left_running_by_a_killed_process_is_interrupted_at_start_and_resumes(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    manifest, images = intake(fake_engine)
+    # A first upload enrolled A and B before its server was killed.
+    first_two = "\n".join(manifest.decode().split("\n")[:3]).encode()
+    assert run(svc, first_two, images[:2]).enrolled == 2
+    job_id = plant_job(svc, gallery)
+    folder = stage_leftovers(svc, job_id)
+    lock = svc.settings.staging_dir / f"{job_id}.lock"
+    holder = hold_lock(lock)
+    try:
+        # While its process lives, neither a start nor an upload touches it.
+        assert svc.jobs.recover() == []
+        assert folder.exists()
+        assert svc.jobs.get(job_id, actor=ACTOR, gallery=gallery).active
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs; the kernel drops the lock
+        holder.wait(timeout=30)
+
+    assert svc.jobs.recover() == [job_id]
+    assert not folder.exists() and not lock.exists()
+    job = svc.jobs.get(job_id, actor=ACTOR, gallery=gallery)
+    assert job.status is JobStatus.INTERRUPTED and job.interrupted and not job.active
+    assert job.done == 2 and "upload the same manifest and images again" in (job.error or "")
+    assert svc.jobs.recover() == []  # marked once
+    assert job in svc.jobs.recent(actor=ACTOR, gallery=gallery)
+
+    # Resuming: the same upload again enrols only what was missing, nothing twice.
+    resumed = run(svc, manifest, images)
+    assert (resumed.status, resumed.enrolled, resumed.skipped) == (JobStatus.DONE, 1, 2)
+    (gallery_row,) = svc.galleries.list()
+    assert gallery_row[1:] == (3, 3)  # 3 subjects, 3 enrolments
+    assert list(svc.settings.staging_dir.iterdir()) == []
+
+
+def test_an_upload_sweeps_a_dead_jobs_folder_at_once(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """No need to wait for STALE_AFTER: a free owner lock means a dead owner."""
+    job_id = plant_job(svc, gallery, status=JobStatus.QUEUED)
+    folder = stage_leftovers(svc, job_id)
+    holder = hold_lock(svc.settings.staging_dir / f"{job_id}.lock")
+    holder.kill()
+    holder.wait(timeout=30)
+    manifest, images = intake(fake_engine)
+    run(svc, manifest, images)
+    assert not folder.exists()
+    assert svc.jobs.get(job_id, actor=ACTOR, gallery=gallery).status is JobStatus.INTERRUPTED
+
+
+def test_a_job_of_another_machine_is_marked_only_once_stale(
+    svc: Services, gallery: str, clock: ManualClock
+) -> None:
+    """No folder or lock here: the job may be running elsewhere, so only its silence for
+    STALE_AFTER marks it."""
+    job_id = plant_job(svc, gallery)
+    assert svc.jobs.recover() == []
+    assert svc.jobs.get(job_id, actor=ACTOR, gallery=gallery).active
+    clock.advance(timedelta(minutes=6))
+    assert svc.jobs.recover() == [job_id]
+    assert svc.jobs.get(job_id, actor=ACTOR, gallery=gallery).status is JobStatus.INTERRUPTED
+
+
+def test_an_orphan_lock_file_is_removed(svc: Services, gallery: str) -> None:
+    """A process that died between taking the lock and making the folder leaves a lock file
+    only; it goes with the next sweep (and the job, had it a row, is interrupted)."""
+    svc.settings.staging_dir.mkdir(mode=0o700, exist_ok=True)
+    (svc.settings.staging_dir / f"{new_id()}.lock").write_bytes(b"")
+    assert svc.jobs.recover() == []
+    assert list(svc.settings.staging_dir.iterdir()) == []

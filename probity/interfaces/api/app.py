@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from probity import INVESTIGATIVE_LEAD_NOTICE, __version__
@@ -177,6 +178,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        # Bulk jobs whose process died (a crash, a kill) are marked interrupted and their
+        # sealed staging folders removed before anything else runs (services.jobs).
+        try:
+            await run_in_threadpool(built.jobs.recover)
+        except Exception:  # a failed clean-up must not keep the server from starting
+            log.exception("could not recover interrupted enrolment jobs")
         # The retention sweeper runs in this process on its schedule (every API process runs
         # one; erasure is idempotent, so they never erase a record twice). Stopped before
         # the services close.

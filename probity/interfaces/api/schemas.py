@@ -263,14 +263,22 @@ class JobRowOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A bulk enrolment job. Poll until ``status`` is done or failed, or ``interrupted`` is
-    true (the server stopped mid-job: upload again; enrolled rows are skipped)."""
+    """A bulk enrolment job. Poll until ``status`` is done, failed or interrupted, or
+    ``interrupted`` is true (the server stopped mid-job: upload the same manifest and images
+    again to resume; rows already enrolled are skipped)."""
 
     id: str
     gallery: str
     manifest: str
-    status: str = Field(description="queued, running, done or failed")
-    interrupted: bool
+    status: str = Field(
+        description=(
+            "queued, running, done, failed or interrupted (the server stopped mid-job; "
+            "upload again to resume)"
+        )
+    )
+    interrupted: bool = Field(
+        description="the job's process stopped before it ended: upload again to resume"
+    )
     total: int = Field(description="manifest rows")
     done: int = Field(description="rows finished")
     percent: int
