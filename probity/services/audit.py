@@ -231,7 +231,7 @@ class AuditService:
             result = ChainVerification(
                 not problems,
                 result.events_checked,
-                min(first_seq) if problems else None,
+                min(first_seq, default=None) if problems else None,
                 problems[0] if problems else None,
                 last_hash=result.last_hash if not problems else None,
                 checkpoints_checked=checked,
@@ -240,6 +240,13 @@ class AuditService:
                 witness_entries=len(found.entries) if found else 0,
                 witness_seq=newest.seq if newest else None,
             )
+            if result.ok and found is not None and self.witness is not None:
+                # Catch the witness up (a crash before a witness write, a home that predates
+                # the witness): the database's newer checkpoints were just verified.
+                since = newest.seq if newest else 0
+                for cp in checkpoints:
+                    if cp.seq > since:
+                        publish_after_commit(session, self.witness, cp)
             if result.ok and head_seq:
                 sign_checkpoint(
                     log,

@@ -8,9 +8,10 @@ never existed, and verify would call an honest database truncated. The price is 
 crash (or a failing home file) between the commit and the witness write leaves the witness
 one checkpoint behind. Verify therefore treats "the database has signed checkpoints newer than
 the newest witness entry" as *behind* (a note, not a failure): the database checkpoints are
-still checked by signature, and the verification's own checkpoint, witnessed after its
-commit, brings the witness up to date. Within that window the events after the newest
-witness entry are protected by the database checkpoints only (docs/audit.md).
+still checked by signature, and a verification that passes writes them to the witness
+(after its commit, with its own new checkpoint), which brings the witness up to date. Within
+that window the events after the newest witness entry are protected by the database
+checkpoints only (docs/audit.md).
 
 What verify reports as tampering (each with what is missing):
 (a) truncation: a witness entry names event #S and the database ends before #S;
@@ -192,7 +193,7 @@ def compare(
                 f"the witness is behind by {newest_db - behind_from} event(s): its newest entry "
                 f"is event #{behind_from}, the database's newest signed checkpoint #{newest_db} "
                 "(a crash between a commit and its witness write, or a failing witness); this "
-                "verification's checkpoint brings it up to date"
+                "verification writes the missing checkpoint(s) to it"
             )
     return WitnessComparison(problems, notes, min(seqs) if seqs else None)
 

@@ -85,10 +85,8 @@ def audit_verify(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt
             f"checkpoint(s) verified{witnessed}."
         )
     else:
-        err.print(
-            f"Audit chain BROKEN at event #{v.first_broken_seq}: {v.reason} "
-            f"({v.events_checked} events read)."
-        )
+        at = f" at event #{v.first_broken_seq}" if v.first_broken_seq is not None else ""
+        err.print(f"Audit chain BROKEN{at}: {v.reason} ({v.events_checked} events read).")
         for problem in v.problems[1:]:
             err.print(f"  also: {problem}")
     for note in v.notes:
