@@ -18,8 +18,9 @@ from probity.domain.ids import new_id
 from probity.domain.jobs import JobStatus
 from probity.interfaces.api.app import BodyLimit, create_app
 from probity.storage.jobs import Jobs
-from tests.api.conftest import PROVENANCE, World
+from tests.api.conftest import PASSWORD, PROVENANCE, World
 from tests.fakes import make_image, unit
+from tests.web.conftest import login_form
 
 HEADER = "path,subject,source,lawful_basis,collected_at,jurisdiction,collected_by"
 
@@ -171,6 +172,12 @@ def test_a_job_whose_server_died_reads_as_interrupted_after_a_restart(world: Wor
     assert (body["status"], body["interrupted"], body["done"]) == ("interrupted", True, 1)
     assert "upload the same manifest and images again" in body["error"]
     assert list(staging.iterdir()) == []
+    # The job's web page says so too, and what to do.
+    page = TestClient(w.client.app, follow_redirects=False)
+    form = {"username": "cur", "password": PASSWORD, **login_form(page)}
+    assert page.post("/login", data=form).status_code == 303
+    html = page.get(f"/galleries/custody/jobs/{dead.id}").text
+    assert "Interrupted — upload again to resume" in html and "hx-trigger" not in html
 
     r = _post(w, "cur", _manifest(("a.png", "A-1"), ("b.png", "B-1")), images)
     assert w.services.jobs.wait(r.json()["id"])
