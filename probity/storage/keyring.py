@@ -287,18 +287,19 @@ class CheckpointSigner:
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"probity/audit-checkpoint/v1"
         ).derive(master_key)
         self._key = Ed25519PrivateKey.from_private_bytes(seed)
-        self.public_hex = (
-            self._key.public_key()
-            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            .hex()
-        )
+        # Derived once: deriving it costs about as much as a signature, and verify checks
+        # every checkpoint and witness entry.
+        self._public = self._key.public_key()
+        self.public_hex = self._public.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        ).hex()
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
-            self._key.public_key().verify(signature, message)
+            self._public.verify(signature, message)
         except InvalidSignature:
             return False
         return True
