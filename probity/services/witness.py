@@ -169,11 +169,12 @@ def compare(
     rewritten = [c for c in entries if c.seq <= db_last_seq and db_hash_at.get(c.seq) != c.hash]
     if rewritten:
         first = rewritten[0]
+        held = db_hash_at.get(first.seq)
+        there = f"has hash {held[:12]}… in the database" if held else "is missing from the database"
         problems.append(
-            f"the chain was rewritten or renumbered: event #{first.seq} has hash "
-            f"{str(db_hash_at.get(first.seq))[:12]}… in the database, the witness recorded "
-            f"{first.hash[:12]}… (signed {first.at}); {len(rewritten)} witnessed event(s) "
-            f"differ: {_seq_list(c.seq for c in rewritten)}"
+            f"the chain was rewritten or renumbered: event #{first.seq} {there}, the witness "
+            f"recorded {first.hash[:12]}… (signed {first.at}); {len(rewritten)} witnessed "
+            f"event(s) differ: {_seq_list(c.seq for c in rewritten)}"
         )
         seqs.append(first.seq)
     deleted = [
