@@ -41,6 +41,8 @@ from probity.services.access import AccessGuard, Who, could_still_review, name_o
 from probity.services.clock import Clock
 from probity.services.witness import (
     HashesAt,
+    SignatureCache,
+    Verifier,
     WitnessComparison,
     WitnessRead,
     compare,
@@ -125,9 +127,14 @@ def sign_checkpoint(
 
 
 def check_checkpoints(
-    log: AuditLog, signer: CheckpointSigner, checkpoints: list[Checkpoint] | None = None
+    log: AuditLog,
+    signer: Verifier,
+    checkpoints: list[Checkpoint] | None = None,
+    hashes: dict[int, str] | None = None,
 ) -> tuple[int, str | None, int]:
-    """(checkpoints checked, reason of the first failure or None, its seq)."""
+    """(checkpoints checked, reason of the first failure or None, its seq). ``hashes``: every
+    event hash at the checkpoints' seqs, read during a complete chain walk (a seq missing
+    from it has no event); without it each is read with a query."""
     checked = 0
     for cp in log.checkpoints() if checkpoints is None else checkpoints:
         checked += 1
@@ -135,7 +142,8 @@ def check_checkpoints(
             return checked, f"checkpoint at event #{cp.seq} was signed by another key", cp.seq
         if not signer.verify(cp.message(), cp.signature):
             return checked, f"checkpoint at event #{cp.seq} has an invalid signature", cp.seq
-        if log.hash_at(cp.seq) != cp.hash:
+        held = hashes.get(cp.seq) if hashes is not None else log.hash_at(cp.seq)
+        if held != cp.hash:
             return (
                 checked,
                 f"event #{cp.seq} no longer has the hash its signed checkpoint records "
@@ -191,8 +199,13 @@ class AuditService:
         with self.db.transaction() as session:
             log = AuditLog(session)
             head_seq, head_hash = log.lock_head()
-            found = read_witness(self.witness, self.signer) if self.witness else None
-            walk = HashesAt(log.events(), {seq for seq, _ in found.entries} if found else set())
+            signatures = SignatureCache(self.signer)
+            found = read_witness(self.witness, signatures) if self.witness else None
+            checkpoints = log.checkpoints()
+            # The walk keeps the hashes at every witnessed or checkpointed seq: no query each.
+            wanted = {cp.seq for cp in checkpoints}
+            wanted |= {seq for seq, _ in found.entries} if found else set()
+            walk = HashesAt(log.events(), wanted)
             result = verify_chain(walk)
             walked_all = result.ok
             problems: list[str] = []
@@ -212,7 +225,6 @@ class AuditService:
             if not result.ok:
                 problems.append(result.reason or "broken")
                 first_seq.append(result.first_broken_seq or 0)
-            checkpoints = log.checkpoints()
             notes: list[str] = []
             if found is not None and self.witness is not None:
                 compared = self._compare(log, walk, walked_all, found, checkpoints)
@@ -222,7 +234,9 @@ class AuditService:
                     first_seq.append(compared.first_seq)
             checked = 0
             if result.ok:
-                checked, failure, at_seq = check_checkpoints(log, self.signer, checkpoints)
+                checked, failure, at_seq = check_checkpoints(
+                    log, signatures, checkpoints, walk.hashes if walked_all else None
+                )
                 if failure is not None:
                     problems.append(failure)
                     first_seq.append(at_seq)
@@ -293,9 +307,10 @@ class AuditService:
         """The witness comparison, fed from the chain walk. When the walk stopped at a
         broken event, the hashes after it (and the log's end) are read with a query each."""
         assert self.witness is not None
-        hashes: dict[int, str | None] = {seq: walk.hashes.get(seq) for seq in walk.wanted}
+        needed = {seq for seq, _ in found.entries}
+        hashes: dict[int, str | None] = {seq: walk.hashes.get(seq) for seq in needed}
         if not walked_all:
-            for seq in walk.wanted - walk.hashes.keys():
+            for seq in needed - walk.hashes.keys():
                 hashes[seq] = log.hash_at(seq)
         return compare(
             found,

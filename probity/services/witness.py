@@ -26,15 +26,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from probity.domain.audit import AuditEvent, Checkpoint
-from probity.storage.keyring import CheckpointSigner
 from probity.storage.witness import Witness, WitnessFile
 
 _PENDING = "probity.audit.witness_pending"
+
+
+class Verifier(Protocol):
+    public_hex: str
+
+    def verify(self, message: bytes, signature: bytes) -> bool: ...
+
+
+class SignatureCache:
+    """The signature checks of one verification. A checkpoint in the database and its
+    witness entries (home file, file sinks) carry the same signed text and signature, so
+    each is checked once: the witness adds reading and comparing, not signature checks."""
+
+    def __init__(self, signer: Verifier) -> None:
+        self.signer = signer
+        self.public_hex = signer.public_hex
+        self._checked: dict[tuple[bytes, bytes], bool] = {}
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        key = (message, signature)
+        found = self._checked.get(key)
+        if found is None:
+            found = self._checked[key] = self.signer.verify(message, signature)
+        return found
 
 
 def publish_after_commit(session: Session, witness: Witness, checkpoint: Checkpoint) -> None:
@@ -92,7 +116,7 @@ class WitnessRead:
         return max(self.entries.values(), key=lambda c: c.seq, default=None)
 
 
-def read_witness(witness: Witness, signer: CheckpointSigner) -> WitnessRead:
+def read_witness(witness: Witness, signer: Verifier) -> WitnessRead:
     """Read every witness file once and check every entry's signature against this home's
     key (type (d) problems). A missing file sink is a note (its volume may be unmounted);
     whether a missing home file is a problem depends on the database (``compare``)."""
@@ -108,7 +132,7 @@ def read_witness(witness: Witness, signer: CheckpointSigner) -> WitnessRead:
     return found
 
 
-def _read_one(wf: WitnessFile, signer: CheckpointSigner, found: WitnessRead) -> None:
+def _read_one(wf: WitnessFile, signer: Verifier, found: WitnessRead) -> None:
     for line in wf.lines():
         where = f"witness {wf.path} line {line.number}"
         cp = line.checkpoint
