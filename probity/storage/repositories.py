@@ -217,18 +217,6 @@ class Templates:
         rows = self.s.scalars(select(TemplateRow).where(TemplateRow.subject_id.in_(wanted)))
         return {r.id: _sealed(r) for r in rows}
 
-    def count(self, gallery_id: str, model_key: str | None = None) -> int:
-        """The gallery's templates (of ``model_key`` only, when given: a gallery being migrated
-        briefly holds two models' templates)."""
-        stmt = (
-            select(func.count())
-            .select_from(TemplateRow)
-            .where(TemplateRow.gallery_id == gallery_id)
-        )
-        if model_key is not None:
-            stmt = stmt.where(TemplateRow.model_key == model_key)
-        return int(self.s.scalar(stmt) or 0)
-
     def ids_for_subject(self, subject_id: str) -> list[TemplateId]:
         stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)
         return [TemplateId(i) for i in self.s.scalars(stmt)]

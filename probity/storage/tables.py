@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -91,7 +92,9 @@ class EnrolmentRow(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id"), index=True)
-    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id"))
+    # Indexed: a search reads the enrolments behind its index hits by template id
+    # (``Enrolments.by_template_ids``); without it that read is a table scan.
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id"), index=True)
     image_sha256: Mapped[str] = mapped_column(String(64), index=True)
     image_blob: Mapped[str] = mapped_column(String(64))
     box: Mapped[Any] = mapped_column(JSONText)
@@ -127,6 +130,12 @@ class CaseRow(Base):
 
 class SearchRow(Base):
     __tablename__ = "searches"
+    # The rate limits count one person's / one organisation's searches since a moment
+    # (``StoredSearches.count_since``) on every search: (who, at) answers that from the index.
+    __table_args__ = (
+        Index("ix_searches_user_at", "user_id", "at"),
+        Index("ix_searches_organisation_at", "organisation_id", "at"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)

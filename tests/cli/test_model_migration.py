@@ -137,13 +137,19 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     finally:
         services.close()
     assert objection["suppression_id"]
-    # The home as it was before this change: schema 0009, without the migration tables (0010)
-    # and the candidate marking columns (0011).
+    # The home as it was before this change: schema 0009, without the migration tables (0010),
+    # the candidate marking columns (0011) and the search path indexes (0012).
     with sqlite3.connect(home / "probity.db") as db:
         for table in NEW_TABLES:
             db.execute(f"DROP TABLE {table}")
         for column in ("within_threshold", "fused", "expected_strangers"):
             db.execute(f"ALTER TABLE search_candidates DROP COLUMN {column}")
+        for index in (
+            "ix_enrolments_template_id",
+            "ix_searches_user_at",
+            "ix_searches_organisation_at",
+        ):
+            db.execute(f"DROP INDEX {index}")
         db.execute("UPDATE alembic_version SET version_num = '0009'")
     code, _, err = _quiet("gallery", "list", "--home", str(home))
     # an old home must be upgraded first (probity init or probity migrate both apply it)

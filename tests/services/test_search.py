@@ -19,7 +19,8 @@ from probity.errors import (
 )
 from probity.services.clock import ManualClock
 from probity.services.container import Services
-from probity.storage.tables import SubjectRow, TemplateRow
+from probity.services.indexes import IndexSlot
+from probity.storage.tables import SubjectRow
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
 from tests.services.conftest import ACTOR, PROVENANCE
 
@@ -85,10 +86,13 @@ def test_investigation_mode_is_the_default_and_marks_nothing(
     assert "Investigation mode" in threshold_wording(t) and "5 people" in threshold_wording(t)
 
 
-def _synthetic_templates(svc: Services, gallery: str, count: int) -> None:
-    """``count`` more subjects with one template each, written straight to the tables: the
-    search's gallery size comes from these counts, and 10,000 enrolments through the service
-    would take minutes. They are not in the index, so they never appear as candidates."""
+def _synthetic_templates(svc: Services, gallery: str, count: int, away: np.ndarray) -> None:
+    """``count`` more subjects with one template each: subject rows written straight to the
+    table and vectors added straight to the gallery's index (the search's N is the index's
+    vector count, its people the subject rows); 10,000 enrolments through the service would
+    take minutes. The vectors all point at ``-away`` (the far side of the sphere from the
+    probe), so they rank below every real template, and having no template row they are
+    never candidates."""
     g = svc.galleries.get(gallery)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     with svc.db.transaction() as session:
@@ -96,17 +100,8 @@ def _synthetic_templates(svc: Services, gallery: str, count: int) -> None:
             SubjectRow(id=f"syn{i:08d}", gallery_id=g.id, reference=f"SYN-{i}", created_at=now)
             for i in range(count)
         )
-        session.flush()
-        session.add_all(
-            TemplateRow(
-                subject_id=f"syn{i:08d}",
-                gallery_id=g.id,
-                model_key=g.model.key,
-                sealed_vector=b"synthetic",
-                created_at=now,
-            )
-            for i in range(count)
-        )
+    vectors = np.repeat(-away[None, :].astype(np.float32), count, axis=0)
+    svc.indexes.add(IndexSlot.of(g), list(range(10_000_000, 10_000_000 + count)), vectors)
 
 
 def test_the_same_fpir_needs_a_stricter_distance_in_a_larger_gallery(
@@ -119,7 +114,7 @@ def test_the_same_fpir_needs_a_stricter_distance_in_a_larger_gallery(
     assert small.threshold.target_fmr == pytest.approx(0.01 / 6)
     assert small.threshold.max_distance == distance_at_fmr(DLIB_TABLE, 0.01 / 6)
     assert 0.542 < (small.threshold.max_distance or 0) < 0.615
-    _synthetic_templates(svc, gallery, 10_000 - 6)
+    _synthetic_templates(svc, gallery, 10_000 - 6, enrolled["S-1"])
     large = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, target_fpir=0.01)
     assert large.threshold.gallery_templates == 10_000
     assert large.threshold.target_fmr == pytest.approx(1e-6)
