@@ -37,13 +37,19 @@ def test_migrate_lists_then_applies_what_is_pending(probity, tmp_path: Path) -> 
     assert "Pending: 0006 rights requests" in check.out and "revision 0005" in check.out
     assert _revision(home / "probity.db") == "0005"  # --check changes nothing
 
+    assert not (home / "audit-witness.jsonl").exists()  # --check starts nothing
     run = probity("migrate", "--home", str(home))
     assert run.code == 0, run.err
     assert "Applied: 0006" in run.out
+    # A home from before the witness gets an empty one, and is told so, once.
+    assert "Started the audit witness" in run.out
+    assert (home / "audit-witness.jsonl").read_bytes() == b""
     head = _revision(home / "probity.db")
     assert head > "0006"
     again = probity("migrate", "--home", str(home), "--check")
     assert again.code == 0 and f"The schema is current (revision {head})" in again.out
+    twice = probity("migrate", "--home", str(home))
+    assert twice.code == 0 and "witness" not in twice.out
 
 
 def test_commands_on_an_out_of_date_database_say_to_migrate(probity, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from probity.interfaces.cli.common import (
     settings_for,
 )
 from probity.services import backup as backups
+from probity.services.container import build_witness
 from probity.storage.db import Database
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder for the data (database, blobs).")]
@@ -37,7 +38,9 @@ def migrate(
     json_out: JsonOpt = False,
 ) -> None:
     """Apply the database migrations this version of Probity needs (Alembic). Run it after
-    every upgrade, with the server stopped; /health/ready names what is pending."""
+    every upgrade, with the server stopped; /health/ready names what is pending. A home made
+    before the audit witness gets an empty one here (as ``probity init`` does), and says so:
+    the witness covers checkpoints from now on (docs/audit.md)."""
     settings = settings_for(home)
     url = settings.resolved_database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -50,6 +53,7 @@ def migrate(
         revision = db.current_revision()
     finally:
         db.dispose()
+    started = not check and build_witness(settings).home.create()
     if json_out:
         print_json(
             {
@@ -57,6 +61,7 @@ def migrate(
                 "pending" if check else "applied": [
                     {"revision": r, "description": d} for r, d in pending
                 ],
+                "witness_started": started,
             }
         )
     elif not pending:
@@ -66,6 +71,8 @@ def migrate(
         for rev, what in pending:
             out.print(f"{verb}: {rev} {what}", markup=False)
         out.print(f"The schema is at revision {revision}.")
+    if started and not json_out:
+        out.print(f"Started the audit witness {settings.witness_path} (there was none).")
     if check and pending:
         raise typer.Exit(1)
 
