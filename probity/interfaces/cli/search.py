@@ -24,11 +24,15 @@ from probity.interfaces.cli.common import (
 )
 from probity.interfaces.render.results import search_json, verify_json
 
+ProbeOpt = Annotated[Path, typer.Argument(help="Probe image.")]
+CaseOpt = Annotated[str, typer.Option("--case", help="Case reference (required).")]
+DetectorOpt = Annotated[DetectorMode | None, typer.Option("--detector", help="auto, hog or cnn.")]
+
 
 @app.command()
 def search(
-    image: Annotated[Path, typer.Argument(help="Probe image.")],
-    case: Annotated[str, typer.Option("--case", help="Case reference (required).")],
+    image: ProbeOpt,
+    case: CaseOpt,
     gallery: Annotated[
         list[str] | None, typer.Option("--gallery", help="Gallery to search (repeatable).")
     ] = None,
@@ -48,9 +52,7 @@ def search(
     face: Annotated[
         int | None, typer.Option("--face", help="Search only face N (1 = leftmost).")
     ] = None,
-    detector: Annotated[
-        DetectorMode | None, typer.Option("--detector", help="auto, hog or cnn.")
-    ] = None,
+    detector: DetectorOpt = None,
     home: HomeOpt = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
@@ -78,8 +80,8 @@ def search(
 
 @app.command()
 def verify(
-    image: Annotated[Path, typer.Argument(help="Probe image.")],
-    case: Annotated[str, typer.Option("--case", help="Case reference (required).")],
+    image: ProbeOpt,
+    case: CaseOpt,
     gallery: Annotated[str, typer.Option("--gallery", help="The subject's gallery.")],
     subject: Annotated[str, typer.Option("--subject", help="The subject's reference.")],
     fmr: Annotated[
@@ -93,9 +95,7 @@ def verify(
     face: Annotated[
         int | None, typer.Option("--face", help="The probe face (1 = leftmost), if several.")
     ] = None,
-    detector: Annotated[
-        DetectorMode | None, typer.Option("--detector", help="auto, hog or cnn.")
-    ] = None,
+    detector: DetectorOpt = None,
     home: HomeOpt = None,
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
