@@ -415,6 +415,22 @@ class SuppressionRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class SuppressionVersionRow(Base):
+    """One row (id 1): the version of the suppression list. Every transaction that inserts or
+    deletes a ``suppression_templates`` row bumps it (``version`` + 1 and a fresh random
+    ``token``), so a process that keeps the decrypted list in memory can tell, with one
+    primary-key read, whether it is still the list in the database
+    (services/suppression.py, ``SuppressionService._load``). The token makes a repeated
+    counter (a home restored from an older backup, then written to) read as a change."""
+
+    __tablename__ = "suppression_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    token: Mapped[str] = mapped_column(ID)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class KeyringStateRow(Base):
     """One row (id 1): the epoch of the current key-encryption key (storage/keyring.py).
     Writers that wrap a new data key read it under a shared lock, a rotation under an

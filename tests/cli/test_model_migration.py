@@ -39,7 +39,12 @@ NASA = {
     "nick_hague_1.jpg": "HAGUE",
     "alexander_gerst_1.jpg": "GERST",
 }
-NEW_TABLES = ("suppression_holds", "model_migration_items", "model_migrations")
+NEW_TABLES = (
+    "suppression_holds",
+    "model_migration_items",
+    "model_migrations",
+    "suppression_version",
+)
 
 
 def _quiet(*args: str) -> tuple[int, str, str]:
@@ -138,7 +143,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
         services.close()
     assert objection["suppression_id"]
     # The home as it was before this change: schema 0009, without the migration tables (0010),
-    # the candidate marking columns (0011) and the search path indexes (0012).
+    # the candidate marking columns (0011), the search path indexes (0012) and the
+    # suppression list's version row (0013).
     with sqlite3.connect(home / "probity.db") as db:
         for table in NEW_TABLES:
             db.execute(f"DROP TABLE {table}")

@@ -25,6 +25,7 @@ from probity.services.container import Services, build_services, initialise
 from probity.services.erasure import ErasureCause
 from probity.services.indexes import IndexSlot
 from probity.services.migration import MigrationStatus
+from probity.services.suppression import bump_list_version
 from probity.storage.repositories import AuditLog
 from probity.storage.tables import (
     EnrolmentRow,
@@ -248,6 +249,7 @@ def test_a_legacy_objection_holds_its_matches_and_refuses_enrolment_after_the_sw
         for row in s.scalars(select(SuppressionRow)):
             if row.model_key != FAKE_MODEL.key:
                 s.delete(row)
+        bump_list_version(s, None)  # as every change to the list must
     check, home.svc.enrolment.suppression = home.svc.enrolment.suppression, None
     try:  # a record that got past the objection (an enrolment racing it)
         home.enrol("NEAR", near(objector_old, 0.5, 1), unit(70))

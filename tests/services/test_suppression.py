@@ -6,12 +6,14 @@ acceptance test is tests/cli/test_optout_cli.py."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
+import probity.services.suppression as suppression_module
 from probity.domain.accounts import Actor, OrganisationKind, Role
 from probity.domain.audit import AuditAction
 from probity.errors import (
@@ -27,7 +29,12 @@ from probity.services.enrolment import RowStatus
 from probity.services.erasure import ErasureCause
 from probity.services.indexes import IndexSlot
 from probity.storage.repositories import AuditLog
-from probity.storage.tables import SubjectRow, SuppressionRow, TemplateRow
+from probity.storage.tables import (
+    SubjectRow,
+    SuppressionRow,
+    SuppressionVersionRow,
+    TemplateRow,
+)
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
 from tests.services.conftest import ACTOR, PROVENANCE
 
@@ -328,3 +335,133 @@ def test_scan_in_small_batches_while_streaming(  # type: ignore[no-untyped-def]
     objection = svc.suppression.object(actor=ACTOR, image=photo, reference="R")
     assert objection.templates_compared == 5
     assert [r.subject_reference for r in objection.receipts] == ["OBJ"]
+
+
+# -- the decrypted list kept in memory, and its version row ------------------------------------
+
+
+def count_opens(svc: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every suppression template key ``svc`` opens (one per template decrypted)."""
+    opened: list[str] = []
+    vault = svc.suppression.vault
+    real = vault.open_purpose_key
+
+    def counting(purpose: str, owner_id: str, wrapped: bytes) -> bytes:
+        opened.append(owner_id)
+        return real(purpose, owner_id, wrapped)
+
+    monkeypatch.setattr(vault, "open_purpose_key", counting)
+    return opened
+
+
+def list_version(svc: Services) -> int:
+    with svc.db.read() as s:
+        return int(s.scalar(select(SuppressionVersionRow.version)) or 0)
+
+
+def test_the_list_is_decrypted_once_until_an_objection_changes_it(
+    svc: Services, gallery: str, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_case(svc)
+    opened = count_opens(svc, monkeypatch)
+    before = list_version(svc)
+    first = svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    assert list_version(svc) == before + 1  # bumped in the objection's transaction
+    enrol(svc, fake_engine, gallery, "A", unit(201), 201)
+    assert opened == [first.suppression_id]  # decrypted once, at the first check
+    enrol(svc, fake_engine, gallery, "B", unit(202), 202)
+    probe = fake_engine.register(make_image(203), unit(201))
+    result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True)
+    assert next(c.subject_reference for f in result.faces for c in f.candidates) == "A"
+    assert opened == [first.suppression_id]  # the second enrolment and the search reused it
+    with pytest.raises(ObjectionOnFile):
+        enrol(svc, fake_engine, gallery, "OBJ", near(OBJECTOR, 0.3, 204), 204)
+
+    # A new objection: the very next check sees it (and decrypts the list again, once).
+    second = svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(51), OTHER), reference="R-2"
+    )
+    with pytest.raises(ObjectionOnFile):
+        enrol(svc, fake_engine, gallery, "OTH", near(OTHER, 0.3, 205), 205)
+    assert sorted(opened[1:]) == sorted([first.suppression_id, second.suppression_id])
+    enrol(svc, fake_engine, gallery, "C", unit(206), 206)
+    assert len(opened) == 3
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_objection_recorded_by_another_process_applies_at_once(  # type: ignore[no-untyped-def]
+    backend: str, request: pytest.FixtureRequest, make_services, fake_engine: FakeEngine
+) -> None:
+    """Two service instances on one database, as two API processes: each has its own copy
+    of the list, warmed before the objection; the objection is recorded by the other one."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    here, there = make_services(database_url=url), make_services(database_url=url)
+    here.galleries.create(actor=ACTOR, name="g", inclusion_policy="charged", retention_days=365)
+    open_case(here)
+    # Between the erase and the suppression distance: kept, but withheld once objected.
+    enrol(here, fake_engine, "g", "NEAR", near(OBJECTOR, 0.55, 301), 301)
+    enrol(there, fake_engine, "g", "OTHER", OTHER, 302)  # warms the other copy too
+    probe = fake_engine.register(make_image(303), near(OBJECTOR, 0.1, 303))
+
+    def found() -> list[str]:
+        result = here.search.search(
+            actor=ACTOR, case_reference="C-1", probe=probe, threshold_off=True
+        )
+        return [c.subject_reference for f in result.faces for c in f.candidates]
+
+    assert found()[0] == "NEAR"  # warms this copy (an empty list)
+    there.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    assert found() == ["OTHER"]
+    with pytest.raises(ObjectionOnFile):
+        enrol(here, fake_engine, "g", "NEW", near(OBJECTOR, 0.3, 304), 304)
+
+
+def test_a_change_committed_between_the_version_and_the_rows_is_seen_next_time(  # type: ignore[no-untyped-def]
+    make_services, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process commits an objection after this one read the list's version and
+    before it read the rows: whatever copy is kept, it is kept under the old version, so
+    the next check reads the new version and decrypts again."""
+    here, there = make_services(), make_services()
+    here.galleries.create(actor=ACTOR, name="g", inclusion_policy="charged", retention_days=365)
+    real = suppression_module._list_version
+    raced: list[bool] = []
+
+    def version_then_a_writer(session):  # type: ignore[no-untyped-def]
+        version = real(session)
+        if not raced:
+            raced.append(True)
+            there.suppression.object(
+                actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R"
+            )
+        return version
+
+    monkeypatch.setattr(suppression_module, "_list_version", version_then_a_writer)
+    enrol(here, fake_engine, "g", "OTHER", OTHER, 401)  # the check that raced the objection
+    assert raced
+    with pytest.raises(ObjectionOnFile):
+        enrol(here, fake_engine, "g", "OBJ", near(OBJECTOR, 0.3, 402), 402)
+
+
+def test_threads_share_one_copy_of_the_list(
+    svc: Services, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in range(3):
+        svc.suppression.object(
+            actor=ACTOR,
+            image=fake_engine.register(make_image(500 + seed), unit(500 + seed)),
+            reference=f"R-{seed}",
+        )
+    model = fake_engine.model.key
+    first = svc.suppression._load(model)
+    opened = count_opens(svc, monkeypatch)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        lists = list(pool.map(lambda _: svc.suppression._load(model), range(32)))
+    assert opened == [] and all(listed is first for listed in lists)
+    assert not first.vectors.flags.writeable  # shared: nobody may change it in place
