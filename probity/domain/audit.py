@@ -185,10 +185,14 @@ class ChainVerification:
     witness_seq: int | None = None  # the newest event a witness entry names
 
 
-def verify_chain(events: Iterable[AuditEvent]) -> ChainVerification:
-    """Walk the events in sequence order; report the first that does not fit the chain."""
-    prev = GENESIS_HASH
-    expected_seq = 1
+def verify_chain(
+    events: Iterable[AuditEvent], *, after_seq: int = 0, after_hash: str = GENESIS_HASH
+) -> ChainVerification:
+    """Walk the events in sequence order; report the first that does not fit the chain.
+    ``after_seq`` / ``after_hash``: the events continue a chain already verified up to that
+    event (the tail appended while a verification read the rest)."""
+    prev = after_hash
+    expected_seq = after_seq + 1
     count = 0
     for event in events:
         count += 1

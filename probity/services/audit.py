@@ -196,16 +196,21 @@ class AuditService:
         as an audit event. One pass over the events and one over each witness file."""
         self.guard.check(actor, Action.AUDIT_VERIFY)
         home_failures = self._home_failures()
-        with self.db.transaction() as session:
+        # The long part (re-hashing every event) runs in a read transaction, so audited
+        # writes go on meanwhile (on SQLite a write transaction held for the whole walk made
+        # them wait and fail with "database is locked" at 100k events). It walks the events
+        # up to the head it read; the tail appended meanwhile is checked afterwards under the
+        # head's lock (_finish), so the verified chain still ends at the head of the log.
+        with self.db.read() as session:
             log = AuditLog(session)
-            head_seq, head_hash = log.lock_head()
+            head_seq, head_hash = log.head()
             signatures = SignatureCache(self.signer)
             found = read_witness(self.witness, signatures) if self.witness else None
             checkpoints = log.checkpoints()
             # The walk keeps the hashes at every witnessed or checkpointed seq: no query each.
             wanted = {cp.seq for cp in checkpoints}
             wanted |= {seq for seq, _ in found.entries} if found else set()
-            walk = HashesAt(log.events(), wanted)
+            walk = HashesAt(log.events_between(0, head_seq), wanted)
             result = verify_chain(walk)
             walked_all = result.ok
             problems: list[str] = []
@@ -254,6 +259,11 @@ class AuditService:
                 witness_entries=len(found.entries) if found else 0,
                 witness_seq=newest.seq if newest else None,
             )
+        with self.db.transaction() as session:
+            log = AuditLog(session)
+            now_seq, now_hash = log.lock_head()
+            if result.ok and (now_seq, now_hash) != (head_seq, head_hash):
+                result = _with_tail(result, log, head_seq, head_hash, now_seq, now_hash)
             if result.ok and found is not None and self.witness is not None:
                 # Catch the witness up (a crash before a witness write, a home that predates
                 # the witness): the database's newer checkpoints were just verified.
@@ -261,12 +271,12 @@ class AuditService:
                 for cp in checkpoints:
                     if cp.seq > since:
                         publish_after_commit(session, self.witness, cp)
-            if result.ok and head_seq:
+            if result.ok and now_seq:
                 sign_checkpoint(
                     log,
                     self.signer,
-                    seq=head_seq,
-                    event_hash=head_hash,
+                    seq=now_seq,
+                    event_hash=now_hash,
                     at=self.clock(),
                     witness=self.witness,
                 )
@@ -433,3 +443,37 @@ def _blind(
 class AuditPage:
     events: list[AuditEvent]
     total: int  # events matching the filter, before limit and offset
+
+
+def _with_tail(
+    result: ChainVerification,
+    log: AuditLog,
+    head_seq: int,
+    head_hash: str,
+    now_seq: int,
+    now_hash: str,
+) -> ChainVerification:
+    """``result`` (the chain verified up to ``head_seq``) extended by the events appended
+    while it was walked, checked under the head's lock: they must continue the chain from
+    ``head_hash`` and end exactly at the head row (``now_seq``, ``now_hash``); a head that
+    moved back, or events beyond it, is reported as the truncation check reports it."""
+    tail = verify_chain(log.events_between(head_seq), after_seq=head_seq, after_hash=head_hash)
+    events = result.events_checked + tail.events_checked
+    reason: str | None = None
+    first: int | None = None
+    if not tail.ok:
+        reason, first = tail.reason, tail.first_broken_seq
+    elif events != now_seq or (now_seq and (tail.last_hash or head_hash) != now_hash):
+        reason = f"log truncated or head altered: the head records {now_seq} events, {events} found"
+        first = min(events, now_seq) + 1
+    if reason is None:
+        return replace(result, events_checked=events, last_hash=tail.last_hash or head_hash)
+    return replace(
+        result,
+        ok=False,
+        events_checked=events,
+        first_broken_seq=first,
+        reason=reason,
+        last_hash=None,
+        problems=(reason, *result.problems),
+    )

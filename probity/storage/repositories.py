@@ -622,6 +622,22 @@ class AuditLog:
     def count(self) -> int:
         return int(self.s.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
 
+    def head(self) -> tuple[int, str]:
+        """The last (seq, hash), read without locking; (0, genesis) on an empty log."""
+        row = self.s.get(AuditHeadRow, 1)
+        return (0, GENESIS_HASH) if row is None else (row.seq, row.hash)
+
+    def events_between(self, after: int = 0, upto: int | None = None) -> Iterator[AuditEvent]:
+        """Events with ``after < seq <= upto`` (no upper bound when ``upto`` is None), oldest
+        first, streamed."""
+        stmt = select(AuditEventRow).where(AuditEventRow.seq > after)
+        if upto is not None:
+            stmt = stmt.where(AuditEventRow.seq <= upto)
+        for row in self.s.scalars(
+            stmt.order_by(AuditEventRow.seq).execution_options(yield_per=1000)
+        ):
+            yield _event(row)
+
     def head_seq(self) -> int:
         """The last event's seq, read without locking (0 on an empty log): readers that must
         not block writers (reports) count only events up to it."""
