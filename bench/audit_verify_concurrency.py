@@ -5,8 +5,8 @@ an audited write made meanwhile waited 30.9 s and failed with "database is locke
 walks in a read transaction and takes the head's lock only to check the tail and record
 itself. This builds a SQLite home with ``--events`` events, starts verify in a thread, and once
 the walk has begun makes ``--writes`` audited writes from the main thread, timing each; then
-the same with the walk forced back into a write transaction (``--before`` emulates the old
-code by making ``Database.read`` open a write transaction for the verification only).
+the same with the walk forced back into a write transaction (the second run emulates the old
+code by making ``Database.read`` open a write transaction).
 
     .venv/bin/python bench/audit_verify_concurrency.py [--events 50000] [--writes 5]
 """
