@@ -46,6 +46,24 @@ class VectorIndex(Protocol):
         """Remove everything (used by rebuild)."""
         ...
 
+    @property
+    def applied_seq(self) -> int:
+        """The last ``template_changes`` seq whose effect this index holds (0: none yet).
+
+        The database is the only truth: every change to the set of templates is logged there
+        with a seq (migration 0014), and ``services/indexes.py`` brings an index from its
+        ``applied_seq`` up to the log's head before it answers a search. A backend keeps this
+        number with its vectors and persists both in the same ``save()``, so that after a
+        crash the saved vectors and the saved seq always describe the same state."""
+        ...
+
+    def mark_applied(self, seq: int) -> None:
+        """Record (in memory, saved by the next ``save()``) that every change up to ``seq``
+        is applied. Never moves backwards."""
+        ...
+
     def save(self) -> None:
-        """Persist to the index's file: write to a temp file, fsync, atomic rename, fsync dir."""
+        """Persist the vectors and ``applied_seq`` together, sealed (AES-256-GCM) under the
+        index key current at the time of the call (``IndexSeal.current``): write to a temp
+        file, fsync, atomic rename, fsync dir."""
         ...

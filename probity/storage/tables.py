@@ -533,3 +533,47 @@ class IdempotencyKeyRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TemplateLogHeadRow(Base):
+    """One row (id 1): the seq of the newest ``template_changes`` row. The database
+    triggers of migration 0014 bump it for every template inserted or deleted; a reader that
+    sees head H can rely on every change with seq <= H being visible (writers serialise on
+    this row until they commit)."""
+
+    __tablename__ = "template_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class TemplateChangeRow(Base):
+    """One change to the set of templates: ``op`` "add" (a template row was inserted) or
+    "remove" (it was deleted), written by a database trigger in the same transaction. Each
+    vector index records the last ``seq`` it applied and catches up from here
+    (services/indexes.py). Never written by application code. No biometric data: ids only."""
+
+    __tablename__ = "template_changes"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    gallery_id: Mapped[str] = mapped_column(ID)
+    model_key: Mapped[str] = mapped_column(String(200))
+    template_id: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(6))
+
+
+class ErasureWorkRow(Base):
+    """What a committed erasure must still do outside the database, written in the erasure's
+    own transaction and deleted once done (services/erasure_work.py): ``blobs`` (JSON list of
+    blob ids to delete), ``galleries`` (JSON list of gallery ids whose index files must catch
+    up and be resealed), ``kek_floor`` (destroy every key-encryption key file below this
+    epoch; None when the erasure did not rotate). Every step is idempotent, so a crash at any
+    point is finished by the next start, the sweeper or ``probity doctor``."""
+
+    __tablename__ = "erasure_work"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    blobs: Mapped[str] = mapped_column(Text)
+    galleries: Mapped[str] = mapped_column(Text)
+    kek_floor: Mapped[int | None] = mapped_column(Integer, nullable=True)
