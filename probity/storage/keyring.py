@@ -123,6 +123,15 @@ class Keyring:
             self._keks[epoch] = unseal(self._master, sealed, f"probity/kek/{epoch}".encode())
         return self._keks[epoch]
 
+    def index_key(self, epoch: int) -> bytes:
+        """The 32-byte key that seals index files of ``epoch``: HKDF-SHA256 of that epoch's
+        KEK, info ``b"probity/index-file/v1"``. It dies with the KEK, so index files saved
+        before an erasure cannot be opened after it; IntegrityError (as ``kek``) once the
+        epoch is destroyed."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"probity/index-file/v1"
+        ).derive(self.kek(epoch))
+
     def write_kek(self, epoch: int) -> None:
         """Create the KEK of a new epoch on disk (fsynced before the database may refer
         to it). Overwrites a stale file of the same epoch left by a rolled-back rotation."""
