@@ -25,7 +25,7 @@ from probity.services.enrolment import EnrolmentService
 from probity.services.erasure import ErasureService
 from probity.services.galleries import GalleryService
 from probity.services.idempotency import IdempotencyService
-from probity.services.indexes import IndexSet
+from probity.services.indexes import IndexKeys, IndexSet, TemplateLog
 from probity.services.jobs import EnrolmentJobs
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.maintenance import IndexMaintenance
@@ -179,7 +179,12 @@ def build_services(
         )
     face_engine = engines.default
     vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
-    indexes = IndexSet(directory=settings.index_dir, backend=settings.index_backend)
+    indexes = IndexSet(
+        directory=settings.index_dir,
+        backend=settings.index_backend,
+        seal=IndexKeys(db, vault.keyring),
+        log=TemplateLog(db, vault),
+    )
     guard = AccessGuard(clock, frozenset(settings.server.searching_kinds))
     audit = AuditService(
         db=db,

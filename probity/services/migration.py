@@ -559,26 +559,9 @@ class ModelMigrationService:
                 row.updated_at = self.clock()
 
     def _build_index(self, gallery: Gallery, new: ModelVersion) -> int:
-        """The new model's index of the gallery, rebuilt from its new templates."""
-        ids: list[int] = []
-        vectors = []
-        with self.db.read() as session:
-            keys: dict[str, bytes] = {}
-            for t in Templates(session).for_gallery(gallery.id):
-                if t.model_key != new.key:
-                    continue
-                if t.subject_id not in keys:
-                    keys[t.subject_id] = self.vault.subject_key(session, t.subject_id)
-                ids.append(t.id)
-                vectors.append(Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector))
-        matrix = (
-            np.stack(vectors).astype(np.float32)
-            if vectors
-            else np.zeros((0, new.dimension), np.float32)
-        )
-        slot = IndexSlot.of(gallery, new)
-        self.indexes.replace_all(slot, ids, matrix)
-        return self.indexes.size(slot)
+        """The new model's index of the gallery, rebuilt from the template log (its new
+        templates, decrypted)."""
+        return len(self.indexes.rebuild(IndexSlot.of(gallery, new)))
 
     def _swap(
         self,

@@ -217,6 +217,14 @@ class Templates:
         rows = self.s.scalars(select(TemplateRow).where(TemplateRow.subject_id.in_(wanted)))
         return {r.id: _sealed(r) for r in rows}
 
+    def count(self, gallery_id: str, model_key: str) -> int:
+        """Templates of one gallery and model (``index status``; a COUNT over the indexed
+        ``gallery_id``, so not for every search: a search reads N from its index)."""
+        stmt = select(func.count()).select_from(TemplateRow).where(
+            TemplateRow.gallery_id == gallery_id, TemplateRow.model_key == model_key
+        )
+        return int(self.s.scalar(stmt) or 0)
+
     def ids_for_subject(self, subject_id: str) -> list[TemplateId]:
         stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)
         return [TemplateId(i) for i in self.s.scalars(stmt)]

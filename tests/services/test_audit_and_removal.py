@@ -84,7 +84,10 @@ def test_remove_subject_erases_rows_blobs_key_and_index_bytes(
     assert outcome.enrolment is not None
     g = svc.galleries.get(gallery)
     index_path = svc.indexes.path(IndexSlot.of(g))
-    assert stored_bytes(gone) in index_path.read_bytes()
+    # The file is sealed: not even the vectors still held are in it in the clear.
+    assert stored_bytes(gone) not in index_path.read_bytes()
+    assert stored_bytes(keep) not in index_path.read_bytes()
+    gone_id = int(svc.indexes.get(IndexSlot.of(g)).search(np.stack([gone]), 1)[0][0].id)
     with svc.db.transaction() as s:
         blob = s.execute(
             text("SELECT image_blob FROM enrolments WHERE id = :i"), {"i": outcome.enrolment.id}
@@ -96,8 +99,9 @@ def test_remove_subject_erases_rows_blobs_key_and_index_bytes(
     )
     assert (removal.enrolments, removal.index_vectors_removed) == (1, 1)
     data = index_path.read_bytes()
-    assert stored_bytes(gone) not in data
-    assert stored_bytes(keep) in data  # the scan can find what is still there
+    assert stored_bytes(gone) not in data and stored_bytes(keep) not in data
+    held = svc.indexes.get(IndexSlot.of(g)).ids().tolist()
+    assert gone_id not in held and len(held) == 1
     assert not svc.enrolment.vault.blobs.exists(blob)
     with svc.db.transaction() as s:
         for table in ("subjects", "subject_keys", "templates", "enrolments"):

@@ -90,7 +90,10 @@ def test_one_day_retention_two_days_later_the_sweep_leaves_nothing(
     three = svc.galleries.get("three")
     assert svc.indexes.size(IndexSlot.of(three)) == 1
     three_bytes = svc.indexes.path(IndexSlot.of(three)).read_bytes()
-    assert stored_bytes(part_old) not in three_bytes and stored_bytes(part_new) in three_bytes
+    # Sealed: neither the erased nor the kept vector is in the file in the clear.
+    assert stored_bytes(part_old) not in three_bytes and stored_bytes(part_new) not in three_bytes
+    kept = svc.indexes.get(IndexSlot.of(three)).search(np.stack([part_new]), 1)[0]
+    assert kept and kept[0].similarity > 0.999
     assert count(svc, "SELECT count(*) FROM enrolments WHERE gallery_id = :g", g=three.id) == 1
     # What stays in retention stays.
     long = svc.galleries.get("long")

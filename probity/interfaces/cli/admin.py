@@ -155,7 +155,8 @@ def index_rebuild(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOp
 
 @index_app.command("status")
 def index_status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Compare each gallery's index with its templates."""
+    """Compare each gallery's index with its templates and the template log (without
+    catching up: a gap shown here is repaired by the next search or by 'probity doctor')."""
     with services(home) as s:
         statuses = s.maintenance.status()
     if json_out:
@@ -166,12 +167,24 @@ def index_status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
                     "templates": x.templates,
                     "vectors": x.vectors,
                     "in_step": x.in_step,
+                    "applied_seq": x.applied_seq,
+                    "log_head_seq": x.head_seq,
+                    "changes_behind": x.behind,
                 }
                 for x in statuses
             ]
         )
         return
-    table = Table("gallery", "templates", "index vectors", "in step")
+    table = Table(
+        "gallery", "templates", "index vectors", "applied / log head", "behind", "in step"
+    )
     for x in statuses:
-        table.add_row(x.gallery, str(x.templates), str(x.vectors), "yes" if x.in_step else "NO")
+        table.add_row(
+            x.gallery,
+            str(x.templates),
+            str(x.vectors),
+            f"{x.applied_seq} / {x.head_seq}",
+            str(x.behind),
+            "yes" if x.in_step else "NO",
+        )
     out.print(table)
