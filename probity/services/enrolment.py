@@ -40,6 +40,7 @@ from probity.errors import (
     ProbityError,
     QualityRefused,
 )
+from probity.faults import crash_point
 from probity.policy.provenance import parse_provenance
 from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
@@ -415,6 +416,8 @@ class EnrolmentService:
             )
             # The blob goes last inside the transaction: if writing it fails, nothing commits.
             self.vault.put_image(key, subject_row.id, blob_id, prepared.image)
+        # Committed; the vector is not in the index yet (single and bulk paths both pass here).
+        crash_point("enrol.after-commit")
         return (
             EnrolOutcome(RowStatus.ENROLLED, reference, enrolment=enrolment, refused_faces=refused),
             face.descriptor,

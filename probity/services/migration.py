@@ -75,6 +75,7 @@ from probity.engine.quality import quality_reasons
 from probity.engine.registry import EngineSet
 from probity.engine.types import AnalysedFace, FaceEngine
 from probity.errors import Conflict, InvalidInput, MigrationNotFound, ProbityError
+from probity.faults import crash_point
 from probity.services.access import Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
@@ -268,6 +269,7 @@ class ModelMigrationService:
             holds = self.suppression.legacy_holds(target, new)
             if self._swap(actor, target, new, row_id, holds, run, vectors):
                 break  # else an enrolment arrived meanwhile: embed it and try again
+        crash_point("migration.after-swap")  # swapped and committed; old index file still there
         # The old model's index file, after the commit (and any a crash left behind).
         self.indexes.drop_others(IndexSlot.of(target, new))
         return self.report(gallery=gallery, actor=actor)
@@ -435,6 +437,7 @@ class ModelMigrationService:
             on_progress(done, total)
         for enrolment_id in pending:
             if self._embed_one(actor, gallery, engine, migration_id, enrolment_id):
+                crash_point("migration.after-batch")  # this enrolment's new template committed
                 run.items += 1
                 if on_item is not None:
                     on_item(run.items)
