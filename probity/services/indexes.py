@@ -332,7 +332,7 @@ class IndexSet:
                 index = self._load(slot.name, slot.model.dimension, fresh_if_unreadable=False)
             except IndexFileUnreadable:
                 index = None
-            if index is not None and index.applied_seq >= head:
+            if index is not None and index.applied_seq == head:
                 return index
             return self.catch_up(slot)
         except IndexBehind:
@@ -371,6 +371,20 @@ class IndexSet:
             head, changes = (
                 (0, {}) if self.log is None else self.log.changes(slot, index.applied_seq)
             )
+            if self.log is not None and index.applied_seq > head:
+                # The log is behind the index: the database was restored from an older copy.
+                # Template ids may since have been given to other people's templates, so
+                # the index is not trusted: it is rebuilt from the whole log.
+                log.warning(
+                    "index %s applied seq %d but the log ends at %d (database restored?); "
+                    "rebuilding it",
+                    slot.name,
+                    index.applied_seq,
+                    head,
+                )
+                index.clear()
+                head, changes = self.log.changes(slot, 0)
+                force_save = True
             removes = [t for t, op in changes.items() if op == REMOVE]
             adds = [t for t, op in changes.items() if op == ADD]
             given = dict(known or {})

@@ -44,6 +44,9 @@ NEW_TABLES = (
     "model_migration_items",
     "model_migrations",
     "suppression_version",
+    "template_changes",
+    "template_log_head",
+    "erasure_work",
 )
 
 
@@ -144,8 +147,11 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     assert objection["suppression_id"]
     # The home as it was before this change: schema 0009, without the migration tables (0010),
     # the candidate marking columns (0011), the search path indexes (0012) and the
-    # suppression list's version row (0013).
+    # suppression list's version row (0013), the template log and erasure journal (0014).
     with sqlite3.connect(home / "probity.db") as db:
+        # and without the template change log and its triggers (0014)
+        for trigger in ("template_log_insert", "template_log_delete"):
+            db.execute(f"DROP TRIGGER {trigger}")
         for table in NEW_TABLES:
             db.execute(f"DROP TABLE {table}")
         for column in ("within_threshold", "fused", "expected_strangers"):
