@@ -42,6 +42,7 @@ from tests.crash.harness import (
     PHOTOS,
     assert_home_consistent,
     capture,
+    cli,
     index_files,
     ok,
     probity,
@@ -71,6 +72,12 @@ def _receipts(home: Path, subject_id: str) -> int:
     return int(count)
 
 
+def _doctor_finds_something(home: Path) -> None:
+    """``probity doctor --check`` (which changes nothing) sees what the crash left."""
+    code, out, err = cli(home, "doctor", "--check")
+    assert code == 1, (code, out, err)
+
+
 # -- enrol --manifest --------------------------------------------------------------------------
 
 
@@ -88,6 +95,7 @@ def test_enrol_manifest(
     home = fresh(blank_home)
     args = ["enrol", GALLERY, "--manifest", str(manifest), "--json"]
     run_crashing(home, args, point)
+    _doctor_finds_something(home)
     restart(home, "doctor")
     assert_home_consistent(home, expected=rows(PHOTOS[:committed]))
 
@@ -111,6 +119,7 @@ def test_enrol_one_image(blank_home: Path, fresh: Fresh) -> None:
         COLLECTED_AT, "--jurisdiction", "GB",
     ]  # fmt: skip
     run_crashing(home, args, "enrol.after-commit")
+    _doctor_finds_something(home)
     restart(home, "doctor")
     assert_home_consistent(home, expected=rows([(name, subject)]))
     again = probity(home, *args)
@@ -155,6 +164,7 @@ def test_erase(point: str, enrolled_home: Path, fresh: Fresh, tmp_path: Path) ->
     run_crashing(home, ["erase", ERASED, "--gallery", GALLERY, "--reason", "RR-12"], point)
     assert _journal(home) == 1  # the crash left work to finish: the checks below can fail
     assert _receipts(home, erased.subject_id) == 1  # committed with the erasure
+    _doctor_finds_something(home)
     restart(home, "start")
     assert_home_consistent(home, expected=rows_but(ERASED), erased=[erased])
 
@@ -180,6 +190,7 @@ def test_sweep(point: str, enrolled_home: Path, fresh: Fresh, tmp_path: Path) ->
     run_crashing(home, ["sweep", "--json"], point)
     assert _journal(home) == 1
     assert _receipts(home, erased.subject_id) == 1
+    _doctor_finds_something(home)
     restart(home, "start")
     assert_home_consistent(home, expected=rows_but(ERASED), erased=[erased])
 
