@@ -6,8 +6,14 @@ Search cost is one matrix product over the whole gallery: O(n * dimension) per q
 n * (4 * dimension + 8) bytes (0.52 GB at 1M x 128-d).
 
 File format: an uncompressed ``.npz`` (numpy zip) with two arrays, ``ids`` (int64, n) and
-``vectors`` (float32, n x dimension, already normalised). Every save rewrites the whole file,
-so a removed vector is gone from the file after the next ``save()``.
+``vectors`` (float32, n x dimension, already normalised), sealed in the envelope of
+``probity.index.files`` (AES-256-GCM under the index key of the current KEK epoch; the header
+holds the dimension, count and ``applied_seq``). Every save rewrites the whole file, so a
+removed vector is gone from the file after the next ``save()``; a plain ``.npz`` (written
+before sealing), another slot's file or one sealed under a destroyed epoch raises
+``IndexFileUnreadable``. Loading holds the decrypted ``.npz`` and a copy of it while numpy
+reads the arrays out (about twice the file size, transiently): simple over lean, as befits the
+reference backend.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from probity.errors import IntegrityError
 from probity.index.base import Hit
-from probity.index.files import atomic_write_bytes
+from probity.index.files import read_sealed, write_sealed
+from probity.index.sealing import IndexFileUnreadable, IndexSeal
 from probity.index.vectors import (
     IdsLike,
     check_batch,
@@ -34,6 +40,8 @@ from probity.index.vectors import (
 )
 
 __all__ = ["ExactIndex"]
+
+BACKEND = "exact"
 
 # Bound the (queries x gallery) score matrix of one search block to about 64 MiB of float32.
 _SCORE_BLOCK_ELEMENTS = 16 * 1024 * 1024
@@ -48,26 +56,28 @@ def _frozen(array: NDArray[np.generic]) -> None:
 class ExactIndex:
     """Exact cosine-similarity search over L2-normalised float32 vectors held in numpy arrays.
 
-    ``path`` is the index file (conventionally ``<stem>.npz``); it is loaded if it exists, and
-    written by ``save()``. Thread-safe: mutations and saves are serialised by a lock; searches
-    take a consistent snapshot under the lock and then run without it.
+    ``path`` is the index file (conventionally ``<stem>.npz``); it is loaded if it exists
+    (unsealed with ``seal``), and written by ``save()`` (sealed under ``seal.current()``).
+    Thread-safe: mutations and saves are serialised by a lock; searches take a consistent
+    snapshot under the lock and then run without it.
 
     Trade-off: adding or removing copies the arrays (O(n) per call), so enrol in batches where
     possible; in exchange a search never sees a half-applied change and removal is physical.
     """
 
-    def __init__(self, path: Path, dimension: int | None) -> None:
-        """``dimension`` None: take it from the existing file."""
+    def __init__(self, path: Path, dimension: int | None, seal: IndexSeal) -> None:
+        """``dimension`` None: take it from the existing file's header. Raises
+        ``IndexFileUnreadable`` for a file that cannot be opened (see ``read_sealed``) or
+        holds another dimension."""
         self._path = Path(path)
-        if dimension is None:
-            with np.load(self._path, allow_pickle=False) as archive:
-                dimension = int(np.asarray(archive["vectors"]).shape[1])
-        self._dimension = check_dimension(dimension)
+        self._seal = seal
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
+        self._applied_seq = 0
+        self._dimension = 0 if dimension is None else check_dimension(dimension)
         self._ids: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._vectors: NDArray[np.float32] = np.empty((0, self._dimension), dtype=np.float32)
-        if self._path.exists():
+        if dimension is None or self._path.exists():
             self._load()
         _frozen(self._ids)
         _frozen(self._vectors)
@@ -162,49 +172,77 @@ class ExactIndex:
             return self._ids.copy()
 
     def clear(self) -> None:
-        """Remove everything (in memory; call ``save()`` to empty the file too)."""
+        """Remove everything and reset ``applied_seq`` to 0 (in memory; call ``save()`` to
+        empty the file too): an emptied index holds the effect of no change."""
         with self._lock:
             ids_out = np.empty(0, dtype=np.int64)
             vectors_out = np.empty((0, self._dimension), dtype=np.float32)
             _frozen(ids_out)
             _frozen(vectors_out)
             self._ids, self._vectors = ids_out, vectors_out
+            self._applied_seq = 0
+
+    @property
+    def applied_seq(self) -> int:
+        """The last template-change seq this index holds (0: none); see ``VectorIndex``."""
+        with self._lock:
+            return self._applied_seq
+
+    def mark_applied(self, seq: int) -> None:
+        """Record that every change up to ``seq`` is applied (saved by the next ``save()``).
+        A lower ``seq`` than the current one is ignored: the number never moves backwards."""
+        with self._lock:
+            self._applied_seq = max(self._applied_seq, int(seq))
 
     def save(self) -> None:
-        """Write the index to its file atomically (temp file, fsync, rename, fsync directory).
+        """Seal the index and its ``applied_seq`` into its file atomically (temp file, fsync,
+        rename, fsync directory), under the index key ``seal.current()`` gives.
 
         The parent directory is created (mode 0700) if missing. Concurrent saves are serialised
-        and each writes a consistent snapshot; searches and mutations are not blocked while the
-        file is written.
+        and each writes a consistent snapshot (arrays and seq taken together under the lock);
+        searches and mutations are not blocked while the file is written.
         """
         with self._save_lock:
             with self._lock:
-                ids, vectors = self._ids, self._vectors
+                ids, vectors, applied_seq = self._ids, self._vectors, self._applied_seq
             buffer = io.BytesIO()
             # Uncompressed on purpose: saving 0.5 GB stays I/O-bound, not CPU-bound.
             np.savez(buffer, ids=ids, vectors=vectors)
             self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write_bytes(self._path, buffer.getbuffer())
+            write_sealed(
+                self._path,
+                buffer.getbuffer(),
+                seal=self._seal,
+                applied_seq=applied_seq,
+                backend=BACKEND,
+                dimension=self._dimension,
+                count=int(ids.shape[0]),
+            )
 
     def _load(self) -> None:
+        payload, header = read_sealed(self._path, seal=self._seal, backend=BACKEND)
+        if self._dimension and header.dimension != self._dimension:
+            raise self._unreadable(
+                f"holds dimension {header.dimension} vectors, expected {self._dimension}"
+            )
+        archive_bytes = io.BytesIO(payload.data)
+        del payload
         try:
-            with np.load(self._path, allow_pickle=False) as archive:
+            with np.load(archive_bytes, allow_pickle=False) as archive:
                 ids = np.asarray(archive["ids"])
                 vectors = np.asarray(archive["vectors"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            raise IntegrityError(
-                f"index file {self._path} is unreadable ({error}); rebuild the index"
-            ) from error
+            raise self._unreadable(f"holds no readable arrays ({error})") from error
         if ids.dtype != np.int64 or ids.ndim != 1:
-            raise IntegrityError(f"index file {self._path} holds malformed ids; rebuild the index")
+            raise self._unreadable("holds malformed ids")
         if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
-            raise IntegrityError(
-                f"index file {self._path} holds malformed vectors; rebuild the index"
-            )
-        if vectors.shape[1] != self._dimension:
-            raise IntegrityError(
-                f"index file {self._path} holds dimension {vectors.shape[1]} vectors, "
-                f"expected {self._dimension}; rebuild the index"
-            )
+            raise self._unreadable("holds malformed vectors")
+        if vectors.shape[1] != header.dimension or ids.shape[0] != header.count:
+            raise self._unreadable("holds arrays that do not match its header")
+        self._dimension = check_dimension(header.dimension)
         self._ids = np.ascontiguousarray(ids)
         self._vectors = np.ascontiguousarray(vectors)
+        self._applied_seq = header.applied_seq
+
+    def _unreadable(self, reason: str) -> IndexFileUnreadable:
+        return IndexFileUnreadable(f"index file {self._path} {reason}; rebuild the index")

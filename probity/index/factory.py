@@ -4,7 +4,9 @@
     "exact"  ExactIndex, numpy brute force, file <stem>.npz                 (reference)
 
 Both are exact and support physical removal; FAISS is faster on batches and loads/saves its
-own format. The backend module is imported only when it is opened.
+own format. Either file is sealed at rest (AES-256-GCM, ``probity.index.files``) under the
+index key ``seal`` gives, with the index's ``applied_seq`` in its authenticated header. The
+backend module is imported only when it is opened.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from probity.errors import InvalidInput
 from probity.index.base import VectorIndex
+from probity.index.sealing import IndexSeal
 
 __all__ = ["BACKENDS", "index_file", "open_index"]
 
@@ -33,19 +36,24 @@ def index_file(backend: str, path_stem: Path) -> Path:
     return path_stem.with_name(path_stem.name + suffix)
 
 
-def open_index(backend: str, path_stem: Path, dimension: int | None) -> VectorIndex:
-    """Open (loading its file if present) or create the index ``backend`` at ``path_stem``.
+def open_index(
+    backend: str, path_stem: Path, dimension: int | None, seal: IndexSeal
+) -> VectorIndex:
+    """Open (unsealing its file if present) or create the index ``backend`` at ``path_stem``.
 
     ``dimension`` is the template length of the gallery's model (128 for dlib and SFace);
-    None reads it from the existing file (which must then exist). Raises
-    ``InvalidInput`` for an unknown backend and ``IntegrityError`` for an unreadable file or a
-    file of another dimension; the index is derived data, so the fix is a rebuild.
+    None reads it from the existing file's header (the file must then exist). ``seal`` gives
+    the index keys: ``seal.key(epoch)`` to open the file, ``seal.current()`` for each
+    ``save()``. Raises ``InvalidInput`` for an unknown backend and ``IndexFileUnreadable`` (an
+    ``IntegrityError``) for a file that is missing (dimension None), plain (written before
+    sealing), corrupt, truncated, another slot's or backend's, sealed under a destroyed epoch,
+    or of another dimension; the index is derived data, so the fix is a rebuild.
     """
     path = index_file(backend, path_stem)
     if backend == "faiss":
         from probity.index.faiss_index import FaissIndex
 
-        return FaissIndex(path, dimension)
+        return FaissIndex(path, dimension, seal)
     from probity.index.exact import ExactIndex
 
-    return ExactIndex(path, dimension)
+    return ExactIndex(path, dimension, seal)

@@ -8,9 +8,14 @@ erased person's template on disk. Flat search costs O(n * dimension) per query (
 1M x 128-d on two cores, see ``bench/index_search.py``); memory is about
 n * (4 * dimension + 8) bytes plus FAISS's id hash map (IndexIDMap2's reverse map).
 
-File format: FAISS's own serialisation (``faiss.serialize_index``), conventionally ``.faiss``.
-``faiss`` is imported only when a ``FaissIndex`` is built, so importing ``probity.index`` stays
-cheap.
+File format: FAISS's own serialisation (``faiss.serialize_index``) sealed in the envelope of
+``probity.index.files`` (AES-256-GCM under the index key of the current KEK epoch, header with
+the dimension, count and ``applied_seq``), conventionally ``.faiss``. A plain FAISS file
+(written before sealing), another slot's file or one sealed under a destroyed epoch raises
+``IndexFileUnreadable``: the index is rebuilt from the database. Cost of sealing, measured in
+``bench/index_sealing.py``: small next to serialisation and fsync; peak memory is unchanged
+(the serialised copy, plus one 16 MiB chunk). ``faiss`` is imported only when a
+``FaissIndex`` is built, so importing ``probity.index`` stays cheap.
 
 Memory caveat: removal compacts the live vectors, but freed heap memory is not scrubbed (the
 last row's old slot may keep its bytes until reused). At-rest protection comes from
@@ -26,9 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from probity.errors import IntegrityError
 from probity.index.base import Hit
-from probity.index.files import atomic_write_bytes
+from probity.index.files import read_sealed, write_sealed
+from probity.index.sealing import IndexFileUnreadable, IndexSeal
 from probity.index.vectors import (
     IdsLike,
     check_batch,
@@ -41,6 +46,8 @@ from probity.index.vectors import (
 
 __all__ = ["FaissIndex"]
 
+BACKEND = "faiss"
+
 
 def _faiss() -> Any:
     import faiss
@@ -51,30 +58,32 @@ def _faiss() -> Any:
 class FaissIndex:
     """Exact cosine-similarity search with FAISS over L2-normalised float32 vectors.
 
-    ``path`` is the index file (conventionally ``<stem>.faiss``); it is loaded if it exists,
-    and written by ``save()``. Thread-safe: one re-entrant lock guards every call into FAISS,
-    because FAISS's add and remove are not safe against concurrent searches. A search still
-    uses FAISS's own OpenMP threads (BLAS for batches of 20+ queries).
+    ``path`` is the index file (conventionally ``<stem>.faiss``); it is loaded if it exists
+    (unsealed with ``seal``), and written by ``save()`` (sealed under ``seal.current()``).
+    Thread-safe: one re-entrant lock guards every call into FAISS, because FAISS's add and
+    remove are not safe against concurrent searches. A search still uses FAISS's own OpenMP
+    threads (BLAS for batches of 20+ queries).
 
     Trade-off: ``remove`` costs O(n) (it scans and compacts the storage, then rebuilds the id
     map), and an ``add`` that replaces existing ids pays one such removal; adding new ids is
     amortised O(1) each plus an O(n) presence check per call, so batch your adds.
     """
 
-    def __init__(self, path: Path, dimension: int | None) -> None:
-        """``dimension`` None: take it from the existing file (an erasure opening an index
-        of a model it does not otherwise know)."""
+    def __init__(self, path: Path, dimension: int | None, seal: IndexSeal) -> None:
+        """``dimension`` None: take it from the existing file's header (an erasure opening
+        an index of a model it does not otherwise know). Raises ``IndexFileUnreadable`` for a
+        file that cannot be opened (see ``read_sealed``) or holds another dimension."""
         self._path = Path(path)
+        self._seal = seal
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._faiss = _faiss()
-        if dimension is None:
-            self._dimension = 0
+        self._applied_seq = 0
+        self._dimension = 0 if dimension is None else check_dimension(dimension)
+        if dimension is None or self._path.exists():
             self._index: Any = self._load()
-            self._dimension = int(self._index.d)
-            return
-        self._dimension = check_dimension(dimension)
-        self._index = self._load() if self._path.exists() else self._empty()
+        else:
+            self._index = self._empty()
 
     @property
     def dimension(self) -> int:
@@ -153,25 +162,51 @@ class FaissIndex:
             return result.astype(np.int64, copy=False)
 
     def clear(self) -> None:
-        """Remove everything (in memory; call ``save()`` to empty the file too).
+        """Remove everything and reset ``applied_seq`` to 0 (in memory; call ``save()`` to
+        empty the file too): an emptied index holds the effect of no change.
 
         A fresh FAISS index replaces the old one, so its storage is released, not just emptied.
         """
         with self._lock:
             self._index = self._empty()
+            self._applied_seq = 0
+
+    @property
+    def applied_seq(self) -> int:
+        """The last template-change seq this index holds (0: none); see ``VectorIndex``."""
+        with self._lock:
+            return self._applied_seq
+
+    def mark_applied(self, seq: int) -> None:
+        """Record that every change up to ``seq`` is applied (saved by the next ``save()``).
+        A lower ``seq`` than the current one is ignored: the number never moves backwards."""
+        with self._lock:
+            self._applied_seq = max(self._applied_seq, int(seq))
 
     def save(self) -> None:
-        """Write the index to its file atomically (temp file, fsync, rename, fsync directory).
+        """Seal the index and its ``applied_seq`` into its file atomically (temp file, fsync,
+        rename, fsync directory), under the index key ``seal.current()`` gives.
 
         The parent directory is created (mode 0700) if missing. Serialisation (a copy of the
-        index in memory, ~0.5 GB at 1M x 128-d) happens under the lock; the disk write does
+        index in memory, ~0.5 GB at 1M x 128-d) and the reading of ``applied_seq`` happen
+        under the lock, so the two describe the same state; encryption and the disk write do
         not, so searches wait only for the copy. Concurrent saves are serialised, in order.
         """
         with self._save_lock:
             with self._lock:
                 data: NDArray[np.uint8] = self._faiss.serialize_index(self._index)
+                count = int(self._index.ntotal)
+                applied_seq = self._applied_seq
             self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write_bytes(self._path, data.data)
+            write_sealed(
+                self._path,
+                data.data,
+                seal=self._seal,
+                applied_seq=applied_seq,
+                backend=BACKEND,
+                dimension=self._dimension,
+                count=count,
+            )
 
     def _empty(self) -> Any:
         faiss = self._faiss
@@ -192,23 +227,27 @@ class FaissIndex:
 
     def _load(self) -> Any:
         faiss = self._faiss
+        data, header = read_sealed(self._path, seal=self._seal, backend=BACKEND)
+        if self._dimension and header.dimension != self._dimension:
+            raise self._unreadable(
+                f"holds dimension {header.dimension} vectors, expected {self._dimension}"
+            )
         try:
-            data = np.fromfile(self._path, dtype=np.uint8)
             index = faiss.deserialize_index(data)
-        except (OSError, RuntimeError, ValueError) as error:
-            raise IntegrityError(
-                f"index file {self._path} is unreadable ({error}); rebuild the index"
-            ) from error
+        except (RuntimeError, ValueError) as error:
+            raise self._unreadable(f"holds no FAISS index ({error})") from error
+        del data  # the serialised copy: as large as the index itself
         if not isinstance(index, faiss.IndexIDMap2) or not isinstance(
             faiss.downcast_index(index.index), faiss.IndexFlatIP
         ):
-            raise IntegrityError(
-                f"index file {self._path} holds a {type(index).__name__}, not an "
-                "IndexIDMap2(IndexFlatIP); rebuild the index"
+            raise self._unreadable(
+                f"holds a {type(index).__name__}, not an IndexIDMap2(IndexFlatIP)"
             )
-        if self._dimension and int(index.d) != self._dimension:
-            raise IntegrityError(
-                f"index file {self._path} holds dimension {index.d} vectors, "
-                f"expected {self._dimension}; rebuild the index"
-            )
+        if int(index.d) != header.dimension or int(index.ntotal) != header.count:
+            raise self._unreadable("holds an index that does not match its header")
+        self._dimension = check_dimension(header.dimension)
+        self._applied_seq = header.applied_seq
         return index
+
+    def _unreadable(self, reason: str) -> IndexFileUnreadable:
+        return IndexFileUnreadable(f"index file {self._path} {reason}; rebuild the index")

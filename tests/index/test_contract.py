@@ -13,7 +13,10 @@ from numpy.typing import NDArray
 
 from probity.errors import IntegrityError, InvalidInput
 from probity.index import BACKENDS, VectorIndex, index_file, open_index
+from probity.index.files import read_sealed
+from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
+from tests.index.conftest import FixedSeal
 
 DIMENSION = 16
 
@@ -33,8 +36,8 @@ def stem(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def index(backend: str, stem: Path) -> VectorIndex:
-    return open_index(backend, stem, DIMENSION)
+def index(backend: str, stem: Path, seal: FixedSeal) -> VectorIndex:
+    return open_index(backend, stem, DIMENSION, seal)
 
 
 @pytest.fixture
@@ -125,12 +128,12 @@ def test_remove_returns_count_and_the_id_never_comes_back(
 
 
 def test_save_and_reopen_round_trip(
-    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
 ) -> None:
     index, vectors = filled
     index.remove([105])
     index.save()
-    reopened = open_index(backend, stem, DIMENSION)
+    reopened = open_index(backend, stem, DIMENSION, seal)
     assert len(reopened) == 49
     assert sorted(reopened.ids().tolist()) == sorted(index.ids().tolist())
     before = index.search(vectors[:10], k=10)
@@ -142,14 +145,16 @@ def test_save_and_reopen_round_trip(
         assert [h.similarity for h in new] == pytest.approx([h.similarity for h in old], abs=1e-6)
 
 
-def test_nothing_is_persisted_until_save(backend: str, stem: Path, index: VectorIndex) -> None:
+def test_nothing_is_persisted_until_save(
+    backend: str, stem: Path, seal: FixedSeal, index: VectorIndex
+) -> None:
     index.add([1], random_vectors(1, seed=6))
     assert not index_file(backend, stem).exists()
-    assert len(open_index(backend, stem, DIMENSION)) == 0
+    assert len(open_index(backend, stem, DIMENSION, seal)) == 0
 
 
 def test_dimension_mismatch_is_refused_clearly(
-    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
 ) -> None:
     index, _ = filled
     with pytest.raises(InvalidInput, match="dimension 8 but this index holds dimension 16"):
@@ -160,7 +165,7 @@ def test_dimension_mismatch_is_refused_clearly(
         index.search(random_vectors(1, seed=7)[0], k=1)
     index.save()
     with pytest.raises(IntegrityError, match="dimension 16 vectors, expected 128"):
-        open_index(backend, stem, 128)
+        open_index(backend, stem, 128, seal)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +201,7 @@ def test_float64_vectors_are_accepted(index: VectorIndex) -> None:
 
 
 def test_clear_empties_the_index_and_the_saved_file(
-    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
 ) -> None:
     index, vectors = filled
     index.save()
@@ -207,16 +212,16 @@ def test_clear_empties_the_index_and_the_saved_file(
     assert index.ids().tolist() == [1]
     index.clear()
     index.save()
-    assert len(open_index(backend, stem, DIMENSION)) == 0
+    assert len(open_index(backend, stem, DIMENSION, seal)) == 0
 
 
-def test_backends_agree_on_top_10(tmp_path: Path) -> None:
+def test_backends_agree_on_top_10(tmp_path: Path, seal: FixedSeal) -> None:
     vectors = random_vectors(2_000, seed=9, dimension=32)
     queries = random_vectors(25, seed=10, dimension=32)
     ids = np.random.default_rng(11).permutation(10_000)[:2_000]
     results = {}
     for name in sorted(BACKENDS):
-        index = open_index(name, tmp_path / name, 32)
+        index = open_index(name, tmp_path / name, 32, seal)
         index.add(ids, vectors)
         results[name] = index.search(queries, k=10)
     exact, faiss = results["exact"], results["faiss"]
@@ -228,24 +233,159 @@ def test_backends_agree_on_top_10(tmp_path: Path) -> None:
 
 
 def test_removed_vector_bytes_are_not_in_the_saved_file(
-    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
 ) -> None:
-    """Acceptance test for erasure: after remove + save, the template is gone from disk."""
+    """Acceptance test for erasure: after remove + save, the template is gone from the file,
+    even to someone who holds the key (the decrypted payload is searched)."""
     index, vectors = filled
     path = index_file(backend, stem)
     removed = normalise(vectors[12:13], DIMENSION)[0].tobytes()  # id 112
     kept = normalise(vectors[30:31], DIMENSION)[0].tobytes()  # id 130
     index.save()
-    before = path.read_bytes()
-    # Both are on disk before removal: proves the scan can find what it looks for.
+    before = read_sealed(path, seal=seal, backend=backend)[0].tobytes()
+    # Both are in the payload before removal: proves the scan can find what it looks for.
     assert removed in before
     assert kept in before
 
     assert index.remove([112]) == 1
     index.save()
-    after = path.read_bytes()
+    after = read_sealed(path, seal=seal, backend=backend)[0].tobytes()
     assert removed not in after
     assert kept in after
+
+
+def test_the_file_holds_no_vector_in_the_clear(
+    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, vectors = filled
+    index.save()
+    raw = index_file(backend, stem).read_bytes()
+    for row in normalise(vectors, DIMENSION):
+        assert row.tobytes() not in raw
+        assert row[: DIMENSION // 2].tobytes() not in raw  # nor half of one
+    assert index.ids().astype(np.int64).tobytes() not in raw
+
+
+def test_applied_seq_round_trips_and_never_moves_backwards(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    assert index.applied_seq == 0
+    index.mark_applied(41)
+    index.mark_applied(7)  # older: ignored
+    assert index.applied_seq == 41
+    index.save()
+    index.mark_applied(50)  # not saved
+    reopened = open_index(backend, stem, DIMENSION, seal)
+    assert reopened.applied_seq == 41
+    assert len(reopened) == 50
+    assert open_index(backend, stem, None, seal).applied_seq == 41
+
+
+def test_clear_resets_applied_seq(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.mark_applied(9)
+    index.clear()
+    assert index.applied_seq == 0
+    index.save()
+    assert open_index(backend, stem, DIMENSION, seal).applied_seq == 0
+
+
+def test_dimension_none_reads_the_header(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, vectors = filled
+    index.save()
+    reopened = open_index(backend, stem, None, seal)
+    assert reopened.dimension == DIMENSION
+    assert reopened.search(vectors[4:5], k=1)[0][0].id == 104
+    with pytest.raises(IndexFileUnreadable, match="does not exist"):
+        open_index(backend, stem.with_name("absent"), None, seal)
+
+
+def test_saves_use_the_current_epoch_and_old_epochs_still_open(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    seal.current_epoch = 2  # a rotation; epoch 1 still alive
+    assert len(open_index(backend, stem, DIMENSION, seal)) == 50
+    index.save()
+    assert read_sealed(index_file(backend, stem), seal=seal, backend=backend)[1].epoch == 2
+
+
+def test_a_file_sealed_under_a_destroyed_epoch_is_unreadable(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    seal.current_epoch = 2
+    seal.destroyed.add(1)  # an erasure rotated the KEK and destroyed epoch 1
+    with pytest.raises(IndexFileUnreadable, match="epoch 1, which is gone"):
+        open_index(backend, stem, DIMENSION, seal)
+
+
+def test_another_key_is_refused(
+    backend: str, stem: Path, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    with pytest.raises(IndexFileUnreadable, match="failed authentication"):
+        open_index(backend, stem, DIMENSION, FixedSeal(salt=b"another home"))
+
+
+def test_a_file_renamed_into_another_slot_is_refused(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    other = stem.with_name("gallery-2")
+    index_file(backend, stem).rename(index_file(backend, other))
+    with pytest.raises(IndexFileUnreadable, match="sealed for the slot 'gallery-1"):
+        open_index(backend, other, DIMENSION, seal)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 60, -1])
+def test_a_truncated_file_is_refused(
+    backend: str,
+    stem: Path,
+    seal: FixedSeal,
+    filled: tuple[VectorIndex, NDArray[np.float32]],
+    keep: int,
+) -> None:
+    index, _ = filled
+    index.save()
+    path = index_file(backend, stem)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:keep])
+    with pytest.raises(IndexFileUnreadable, match=r"truncated|not a sealed index file"):
+        open_index(backend, stem, DIMENSION, seal)
+
+
+def test_a_flipped_bit_is_refused(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    path = index_file(backend, stem)
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IndexFileUnreadable, match="failed authentication"):
+        open_index(backend, stem, DIMENSION, seal)
+
+
+def test_another_backends_file_is_refused(
+    backend: str, stem: Path, seal: FixedSeal, filled: tuple[VectorIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    other = "exact" if backend == "faiss" else "faiss"
+    index_file(backend, stem).rename(index_file(other, stem))
+    with pytest.raises(IndexFileUnreadable, match=f"holds a '{backend}' index"):
+        open_index(other, stem, DIMENSION, seal)
 
 
 def test_save_leaves_no_temp_files_and_is_private(
@@ -260,18 +400,37 @@ def test_save_leaves_no_temp_files_and_is_private(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_save_creates_the_parent_folder(backend: str, tmp_path: Path) -> None:
+def test_save_creates_the_parent_folder(backend: str, tmp_path: Path, seal: FixedSeal) -> None:
     stem = tmp_path / "home" / "index" / "gallery-2"
-    index = open_index(backend, stem, DIMENSION)
+    index = open_index(backend, stem, DIMENSION, seal)
     index.add([1], random_vectors(1, seed=12))
     index.save()
     assert index_file(backend, stem).exists()
 
 
-def test_unreadable_file_raises_integrity_error(backend: str, stem: Path) -> None:
+def test_unreadable_file_raises_integrity_error(backend: str, stem: Path, seal: FixedSeal) -> None:
     index_file(backend, stem).write_bytes(b"not an index")
-    with pytest.raises(IntegrityError, match="rebuild the index"):
-        open_index(backend, stem, DIMENSION)
+    with pytest.raises(IndexFileUnreadable, match=r"not a sealed index file.*rebuild the index"):
+        open_index(backend, stem, DIMENSION, seal)
+
+
+def test_a_plain_file_from_before_sealing_is_unreadable(
+    backend: str, stem: Path, seal: FixedSeal
+) -> None:
+    import faiss
+
+    vectors = normalise(random_vectors(5, seed=14), DIMENSION)
+    path = index_file(backend, stem)
+    if backend == "faiss":
+        plain = faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
+        plain.add_with_ids(vectors, np.arange(5, dtype=np.int64))
+        faiss.write_index(plain, str(path))
+    else:
+        with path.open("wb") as handle:
+            np.savez(handle, ids=np.arange(5, dtype=np.int64), vectors=vectors)
+    with pytest.raises(IndexFileUnreadable, match="not a sealed index file"):
+        open_index(backend, stem, DIMENSION, seal)
+    assert issubclass(IndexFileUnreadable, IntegrityError)
 
 
 def test_concurrent_adds_removes_and_searches(index: VectorIndex) -> None:

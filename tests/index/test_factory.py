@@ -12,6 +12,7 @@ import probity.index
 from probity.errors import InvalidInput
 from probity.index import ExactIndex, index_file, open_index
 from probity.index.faiss_index import FaissIndex
+from tests.index.conftest import FixedSeal
 
 
 def test_index_file_appends_the_backend_suffix(tmp_path: Path) -> None:
@@ -20,25 +21,25 @@ def test_index_file_appends_the_backend_suffix(tmp_path: Path) -> None:
     assert index_file("faiss", tmp_path / "gallery.v2") == tmp_path / "gallery.v2.faiss"
 
 
-def test_open_index_builds_the_named_backend(tmp_path: Path) -> None:
-    assert isinstance(open_index("faiss", tmp_path / "a", 4), FaissIndex)
-    assert isinstance(open_index("exact", tmp_path / "b", 4), ExactIndex)
+def test_open_index_builds_the_named_backend(tmp_path: Path, seal: FixedSeal) -> None:
+    assert isinstance(open_index("faiss", tmp_path / "a", 4, seal), FaissIndex)
+    assert isinstance(open_index("exact", tmp_path / "b", 4, seal), ExactIndex)
 
 
-def test_unknown_backend_is_invalid_input(tmp_path: Path) -> None:
+def test_unknown_backend_is_invalid_input(tmp_path: Path, seal: FixedSeal) -> None:
     with pytest.raises(
         InvalidInput, match="unknown index backend 'hnsw': choose one of 'exact', 'faiss'"
     ):
-        open_index("hnsw", tmp_path / "a", 4)
+        open_index("hnsw", tmp_path / "a", 4, seal)
     with pytest.raises(InvalidInput):
         index_file("", tmp_path / "a")
 
 
 @pytest.mark.parametrize("dimension", [0, -3])
-def test_dimension_must_be_positive(tmp_path: Path, dimension: int) -> None:
+def test_dimension_must_be_positive(tmp_path: Path, seal: FixedSeal, dimension: int) -> None:
     for backend in ("exact", "faiss"):
         with pytest.raises(InvalidInput, match="dimension must be"):
-            open_index(backend, tmp_path / backend, dimension)
+            open_index(backend, tmp_path / backend, dimension, seal)
 
 
 def test_public_names() -> None:

@@ -1,5 +1,5 @@
 """FAISS-specific checks: removal compacts the flat storage in memory, and loading refuses
-files that hold another kind of FAISS index."""
+(sealed) files that hold another kind of FAISS index."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import faiss
 import numpy as np
 import pytest
 
-from probity.errors import IntegrityError
 from probity.index.faiss_index import FaissIndex
+from probity.index.files import write_sealed
+from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
+from tests.index.conftest import FixedSeal
 
 
 def stored_bytes(index: FaissIndex) -> bytes:
@@ -22,8 +24,8 @@ def stored_bytes(index: FaissIndex) -> bytes:
     return bytes(xb.tobytes())
 
 
-def test_remove_compacts_the_flat_storage(tmp_path: Path) -> None:
-    index = FaissIndex(tmp_path / "g.faiss", 8)
+def test_remove_compacts_the_flat_storage(tmp_path: Path, seal: FixedSeal) -> None:
+    index = FaissIndex(tmp_path / "g.faiss", 8, seal)
     vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
     index.add(np.arange(10), vectors)
     target = normalise(vectors[4:5], 8)[0].tobytes()
@@ -38,8 +40,8 @@ def test_remove_compacts_the_flat_storage(tmp_path: Path) -> None:
     assert sorted(index.ids().tolist()) == [0, 1, 2, 3, 5, 6, 7, 8, 9]
 
 
-def test_replacing_an_id_leaves_one_copy(tmp_path: Path) -> None:
-    index = FaissIndex(tmp_path / "g.faiss", 8)
+def test_replacing_an_id_leaves_one_copy(tmp_path: Path, seal: FixedSeal) -> None:
+    index = FaissIndex(tmp_path / "g.faiss", 8, seal)
     old, new = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
     index.add([1, 2], np.stack([old, new]))
     index.add([1], new[None, :])
@@ -48,8 +50,23 @@ def test_replacing_an_id_leaves_one_copy(tmp_path: Path) -> None:
     assert len(live) == 2 * 8 * 4
 
 
-def test_loading_another_faiss_index_type_is_refused(tmp_path: Path) -> None:
+def test_loading_another_faiss_index_type_is_refused(tmp_path: Path, seal: FixedSeal) -> None:
     path = tmp_path / "g.faiss"
-    faiss.write_index(faiss.IndexFlatL2(8), str(path))
-    with pytest.raises(IntegrityError, match="not an IndexIDMap2"):
-        FaissIndex(path, 8)
+    payload = faiss.serialize_index(faiss.IndexFlatL2(8))
+    write_sealed(
+        path, payload.data, seal=seal, applied_seq=0, backend="faiss", dimension=8, count=0
+    )
+    with pytest.raises(IndexFileUnreadable, match="not an IndexIDMap2"):
+        FaissIndex(path, 8, seal)
+
+
+def test_a_header_that_disagrees_with_the_index_is_refused(tmp_path: Path, seal: FixedSeal) -> None:
+    path = tmp_path / "g.faiss"
+    index = FaissIndex(path, 8, seal)
+    index.add([1, 2], np.ones((2, 8), dtype=np.float32))
+    payload = faiss.serialize_index(index._index)
+    write_sealed(
+        path, payload.data, seal=seal, applied_seq=3, backend="faiss", dimension=8, count=5
+    )
+    with pytest.raises(IndexFileUnreadable, match="does not match its header"):
+        FaissIndex(path, 8, seal)
