@@ -238,8 +238,7 @@ def test_gallery_migrate(point: str, enrolled_home: Path, fresh: Fresh) -> None:
 def _job(server_url: str, key: str) -> httpx.Response:
     manifest = ["path,subject,source,lawful_basis,collected_at,jurisdiction,collected_by"]
     manifest += [
-        f"{name},{subject},custody-suite/{name},law_enforcement,"
-        f"{(date.today() - timedelta(days=60)).isoformat()},GB,crash-suite"
+        f"{name},{subject},custody-suite/{name},law_enforcement,{COLLECTED_AT},GB,crash-suite"
         for name, subject in PHOTOS
     ]
     files = [("manifest", ("intake.csv", "\n".join(manifest).encode(), "text/csv"))]
@@ -284,6 +283,10 @@ def test_server_bulk_job(tmp_path: Path) -> None:
         location = r.headers["location"]
         code = server.process.wait(timeout=240)
     assert code == -9, f"server exited {code}:\n{log.read_text(errors='replace')}"
+    staged = [p for p in (home / "staging").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    assert staged  # the dead job's sealed files: the staging check below can fail
+    with sqlite3.connect(home / "probity.db") as db:
+        assert db.execute("SELECT count(*) FROM enrolments").fetchone() == (2,)
 
     with serving(home, log) as server:
         r = httpx.get(f"{server.url}{location}", headers=auth, timeout=30)
