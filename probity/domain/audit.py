@@ -23,6 +23,7 @@ class AuditAction(StrEnum):
     INIT = "system.init"
     BACKUP = "system.backup"  # probity backup: where the data and the keys went
     RESTORE = "system.restore"  # probity restore: a home recreated from a backup
+    DOCTOR_REPAIR = "doctor.repair"  # probity doctor repaired the home: what it found and did
     GALLERY_CREATE = "gallery.create"
     GALLERY_MIGRATE_START = "gallery.migrate_start"  # a model migration begun
     GALLERY_MIGRATE_REFUSED = "gallery.migrate_refused"  # the new model refused a face

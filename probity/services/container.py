@@ -21,8 +21,10 @@ from probity.services.audit import AuditService
 from probity.services.calibration import CalibrationService
 from probity.services.cases import CaseService
 from probity.services.clock import Clock, system_clock
+from probity.services.doctor import DoctorService
 from probity.services.enrolment import EnrolmentService
 from probity.services.erasure import ErasureService
+from probity.services.erasure_work import ErasureWork
 from probity.services.galleries import GalleryService
 from probity.services.idempotency import IdempotencyService
 from probity.services.indexes import IndexKeys, IndexSet, TemplateLog
@@ -92,6 +94,8 @@ class Services:
     retention: RetentionService  # the retention sweeper (the server schedules it)
     migrations: ModelMigrationService  # moving a gallery to another face model
     calibration: CalibrationService  # the deployment's own FMR tables (probity calibrate)
+    erasure_work: ErasureWork  # what committed erasures must still do outside the database
+    doctor: DoctorService  # probity doctor: checks and repairs the home
 
     def close(self) -> None:
         self.db.dispose()
@@ -148,9 +152,14 @@ def build_services(
     engine: FaceEngine | None = None,
     clock: Clock = system_clock,
     engines: EngineSet | None = None,
+    finish_erasures: bool = True,
 ) -> Services:
     """Wire every service for an initialised home. Raises NotInitialised otherwise.
-    ``engine`` (one engine) or ``engines`` (a set) replace the installed models: tests."""
+    ``engine`` (one engine) or ``engines`` (a set) replace the installed models: tests.
+
+    Erasure work a crash left (``services/erasure_work.py``) is completed here, before
+    anything else runs: one query when there is none; a failure is logged and left for
+    later. ``finish_erasures=False`` leaves it (``probity doctor --check`` reports it)."""
     master = load_master_key(env_value=settings.master_key, key_file=settings.master_key_path)
     db = Database(settings.resolved_database_url)
     pending = db.pending_migrations()
@@ -229,13 +238,16 @@ def build_services(
     )
     reviews = ReviewService(db=db, audit=audit, clock=clock, guard=guard)
     idempotency = IdempotencyService(db=db, clock=clock)
+    erasure_work = ErasureWork(db=db, vault=vault, indexes=indexes)
+    if finish_erasures:
+        erasure_work.complete_at_start()
     erasure = ErasureService(
         db=db,
         audit=audit,
         clock=clock,
         galleries=galleries,
         vault=vault,
-        indexes=indexes,
+        work=erasure_work,
         guard=guard,
     )
     jurisdictions = JurisdictionService(
@@ -291,6 +303,15 @@ def build_services(
         max_upload_bytes=limits.max_upload_bytes,
         max_image_pixels=limits.max_image_pixels,
         keep_closed_days=settings.rights.keep_closed_days,
+    )
+    jobs = EnrolmentJobs(
+        db=db,
+        clock=clock,
+        galleries=galleries,
+        enrolment=enrolment,
+        staging_dir=settings.staging_dir,
+        max_files=limits.max_bulk_files,
+        max_upload_bytes=limits.max_upload_bytes,
     )
     server = settings.server
     return Services(
@@ -350,15 +371,7 @@ def build_services(
         ),
         transparency=TransparencyService(db=db, audit=audit, clock=clock, guard=guard),
         access=guard,
-        jobs=EnrolmentJobs(
-            db=db,
-            clock=clock,
-            galleries=galleries,
-            enrolment=enrolment,
-            staging_dir=settings.staging_dir,
-            max_files=limits.max_bulk_files,
-            max_upload_bytes=limits.max_upload_bytes,
-        ),
+        jobs=jobs,
         erasure=erasure,
         jurisdictions=jurisdictions,
         retention=RetentionService(
@@ -393,5 +406,16 @@ def build_services(
             engines=engines,
             folder=settings.calibration_dir,
             guard=guard,
+        ),
+        erasure_work=erasure_work,
+        doctor=DoctorService(
+            db=db,
+            clock=clock,
+            audit=audit,
+            vault=vault,
+            indexes=indexes,
+            work=erasure_work,
+            jobs=jobs,
+            blob_dir=settings.blob_dir,
         ),
     )

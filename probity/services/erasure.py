@@ -2,17 +2,21 @@
 officer's erasure, an objection, the retention sweeper, a jurisdiction purge, a curator's
 removal), so that each reaches every copy the same way and leaves the same proof.
 
-What one erasure does, in this order (a crash at any point leaves nothing readable):
+What one erasure does, in this order (it finishes or rolls back, even across a crash):
 
 1. One database transaction deletes the subject's data key (crypto-shredding), templates,
    enrolments and the subject row, writes an **erasure receipt** (no biometric data: the
-   reference the gallery knew them by, counts, cause, reason) and the audit event.
-2. The key-wrapping key is rotated (``Vault.rotate``): every *other* data key is re-wrapped
-   under a new one and the old one is destroyed, so a copy of the database taken before the
-   erasure (a backup) no longer opens with the current keys either.
-3. The sealed image blobs are deleted, the vectors are removed from the gallery's index and
-   the index file is rewritten without their bytes, and SQLite's write-ahead log is
-   checkpointed and truncated (``secure_delete`` is on, so freed pages are zeroed).
+   reference the gallery knew them by, counts, cause, reason) and the audit event, and
+   rotates the key-wrapping key (``Vault.rotate``): every *other* data key is re-wrapped
+   under a new one, so a copy of the database taken before the erasure (a backup) no longer
+   opens with the current keys either. In the same transaction it journals what is left to
+   do outside the database (``services/erasure_work.py``).
+2. After the commit, the journal row is completed: every index file catches up with the
+   template log (the erased vectors go) and is resealed under the new epoch, the sealed
+   image blobs are deleted, the retired key-encryption key files are shredded, and SQLite's
+   write-ahead log is checkpointed and truncated (``secure_delete`` is on, so freed pages
+   are zeroed). A crash before that is finished at the next start of any process, by the
+   next retention sweep, or by ``probity doctor``.
 
 Face crops and probe images shown by the web pages are made per response and sent
 ``no-store``; nothing about a subject is cached on disk, so there is no thumbnail to purge.
@@ -37,8 +41,8 @@ from probity.errors import InvalidInput, SubjectNotFound
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
+from probity.services.erasure_work import ErasureWork, PendingErasure, record_work
 from probity.services.galleries import GalleryService
-from probity.services.indexes import IndexSet
 from probity.storage.db import Database
 from probity.storage.jobs import Jobs
 from probity.storage.pruning import forget_subject
@@ -157,7 +161,7 @@ class ErasureService:
         clock: Clock,
         galleries: GalleryService,
         vault: Vault,
-        indexes: IndexSet,
+        work: ErasureWork,
         guard: AccessGuard,
     ) -> None:
         self.db = db
@@ -165,7 +169,7 @@ class ErasureService:
         self.clock = clock
         self.galleries = galleries
         self.vault = vault
-        self.indexes = indexes
+        self.work = work  # completes what each erasure journals (services/erasure_work.py)
         self.guard = guard
 
     def erase(
@@ -204,14 +208,19 @@ class ErasureService:
         """Erase several subjects (the sweeper, a purge, an objection matching several
         records): one receipt each, one key rotation and one index rewrite per gallery for
         the lot. Access is checked per subject's gallery. Unknown ids are skipped (already
-        erased by someone else: erasure is idempotent)."""
+        erased by someone else: erasure is idempotent).
+
+        Once the transaction has committed the erasure stands: its journal row is completed
+        at once (indexes, blobs, retired key files, WAL). If that fails the error is raised
+        and the row stays, completed by the next start, sweep or ``probity doctor``."""
         if len(reason.strip()) < MIN_REASON:
             raise InvalidInput("a reason for the erasure is required")
         wanted = list(dict.fromkeys(subject_ids))
         galleries: dict[str, Gallery] = {g.id: g for g in self.galleries.all()}
         receipts: list[ErasureReceipt] = []
         blobs: list[str] = []
-        vectors: dict[str, list[int]] = {}
+        touched: set[str] = set()
+        work: PendingErasure | None = None
         with self.db.transaction() as session:
             rows = (
                 list(session.scalars(select(SubjectRow).where(SubjectRow.id.in_(wanted))))
@@ -223,21 +232,19 @@ class ErasureService:
                 self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(target.organisation_id))
             for row in sorted(rows, key=lambda r: (r.gallery_id, r.reference)):
                 target = galleries[row.gallery_id]
-                receipt, subject_blobs, template_ids = self._erase_one(
+                receipt, subject_blobs = self._erase_one(
                     session, actor, target, row, reason.strip(), cause, request_id
                 )
                 receipts.append(receipt)
                 blobs.extend(subject_blobs)
-                vectors.setdefault(target.id, []).extend(template_ids)
+                touched.add(target.id)
             if rows:
-                self.vault.rotate(session)
-        removed: dict[str, int] = {}
-        for gallery_id, ids in vectors.items():
-            removed[gallery_id] = self.indexes.remove(gallery_id, ids)
-        for blob in blobs:
-            self.vault.blobs.delete(blob)
-        if rows:
-            self.db.checkpoint()
+                epoch = self.vault.rotate(session)
+                work = record_work(
+                    session, at=self.clock(), blobs=blobs, galleries=touched, kek_floor=epoch
+                )
+        if work is not None:
+            self.work.finish(work)
         return receipts
 
     def _erase_one(
@@ -249,7 +256,7 @@ class ErasureService:
         reason: str,
         cause: ErasureCause,
         request_id: str | None,
-    ) -> tuple[ErasureReceipt, list[str], list[int]]:
+    ) -> tuple[ErasureReceipt, list[str]]:
         now = self.clock()
         enrolments = Enrolments(session)
         blobs = [blob for _, blob in enrolments.for_subject(row.id)]
@@ -297,12 +304,12 @@ class ErasureService:
             enrolments=len(blobs),
             templates=len(template_ids),
             blobs=len(blobs),
-            # The index holds one vector per template; the rewrite below removes them all.
+            # The index holds one vector per template; its catch-up removes them all.
             index_vectors=len(template_ids),
             audit_seq=event.seq,
         )
         store_receipt(session, receipt)
-        return receipt, blobs, template_ids
+        return receipt, blobs
 
     def erase_enrolments(
         self,

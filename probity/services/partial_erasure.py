@@ -12,6 +12,11 @@ destroyed with the row's old value. Then the key-wrapping key is rotated, as aft
 erasure, so an old copy of the database cannot unwrap anything with the current keys.
 Cost: one decrypt and one encrypt of each *remaining* image of the subject (a few).
 
+The erased blobs and the superseded copies of what stays are journalled in the erasing
+transaction with the new epoch, and deleted after the commit with the index catch-up and the
+retired key files, as for a whole erasure (``services/erasure_work.py``): a crash after the
+commit is finished at the next start.
+
 A subject left with no enrolment is erased whole through ``erase_subjects`` (its usual
 receipt, ``subject.remove`` in the audit log). For the subjects that keep something, the
 decision is taken again inside the erasing transaction (rows locked), so an enrolment erased
@@ -34,6 +39,7 @@ from probity.domain.gallery import Gallery
 from probity.domain.ids import new_id
 from probity.errors import InvalidInput, ProbityError
 from probity.services.access import Who, name_of, organisation_of
+from probity.services.erasure_work import PendingErasure, record_work
 from probity.storage.pruning import EnrolmentPruning, HeldEnrolment
 from probity.storage.repositories import Subjects
 from probity.storage.vault import Vault
@@ -107,7 +113,8 @@ def _erase_parts(
     erased_blobs: list[str] = []
     superseded: list[str] = []
     written: list[str] = []
-    vectors: dict[str, list[int]] = {}
+    touched: set[str] = set()
+    work: PendingErasure | None = None
     try:
         with service.db.transaction() as session:
             pruning = EnrolmentPruning(session)
@@ -122,7 +129,7 @@ def _erase_parts(
                     continue
                 new = _rekey(service.vault, session, pruning, subject_id, kept, superseded)
                 written += new or []
-                deleted = pruning.delete(targets)  # a migration's new templates too
+                pruning.delete(targets)  # a migration's new templates too (logged for the index)
                 gallery = galleries[targets[0].gallery_id]
                 receipts.append(
                     _record(
@@ -131,19 +138,22 @@ def _erase_parts(
                     )
                 )  # fmt: skip
                 erased_blobs += [e.image_blob for e in targets]
-                vectors.setdefault(gallery.id, []).extend(deleted)
+                touched.add(gallery.id)
             if receipts:
-                service.vault.rotate(session)
+                epoch = service.vault.rotate(session)
+                work = record_work(
+                    session,
+                    at=service.clock(),
+                    blobs=erased_blobs + superseded,
+                    galleries=touched,
+                    kek_floor=epoch,
+                )
     except BaseException:
         for blob in written:  # sealed under a key that was never committed
             service.vault.blobs.delete(blob)
         raise
-    for gallery_id, ids in vectors.items():
-        service.indexes.remove(gallery_id, ids)
-    for blob in erased_blobs + superseded:
-        service.vault.blobs.delete(blob)
-    if receipts:
-        service.db.checkpoint()
+    if work is not None:
+        service.work.finish(work)
     return receipts, emptied
 
 

@@ -8,6 +8,10 @@ days, fixed at enrolment). ``sweep`` finds those due on the clock's UTC date
 vectors go, the subject is re-keyed, and a subject with nothing left is erased whole. Every
 subject touched gets a receipt.
 
+Each sweep first completes any erasure work a crash left behind (index catch-up, blobs,
+retired key files: ``services/erasure_work.py``), so an interrupted erasure is finished
+within one sweep interval even on a server that never restarts.
+
 The sweep also forgets how to reach the people behind long-closed rights requests
 (``RightsService.forget_closed``: contact details, identifiers and what they wrote, once
 ``PROBITY_RIGHTS__KEEP_CLOSED_DAYS`` have passed since closing), so that happens with no one
@@ -109,6 +113,8 @@ class RetentionService:
         when the actor may handle rights requests: the local operator and the schedule
         always, a server account only with ``rights.handle``."""
         self.guard.check(actor, Action.SUBJECT_REMOVE, Resource(organisation_id_of(actor)))
+        # What an interrupted erasure (a crash after its commit) left is finished first.
+        self.erasure.work.complete_pending()
         at = now or self.clock()
         today = at.date()
         due = self._due(actor, today)

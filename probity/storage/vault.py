@@ -167,11 +167,17 @@ class Vault:
 
     # -- rotation ---------------------------------------------------------------------------
 
-    def rotate(self, session: Session) -> int:
+    def rotate(self, session: Session, *, destroy_on_commit: bool = False) -> int:
         """Re-wrap every stored data key under a new KEK, inside the caller's transaction
-        (an erasure's). The new KEK's file is written before the database refers to it; the
-        old KEK files are destroyed only after the transaction commits, and the new file is
-        removed if it rolls back. Returns the new epoch.
+        (an erasure's). The new KEK's file is written before the database refers to it, and
+        removed if the transaction rolls back. Returns the new epoch.
+
+        The old KEK files are not destroyed here: an erasure journals the new epoch
+        (``services/erasure_work.py``), whose completion first reseals every index file
+        under the new epoch, while the old KEK can still open them, and only then destroys
+        the files below it; a crash in between is finished at the next start.
+        ``destroy_on_commit`` destroys them as soon as the transaction commits instead, for
+        a rotation with nothing to reseal (``start_first_epoch``, at ``probity init``).
 
         Cost: one unwrap and one wrap (AES-GCM on 32 bytes) and one row update per stored
         key, paid once per erasure call (bulk erasures rotate once for the lot). Measured
@@ -201,7 +207,8 @@ class Vault:
         def rolled_back(_: Session) -> None:
             ring.forget(new)
 
-        event.listen(session, "after_commit", committed, once=True)
+        if destroy_on_commit:
+            event.listen(session, "after_commit", committed, once=True)
         event.listen(session, "after_rollback", rolled_back, once=True)
         return new
 
@@ -212,5 +219,5 @@ class Vault:
         unreadable with the current keys. Returns True if it rotated."""
         if self.current_epoch(session) != 0:
             return False
-        self.rotate(session)
+        self.rotate(session, destroy_on_commit=True)
         return True

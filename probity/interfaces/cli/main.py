@@ -15,6 +15,7 @@ from probity.interfaces.cli import (  # noqa: F401 - registers the commands
     case,
     config_cmd,
     demo,
+    doctor,
     enrol,
     erase,
     evaluate,
