@@ -2,8 +2,9 @@
 
 A **data backup** holds a consistent copy of the SQLite database (SQLite's online backup
 API, so a running server need not stop) and the encrypted image blobs. It leaves out the
-vector index, which holds the face templates *unencrypted* and is rebuilt from the sealed
-templates at restore, and the staging folder. A **key backup** holds the master key file
+vector index, which is derived data (sealed under a key of the current key-encryption key,
+so an old copy would not open anyway) and is rebuilt from the template log at restore, and
+the staging folder. A **key backup** holds the master key file
 (unless the key comes from ``PROBITY_MASTER_KEY``) and the key-encryption keys (``keys/``).
 Each folder has a ``MANIFEST.json`` naming what it is, and the data's file digests. Both
 are audited: ``system.backup`` in the home (before the copy, so the backup holds it) and
