@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from probity.errors import IntegrityError
+from probity.index import open_index
+from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
 from probity.storage.keyring import Keyring, load_master_key, unseal
 from tests.cli.conftest import COLLECTED_AT, DATA
@@ -71,6 +73,26 @@ def _keyring(home: Path) -> Keyring:
     return Keyring(load_master_key(env_value=None, key_file=home / "master.key"), home / "keys")
 
 
+class _HomeSeal:
+    """The index key of a home as it stands on disk: its database's epoch, its keys."""
+
+    def __init__(self, home: Path) -> None:
+        self.ring = _keyring(home)
+        with sqlite3.connect(home / "probity.db") as db:
+            (self.epoch,) = db.execute("SELECT epoch FROM keyring_state").fetchone()
+
+    def current(self) -> tuple[int, bytes]:
+        return int(self.epoch), self.ring.index_key(int(self.epoch))
+
+    def key(self, epoch: int) -> bytes:
+        return self.ring.index_key(epoch)
+
+
+def _open_index_copy(index_file: Path, keys_of: Path) -> int:
+    """Open an index file with the keys of the home ``keys_of``; its vector count."""
+    return len(open_index("faiss", index_file.with_suffix(""), None, _HomeSeal(keys_of)))
+
+
 def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
@@ -106,11 +128,15 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
     index_bytes = [normalise(v[None, :].astype(np.float32), 128).tobytes() for v in vectors]
     raw_bytes = [v.astype("<f4").tobytes() for v in vectors]
     (index_file,) = (home / "index").glob("*.faiss")
-    assert all(b in index_file.read_bytes() for b in index_bytes)  # the check can fail
+    # The index file is sealed: not even a live template is in it in the clear ...
+    assert not any(b in index_file.read_bytes() for b in index_bytes)
     status = json.loads(probity("index", "status", "--home", str(home), "--json").out)
     vectors_before = sum(g["vectors"] for g in status)
     copy = tmp_path / "home-before"
     shutil.copytree(home, copy)
+    # ... but its own keys open it (so the check after the erasure can fail).
+    copied_index = copy / "index" / index_file.name
+    assert _open_index_copy(copied_index, copy) == vectors_before
 
     run = probity(
         "erase", "S-OBAMA", "--gallery", "custody", "--reason", "erasure request RR-1",
@@ -163,6 +189,9 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
     with pytest.raises(IntegrityError):
         _keyring(home).unwrap(str(old["id"]), old["wrapped"])  # type: ignore[arg-type]
     assert not any((home / "keys").glob("kek-0.key"))
+    # The copy of index/ taken before the erasure does not open with the current keys.
+    with pytest.raises(IndexFileUnreadable):
+        _open_index_copy(copied_index, home)
 
     # Audited, and the chain still verifies.
     log = probity("audit", "log", "--home", str(home), "--action", "subject.remove", "--json")
