@@ -434,6 +434,15 @@ class IndexSet:
         for name in self._names_on_disk():
             if name not in names:
                 self._drop_name(name)
+        # Open every file first, while the KEK it was sealed under is surely still at hand:
+        # the catch-up below decrypts templates, and a Vault read that sees the new epoch
+        # retires the old KEK in this process. A file that cannot be opened any more is
+        # rebuilt from the log by its catch-up (correct, only slower).
+        for slot in slots:
+            try:
+                self._load(slot.name, slot.model.dimension, fresh_if_unreadable=False)
+            except IndexFileUnreadable:
+                pass
         for slot in slots:
             self.catch_up(slot, force_save=True)
         return self.states(slots)

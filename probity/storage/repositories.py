@@ -220,8 +220,10 @@ class Templates:
     def count(self, gallery_id: str, model_key: str) -> int:
         """Templates of one gallery and model (``index status``; a COUNT over the indexed
         ``gallery_id``, so not for every search: a search reads N from its index)."""
-        stmt = select(func.count()).select_from(TemplateRow).where(
-            TemplateRow.gallery_id == gallery_id, TemplateRow.model_key == model_key
+        stmt = (
+            select(func.count())
+            .select_from(TemplateRow)
+            .where(TemplateRow.gallery_id == gallery_id, TemplateRow.model_key == model_key)
         )
         return int(self.s.scalar(stmt) or 0)
 
