@@ -40,7 +40,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -439,10 +439,8 @@ class IndexSet:
         # retires the old KEK in this process. A file that cannot be opened any more is
         # rebuilt from the log by its catch-up (correct, only slower).
         for slot in slots:
-            try:
+            with suppress(IndexFileUnreadable):
                 self._load(slot.name, slot.model.dimension, fresh_if_unreadable=False)
-            except IndexFileUnreadable:
-                pass
         for slot in slots:
             self.catch_up(slot, force_save=True)
         return self.states(slots)
