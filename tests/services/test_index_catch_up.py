@@ -5,12 +5,16 @@ cannot. Runs on SQLite and on the real PostgreSQL server (the log is written by 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import text
 
+from probity.index import open_index
+from probity.index.sealing import IndexFileUnreadable
 from probity.services.container import Services
 from probity.services.indexes import IndexBehind, IndexSet, IndexSlot
 from tests.fakes import FakeEngine, make_image, near, unit
@@ -182,3 +186,36 @@ def test_index_rebuild_replays_the_whole_log(home: Services, fake_engine: FakeEn
     assert (rebuilt.templates, rebuilt.vectors, rebuilt.in_step) == (2, 2, True)
     vectors = home.indexes.get(slot(home)).search(np.stack([unit(2)]), 5)[0]
     assert len(vectors) == 2
+
+
+def test_an_erasure_reseals_every_gallery_index_so_old_copies_do_not_open(
+    home: Services, fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    home.galleries.create(
+        actor=ACTOR, name="other", inclusion_policy="charged persons", retention_days=365
+    )
+    enrol(home, fake_engine, 1)
+    enrol(home, fake_engine, 2)
+    other = IndexSlot.of(home.galleries.get("other"))
+    home.enrolment.enrol(
+        actor=ACTOR,
+        gallery="other",
+        subject="O1",
+        image=fake_engine.register(make_image(3), unit(3)),
+        provenance=PROVENANCE,
+    )
+    copies = {}
+    for s in (slot(home), other):
+        copies[s] = tmp_path / "before" / home.indexes.path(s).name
+        copies[s].parent.mkdir(exist_ok=True)
+        shutil.copy(home.indexes.path(s), copies[s])
+    home.subjects.remove(actor=ACTOR, gallery=GALLERY, reference="S1", reason="court order")
+    for s, copy in copies.items():
+        # The other gallery's index changed in no way, yet its old file is dead too.
+        with pytest.raises(IndexFileUnreadable):
+            open_index(home.indexes.backend, copy.with_suffix(""), None, home.indexes.seal)
+        current = open_index(
+            home.indexes.backend, home.indexes.path(s).with_suffix(""), None, home.indexes.seal
+        )
+        assert len(current) == 1  # custody keeps S2, other keeps O1
+        assert current.applied_seq == home.indexes.log.head()  # type: ignore[union-attr]
