@@ -554,6 +554,8 @@ class TemplateChangeRow(Base):
     (services/indexes.py). Never written by application code. No biometric data: ids only."""
 
     __tablename__ = "template_changes"
+    # A catch-up reads one slot's changes after its applied seq.
+    __table_args__ = (Index("ix_template_changes_slot", "gallery_id", "model_key", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     gallery_id: Mapped[str] = mapped_column(ID)

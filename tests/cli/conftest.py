@@ -105,3 +105,24 @@ class NasaHome:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class HomeSeal:
+    """The index key of a home as it stands on disk (its database's KEK epoch, its key
+    files), to open the home's sealed index files in a test."""
+
+    def __init__(self, home: Path) -> None:
+        import sqlite3
+
+        from probity.storage.keyring import Keyring, load_master_key
+
+        master = load_master_key(env_value=None, key_file=home / "master.key")
+        self.ring = Keyring(master, home / "keys")
+        with sqlite3.connect(home / "probity.db") as db:
+            (self.epoch,) = db.execute("SELECT epoch FROM keyring_state").fetchone()
+
+    def current(self) -> tuple[int, bytes]:
+        return int(self.epoch), self.ring.index_key(int(self.epoch))
+
+    def key(self, epoch: int) -> bytes:
+        return self.ring.index_key(epoch)

@@ -25,7 +25,7 @@ from probity.index import open_index
 from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
 from probity.storage.keyring import Keyring, load_master_key, unseal
-from tests.cli.conftest import COLLECTED_AT, DATA
+from tests.cli.conftest import COLLECTED_AT, DATA, HomeSeal
 
 OBAMA = ("obama.jpg", "obama2.jpg", "obama3.jpg")
 PROBE = "obama_partial_face2.jpg"
@@ -73,24 +73,9 @@ def _keyring(home: Path) -> Keyring:
     return Keyring(load_master_key(env_value=None, key_file=home / "master.key"), home / "keys")
 
 
-class _HomeSeal:
-    """The index key of a home as it stands on disk: its database's epoch, its keys."""
-
-    def __init__(self, home: Path) -> None:
-        self.ring = _keyring(home)
-        with sqlite3.connect(home / "probity.db") as db:
-            (self.epoch,) = db.execute("SELECT epoch FROM keyring_state").fetchone()
-
-    def current(self) -> tuple[int, bytes]:
-        return int(self.epoch), self.ring.index_key(int(self.epoch))
-
-    def key(self, epoch: int) -> bytes:
-        return self.ring.index_key(epoch)
-
-
 def _open_index_copy(index_file: Path, keys_of: Path) -> int:
     """Open an index file with the keys of the home ``keys_of``; its vector count."""
-    return len(open_index("faiss", index_file.with_suffix(""), None, _HomeSeal(keys_of)))
+    return len(open_index("faiss", index_file.with_suffix(""), None, HomeSeal(keys_of)))
 
 
 def _files(folder: Path) -> list[Path]:

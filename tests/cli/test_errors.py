@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from probity.index import open_index
 from probity.index.vectors import normalise
 from probity.storage.keyring import load_master_key, unseal
-from tests.cli.conftest import DATA
+from tests.cli.conftest import DATA, HomeSeal
 
 GOOD = [
     "--subject",
@@ -222,7 +223,14 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     vector = np.frombuffer(unseal(key, sealed, b"probity/template/" + subject_id.encode()), "<f4")
     stored = normalise(vector[None, :].astype(np.float32), 128).tobytes()
     (index_file,) = (home / "index").glob(f"{gallery_id}*.faiss")  # the gallery model's file
-    assert stored in index_file.read_bytes()
+    assert stored not in index_file.read_bytes()  # sealed: not in the clear even while held
+
+    def best_match() -> float:
+        index = open_index("faiss", index_file.with_suffix(""), None, HomeSeal(home))
+        hits = index.search(vector[None, :].astype(np.float32), 1)[0]
+        return hits[0].similarity if hits else -1.0
+
+    assert best_match() > 0.999  # the home's keys open it and find the vector (can fail)
     run = probity(
         "subject",
         "remove",
@@ -237,6 +245,7 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     assert run.code == 0, run.err
     assert stored not in index_file.read_bytes()
     assert index_file.stat().st_size > 0
+    assert best_match() < 0.999  # the vector left the index
     run = probity(
         "search",
         str(DATA / "obama2.jpg"),
