@@ -24,7 +24,7 @@ from tests.services.conftest import PROVENANCE
 
 
 class Crash(BaseException):
-    pass
+    """Stands for the process dying at a crash point (BaseException: no handler eats it)."""
 
 
 def _crash_after_commit(name: str) -> None:
