@@ -7,7 +7,7 @@ Importing this package does not import FAISS: ``FaissIndex`` lives in
 
 from probity.index.base import Hit, VectorIndex
 from probity.index.exact import ExactIndex
-from probity.index.factory import BACKENDS, index_file, open_index
+from probity.index.factory import BACKENDS, index_file, index_paths, index_plaintext, open_index
 from probity.index.files import atomic_write_bytes
 
 __all__ = [
@@ -17,5 +17,7 @@ __all__ = [
     "VectorIndex",
     "atomic_write_bytes",
     "index_file",
+    "index_paths",
+    "index_plaintext",
     "open_index",
 ]

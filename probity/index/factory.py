@@ -2,6 +2,8 @@
 
     "faiss"  FaissIndex, FAISS IndexIDMap2(IndexFlatIP), file <stem>.faiss   (default)
     "exact"  ExactIndex, numpy brute force, file <stem>.npz                 (reference)
+    "ivf"    IvfIndex, flat up to 50,000 vectors then IVF-SQ8, a manifest <stem>.ivf and
+             segment files <stem>.ivf-*.seg (large galleries; see ivf_index.py)
 
 Both are exact and support physical removal; FAISS is faster on batches and loads/saves its
 own format. Either file is sealed at rest (AES-256-GCM, ``probity.index.files``) under the
@@ -17,9 +19,13 @@ from probity.errors import InvalidInput
 from probity.index.base import VectorIndex
 from probity.index.sealing import IndexSeal
 
-__all__ = ["BACKENDS", "index_file", "open_index"]
+__all__ = ["BACKENDS", "index_file", "index_paths", "index_plaintext", "open_index"]
 
-BACKENDS: dict[str, str] = {"faiss": ".faiss", "exact": ".npz"}
+BACKENDS: dict[str, str] = {
+    "faiss": ".faiss",
+    "exact": ".npz",
+    "ivf": ".ivf",
+}
 """Backend name -> file suffix appended to the path stem."""
 
 
@@ -54,6 +60,36 @@ def open_index(
         from probity.index.faiss_index import FaissIndex
 
         return FaissIndex(path, dimension, seal)
+    if backend == "ivf":
+        from probity.index.ivf_index import IvfIndex
+
+        return IvfIndex(path, dimension, seal)
     from probity.index.exact import ExactIndex
 
     return ExactIndex(path, dimension, seal)
+
+
+def index_paths(backend: str, path_stem: Path) -> list[Path]:
+    """Every file on disk that holds part of the index at ``path_stem``: the index file and,
+    for "ivf", its segment files (referenced by the manifest or left by a crash). Deleting
+    an index means deleting all of them."""
+    path = index_file(backend, path_stem)
+    out = [path] if path.exists() else []
+    if backend == "ivf":
+        from probity.index.ivf_index import segment_files
+
+        out += segment_files(path)
+    return out
+
+
+def index_plaintext(backend: str, path_stem: Path, seal: IndexSeal) -> list[bytes]:
+    """The decrypted payload of every file of the index at ``path_stem`` (for tests and
+    audits that scan an index at rest for a template's bytes: an erasure's byte scan)."""
+    from probity.index.files import read_sealed
+
+    path = index_file(backend, path_stem)
+    if backend == "ivf":
+        from probity.index.ivf_index import decrypted_payloads
+
+        return decrypted_payloads(path, seal)
+    return [read_sealed(path, seal=seal, backend=backend)[0].tobytes()]

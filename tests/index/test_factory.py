@@ -37,7 +37,7 @@ def test_unknown_backend_is_invalid_input(tmp_path: Path, seal: FixedSeal) -> No
 
 @pytest.mark.parametrize("dimension", [0, -3])
 def test_dimension_must_be_positive(tmp_path: Path, seal: FixedSeal, dimension: int) -> None:
-    for backend in ("exact", "faiss"):
+    for backend in ("exact", "faiss", "ivf"):
         with pytest.raises(InvalidInput, match="dimension must be"):
             open_index(backend, tmp_path / backend, dimension, seal)
 
@@ -50,6 +50,8 @@ def test_public_names() -> None:
         "VectorIndex",
         "atomic_write_bytes",
         "index_file",
+        "index_paths",
+        "index_plaintext",
         "open_index",
     ]
 

@@ -1,0 +1,752 @@
+"""``IvfIndex``: approximate search for large galleries, saved in segments (backend "ivf").
+
+**What it is.** Below ``FLAT_MAX`` vectors it is exact: FAISS ``IndexIDMap2(IndexFlatIP)``,
+the same answers as ``FaissIndex``. When a gallery grows past ``FLAT_MAX`` it becomes a FAISS
+inverted-file index with 8-bit scalar quantisation (``IndexIVFScalarQuantizer``, QT_8bit,
+inner product, ``by_residual=False``): its coarse quantizer (``nlist`` centroids) and the
+quantiser's ranges are trained on the gallery's own templates, a query scans the ``nprobe``
+lists nearest to it, and a vector costs 128 bytes of codes plus its 8-byte id. The ranking
+the product shows stays exact: the search service asks for ``k * OVERFETCH`` candidates and
+re-scores them from the sealed templates (``services/search.py``), so the index only has to
+put the right people among its candidates. The index is retrained (a full re-layout, sealed
+anew) when the gallery has grown ``RETRAIN_GROWTH`` times past the size it was trained at.
+
+Parameters by size (``choose_params``; measured in ``bench/ivf_index.py``, recorded in the
+index manifest so a file says how it was built):
+
+    nlist  = 4 * sqrt(n) (at least 256), the usual FAISS rule: ~4,000 at 1M, ~12,600 at 10M
+    nprobe = nlist / 6, between 64 and 1,024: 664 at 1M, 1,024 at 10M
+
+``by_residual=False`` because then a vector's code does not depend on its list: segments can
+be rewritten, and lists re-laid-out after a retraining, from the codes alone. It costs a
+little precision, which the exact re-scoring absorbs.
+
+**Physical removal.** ``remove`` moves the last entry of each affected inverted list over the
+removed one and shrinks the list: the removed codes are gone from the index, and from the
+files once ``save`` has rewritten the segments that held them (HNSW, by contrast, can only
+mark a vector deleted).
+
+**Saves that do not grow with the gallery.** The index is stored as one small *manifest*
+file, ``<stem>.ivf``, and *segment* files ``<stem>.ivf-<token>-<n>.seg`` beside it:
+
+- the manifest (sealed under the index key of the current KEK epoch, ``IndexSeal.current``)
+  holds the parameters, ``applied_seq``, the count, and for every segment its file name,
+  which inverted lists it holds, and its own random 256-bit key;
+- each segment holds the ids and codes of a contiguous range of inverted lists (about
+  ``SEGMENT_VECTORS`` vectors when trained), sealed under its own key; one more file holds
+  the trained, empty index (centroids and quantiser ranges).
+
+A ``save`` writes only the segments whose lists changed since the last save (an enrolment:
+the one or two segments its templates fell into; an erasure: those that held the erased
+vectors), each under a **fresh** key and a new file name, then the manifest, atomically, then
+deletes the files the manifest no longer names. Unchanged segments keep their file and key;
+their keys are simply re-wrapped in the new manifest, under the new epoch. So after an
+erasure (which rotates the KEK and destroys the old one): the erased vectors are in no
+current file; an old copy of a rewritten segment cannot be opened (its key was only ever in
+manifests sealed under destroyed epochs); an old copy of an unchanged segment opens only with
+a key the current manifest holds, and it holds no erased vector.
+
+A crash at any point leaves either the old manifest (and the new segment files as orphans,
+deleted by the next save or open) or the new one: the manifest's atomic rename is the commit.
+
+Memory: codes + ids (136 B a vector) + a sorted id -> list map (12 B) + the centroids;
+about 150 B a vector at 10M. Trade-offs: ``remove`` costs O(n) for the map (a numpy delete),
+erasures are rare; presence checks on ``add`` are O(log n) (a binary search, not the
+``np.isin`` over every id that cost 7.3 s at 10M).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from probity.errors import IntegrityError
+from probity.index.base import Hit
+from probity.index.files import fsync_directory, read_sealed, write_sealed
+from probity.index.sealing import IndexFileUnreadable, IndexSeal
+from probity.index.vectors import (
+    IdsLike,
+    check_batch,
+    check_dimension,
+    check_ids,
+    check_k,
+    clip_similarity,
+    normalise,
+)
+
+__all__ = [
+    "FLAT_MAX",
+    "IvfIndex",
+    "IvfParams",
+    "choose_params",
+    "decrypted_payloads",
+    "segment_files",
+]
+
+BACKEND = "ivf"
+SEGMENT_BACKEND = "ivf-segment"
+
+FLAT_MAX = 50_000
+"""Up to this many vectors the index is flat and exact; past it, IVF-SQ8. A flat search of
+50,000 x 128-d takes about 2 ms on two cores, about what IVF needs at that size, so exactness
+costs nothing below it (bench/ivf_index.py)."""
+
+RETRAIN_GROWTH = 4
+"""Retrain (a full re-layout) once the gallery holds this many times the vectors it was
+trained on: the centroids then describe the data again, and the segment sizes stay bounded."""
+
+SEGMENT_VECTORS = 16_384
+"""Target vectors per segment at training time (about 2.2 MB of codes and ids): a save after
+one enrolment rewrites about this much, however large the gallery. Segments grow up to
+``RETRAIN_GROWTH`` times this before the next retraining."""
+
+MAX_SEGMENTS = 4096
+TRAIN_POINTS_PER_LIST = 64
+"""k-means training sample: this many vectors per centroid (FAISS warns below 39)."""
+
+_PENDING_MAX = 65_536  # ids added since the id map was last merged (a dict, O(1) each)
+
+
+@dataclass(frozen=True, slots=True)
+class IvfParams:
+    """How an IVF index was built (kept in its manifest)."""
+
+    nlist: int
+    nprobe: int
+    trained_on: int  # vectors in the gallery when it was trained
+    segments: int  # segment count: lists are split into this many contiguous ranges
+
+
+def choose_params(n: int) -> IvfParams:
+    """The parameters for training on ``n`` vectors (see the module docstring)."""
+    nlist = max(256, round(4 * math.sqrt(n) / 8) * 8)
+    nprobe = int(min(1024, max(64, nlist // 6)))
+    segments = int(min(MAX_SEGMENTS, nlist, max(1, math.ceil(n / SEGMENT_VECTORS))))
+    return IvfParams(nlist=nlist, nprobe=nprobe, trained_on=int(n), segments=segments)
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+class _KeySeal:
+    """An ``IndexSeal`` of one fixed key (a segment's own key), epoch 0."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def current(self) -> tuple[int, bytes]:
+        return 0, self._key
+
+    def key(self, epoch: int) -> bytes:
+        if epoch != 0:
+            raise IntegrityError("a segment is sealed under its own key, epoch 0")
+        return self._key
+
+
+@dataclass(slots=True)
+class _Segment:
+    file: str  # file name in the index directory
+    key: bytes  # its own AES-256 key (kept in the sealed manifest only)
+    lo: int  # first inverted list it holds (IVF), 0 for the flat segment
+    hi: int  # one past the last
+    count: int
+
+
+def segment_files(manifest: Path) -> list[Path]:
+    """Every segment file beside ``manifest`` (named after it), referenced or not."""
+    prefix = f"{manifest.name}-"
+    if not manifest.parent.is_dir():
+        return []
+    return sorted(
+        p
+        for p in manifest.parent.iterdir()
+        if p.name.startswith(prefix) and p.name.endswith(".seg")
+    )
+
+
+class IvfIndex:
+    """See the module docstring. Thread-safe: one re-entrant lock guards every call into
+    FAISS (its add and remove are not safe against concurrent searches); a save copies the
+    changed segments under the lock and encrypts and writes them outside it."""
+
+    def __init__(self, path: Path, dimension: int | None, seal: IndexSeal) -> None:
+        self._path = Path(path)
+        self._seal = seal
+        self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._faiss = _faiss()
+        self._applied_seq = 0
+        self._dimension = 0 if dimension is None else check_dimension(dimension)
+        self._params: IvfParams | None = None  # None: flat
+        self._segments: list[_Segment] = []
+        self._trained_file: _Segment | None = None
+        self._dirty: set[int] = set()  # segment numbers changed since the last save
+        self._relaid = False  # every segment (and the trained file) must be written anew
+        self._map_ids: NDArray[np.int64] = np.empty(0, np.int64)  # sorted
+        self._map_lists: NDArray[np.int32] = np.empty(0, np.int32)
+        self._pending: dict[int, int] = {}  # id -> list, not yet merged into the map
+        if dimension is None or self._path.exists():
+            self._load()
+        else:
+            self._index: Any = self._flat()
+            self._relaid = True
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def params(self) -> IvfParams | None:
+        """The IVF parameters, or None while the index is flat (exact)."""
+        return self._params
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._index.ntotal)
+
+    def add(self, ids: IdsLike, vectors: NDArray[np.float32]) -> None:
+        """Add vectors (n, dimension) under ids (n,); an id already present is replaced.
+        May convert a flat index to IVF, or retrain an IVF one (a full re-layout)."""
+        new_ids, new_vectors = check_batch(ids, vectors, self._dimension)
+        if new_ids.size == 0:
+            return
+        with self._lock:
+            present = self._present(new_ids)
+            if present.size:
+                self._remove_locked(present)
+            if self._params is None:
+                self._index.add_with_ids(new_vectors, new_ids)
+                self._dirty.add(0)
+                if int(self._index.ntotal) > FLAT_MAX:
+                    self._train(self._flat_vectors())
+                return
+            lists = self._assign(new_vectors)
+            self._index.add_core(
+                new_vectors.shape[0],
+                self._faiss.swig_ptr(new_vectors),
+                self._faiss.swig_ptr(new_ids),
+                self._faiss.swig_ptr(lists),
+            )
+            for i, lst in zip(new_ids.tolist(), lists.tolist(), strict=True):
+                self._pending[i] = lst
+                self._dirty.add(self._segment_of(lst))
+            if len(self._pending) > _PENDING_MAX:
+                self._merge_pending()
+            if int(self._index.ntotal) > RETRAIN_GROWTH * self._params.trained_on:
+                self._train(self._ivf_vectors())
+
+    def remove(self, ids: IdsLike) -> int:
+        """Remove these ids physically; returns how many were present."""
+        gone = check_ids(ids, unique=False)
+        if gone.size == 0:
+            return 0
+        with self._lock:
+            present = self._present(np.unique(gone))
+            if present.size == 0:
+                return 0
+            return self._remove_locked(present)
+
+    def search(self, queries: NDArray[np.float32], k: int) -> list[list[Hit]]:
+        """For each query row up to ``k`` hits, best first (approximate once IVF)."""
+        k = check_k(k)
+        normalised = normalise(queries, self._dimension, what="queries")
+        with self._lock:
+            n = int(self._index.ntotal)
+            if n == 0 or normalised.shape[0] == 0:
+                return [[] for _ in range(normalised.shape[0])]
+            if self._params is not None:
+                self._index.nprobe = self._params.nprobe
+            scores, labels = self._index.search(normalised, min(k, n))
+        return [
+            [
+                Hit(id=int(i), similarity=clip_similarity(s))
+                for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
+                if i >= 0
+            ]
+            for row_ids, row_scores in zip(labels, scores, strict=True)
+        ]
+
+    def ids(self) -> NDArray[np.int64]:
+        with self._lock:
+            if self._params is None:
+                out: NDArray[np.int64] = self._faiss.vector_to_array(self._index.id_map)
+                return out.astype(np.int64, copy=False)
+            pending = np.fromiter(self._pending, np.int64, len(self._pending))
+            return np.concatenate([self._map_ids, pending])
+
+    def clear(self) -> None:
+        """Empty (back to flat) and ``applied_seq`` 0; ``save()`` empties the files too."""
+        with self._lock:
+            self._index = self._flat()
+            self._params = None
+            self._segments = []
+            self._trained_file = None
+            self._map_ids = np.empty(0, np.int64)
+            self._map_lists = np.empty(0, np.int32)
+            self._pending = {}
+            self._applied_seq = 0
+            self._relaid = True
+            self._dirty = set()
+
+    @property
+    def applied_seq(self) -> int:
+        with self._lock:
+            return self._applied_seq
+
+    def mark_applied(self, seq: int) -> None:
+        with self._lock:
+            self._applied_seq = max(self._applied_seq, int(seq))
+
+    def save(self) -> None:
+        """Write the changed segments (fresh keys, new names), then the manifest (atomic
+        rename: the commit), then delete the files the manifest no longer names."""
+        with self._save_lock:
+            with self._lock:
+                writes = self._collect_writes()
+                manifest = self._manifest()
+                count = int(self._index.ntotal)
+                applied_seq = self._applied_seq
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                for segment, payload, n in writes:
+                    write_sealed(
+                        self._path.parent / segment.file,
+                        payload,
+                        seal=_KeySeal(segment.key),
+                        applied_seq=0,
+                        backend=SEGMENT_BACKEND,
+                        dimension=self._dimension,
+                        count=n,
+                    )
+                write_sealed(
+                    self._path,
+                    json.dumps(manifest, sort_keys=True).encode(),
+                    seal=self._seal,
+                    applied_seq=applied_seq,
+                    backend=BACKEND,
+                    dimension=self._dimension,
+                    count=count,
+                )
+            except BaseException:
+                with self._lock:  # written again by the next save
+                    self._relaid = True
+                raise
+            self._delete_unreferenced(
+                {s["file"] for s in manifest["segments"]} | _trained(manifest)
+            )
+
+    # -- internals: structure -------------------------------------------------------------
+
+    def _flat(self) -> Any:
+        faiss = self._faiss
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self._dimension))
+
+    def _flat_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        n = int(self._index.ntotal)
+        ids: NDArray[np.int64] = self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        flat = self._faiss.downcast_index(self._index.index)
+        data = self._faiss.rev_swig_ptr(flat.get_xb(), n * self._dimension)
+        vectors = np.array(data, dtype=np.float32).reshape(n, self._dimension)
+        return ids, vectors
+
+    def _ivf_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        ids, codes = self._all_codes()
+        if ids.shape[0] == 0:
+            return ids, np.empty((0, self._dimension), np.float32)
+        vectors: NDArray[np.float32] = np.ascontiguousarray(self._index.sq.decode(codes))
+        return ids, vectors
+
+    def _all_codes(self) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        parts_i, parts_c = [], []
+        for lst in range(self._index.nlist):
+            ids, codes = self._list(lst)
+            if ids.size:
+                parts_i.append(ids.copy())
+                parts_c.append(codes.copy())
+        if not parts_i:
+            return np.empty(0, np.int64), np.empty((0, self._index.code_size), np.uint8)
+        return np.concatenate(parts_i), np.concatenate(parts_c)
+
+    def _train(self, data: tuple[NDArray[np.int64], NDArray[np.float32]]) -> None:
+        """(Re)build as IVF-SQ8 trained on these vectors; every file is written anew."""
+        faiss = self._faiss
+        ids, vectors = data
+        params = choose_params(ids.shape[0])
+        quantizer = faiss.IndexFlatIP(self._dimension)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer,
+            self._dimension,
+            params.nlist,
+            faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+            False,  # by_residual: codes independent of their list (see module docstring)
+        )
+        index.own_fields = True
+        quantizer.this.disown()
+        sample = min(ids.shape[0], TRAIN_POINTS_PER_LIST * params.nlist)
+        rng = np.random.default_rng(ids.shape[0])  # reproducible for the same gallery size
+        chosen = rng.choice(ids.shape[0], size=sample, replace=False)
+        index.cp.niter = 10
+        index.train(np.ascontiguousarray(vectors[np.sort(chosen)]))
+        self._index = index
+        self._params = params
+        lists = self._assign(vectors)
+        index.add_core(
+            vectors.shape[0],
+            faiss.swig_ptr(np.ascontiguousarray(vectors)),
+            faiss.swig_ptr(np.ascontiguousarray(ids)),
+            faiss.swig_ptr(lists),
+        )
+        order = np.argsort(ids, kind="stable")
+        self._map_ids = ids[order].astype(np.int64)
+        self._map_lists = lists[order].astype(np.int32)
+        self._pending = {}
+        self._segments = []
+        self._trained_file = None
+        self._relaid = True
+        self._dirty = set()
+
+    def _assign(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
+        _, lists = self._index.quantizer.search(vectors, 1)
+        out: NDArray[np.int64] = np.ascontiguousarray(lists[:, 0], dtype=np.int64)
+        return out
+
+    def _segment_of(self, lst: int) -> int:
+        assert self._params is not None
+        return int(lst * self._params.segments // self._params.nlist)
+
+    def _segment_lists(self, number: int) -> tuple[int, int]:
+        assert self._params is not None
+        nlist, segments = self._params.nlist, self._params.segments
+        lo = -(-number * nlist // segments)
+        hi = -(-(number + 1) * nlist // segments)
+        return lo, hi
+
+    def _list(self, lst: int) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """Zero-copy views of one inverted list's ids and codes (valid under the lock)."""
+        faiss, invlists = self._faiss, self._index.invlists
+        size = int(invlists.list_size(lst))
+        if size == 0:
+            return np.empty(0, np.int64), np.empty((0, self._index.code_size), np.uint8)
+        ids = faiss.rev_swig_ptr(invlists.get_ids(lst), size)
+        codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * self._index.code_size)
+        return ids, codes.reshape(size, self._index.code_size)
+
+    # -- internals: the id -> list map ----------------------------------------------------
+
+    def _merge_pending(self) -> None:
+        if not self._pending:
+            return
+        ids = np.fromiter(self._pending.keys(), np.int64, len(self._pending))
+        lists = np.fromiter(self._pending.values(), np.int32, len(self._pending))
+        all_ids = np.concatenate([self._map_ids, ids])
+        all_lists = np.concatenate([self._map_lists, lists])
+        order = np.argsort(all_ids, kind="stable")
+        self._map_ids, self._map_lists = all_ids[order], all_lists[order]
+        self._pending = {}
+
+    def _present(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Which of ``ids`` the index holds: O(log n) each once IVF."""
+        if int(self._index.ntotal) == 0:
+            return np.empty(0, np.int64)
+        if self._params is None:
+            held: NDArray[np.int64] = self._faiss.rev_swig_ptr(
+                self._index.id_map.data(), self._index.id_map.size()
+            )
+            return np.unique(ids[np.isin(ids, held)])
+        mask = self._in_map(ids) | np.fromiter(
+            (i in self._pending for i in ids.tolist()), bool, ids.shape[0]
+        )
+        return np.unique(ids[mask])
+
+    def _in_map(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        if self._map_ids.size == 0:
+            return np.zeros(ids.shape[0], bool)
+        at = np.searchsorted(self._map_ids, ids)
+        at = np.minimum(at, self._map_ids.size - 1)
+        found: NDArray[np.bool_] = self._map_ids[at] == ids
+        return found
+
+    def _remove_locked(self, ids: NDArray[np.int64]) -> int:
+        faiss = self._faiss
+        if self._params is None:
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            selector = faiss.IDSelectorBatch(ids.shape[0], faiss.swig_ptr(ids))
+            removed = int(self._index.remove_ids(selector))
+            if removed:
+                self._dirty.add(0)
+            return removed
+        by_list: dict[int, list[int]] = {}
+        in_map = self._in_map(ids)
+        at = np.searchsorted(self._map_ids, ids)
+        for i, hit, pos in zip(ids.tolist(), in_map.tolist(), at.tolist(), strict=True):
+            lst = int(self._map_lists[pos]) if hit else self._pending.get(i)
+            if lst is not None:
+                by_list.setdefault(lst, []).append(i)
+        removed = 0
+        invlists = self._index.invlists
+        for lst, gone in by_list.items():
+            list_ids, codes = self._list(lst)
+            size = list_ids.shape[0]
+            for target in gone:
+                where = np.flatnonzero(list_ids[:size] == target)
+                if where.size == 0:
+                    continue
+                pos, last = int(where[0]), size - 1
+                if pos != last:  # the last entry moves over the removed one
+                    invlists.update_entry(
+                        lst, pos, int(list_ids[last]), faiss.swig_ptr(codes[last])
+                    )
+                size -= 1
+                removed += 1
+            invlists.resize(lst, size)
+            self._dirty.add(self._segment_of(lst))
+        self._index.ntotal = int(self._index.ntotal) - removed
+        keep = ~in_map
+        for i in ids.tolist():
+            self._pending.pop(i, None)
+        if in_map.any():
+            drop = at[in_map]
+            self._map_ids = np.delete(self._map_ids, drop)
+            self._map_lists = np.delete(self._map_lists, drop)
+        del keep
+        return removed
+
+    # -- internals: files -----------------------------------------------------------------
+
+    def _new_segment(self, number: int, lo: int, hi: int, count: int) -> _Segment:
+        token = secrets.token_hex(6)
+        return _Segment(
+            f"{self._path.name}-{token}-{number}.seg", secrets.token_bytes(32), lo, hi, count
+        )
+
+    def _collect_writes(self) -> list[tuple[_Segment, bytes, int]]:
+        """The segments to write (their payloads copied now, under the lock)."""
+        writes: list[tuple[_Segment, bytes, int]] = []
+        faiss = self._faiss
+        if self._params is None:
+            if self._relaid or self._dirty or not self._segments:
+                ids, vectors = self._flat_vectors()
+                segment = self._new_segment(0, 0, 0, ids.shape[0])
+                writes.append((segment, _pack_flat(ids, vectors), ids.shape[0]))
+                self._segments = [segment]
+                self._trained_file = None
+        else:
+            if self._relaid or self._trained_file is None:
+                empty = faiss.clone_index(self._index)
+                empty.reset()
+                trained = self._new_segment(-1, 0, 0, 0)
+                writes.append((trained, bytes(faiss.serialize_index(empty)), 0))
+                self._trained_file = trained
+            if self._relaid or len(self._segments) != self._params.segments:
+                numbers = list(range(self._params.segments))
+                self._segments = [self._new_segment(n, *self._segment_lists(n), 0) for n in numbers]
+            else:
+                numbers = sorted(self._dirty)
+            for number in numbers:
+                lo, hi = self._segment_lists(number)
+                payload, count = self._pack_lists(lo, hi)
+                segment = self._new_segment(number, lo, hi, count)
+                self._segments[number] = segment
+                writes.append((segment, payload, count))
+        self._dirty = set()
+        self._relaid = False
+        return writes
+
+    def _pack_lists(self, lo: int, hi: int) -> tuple[bytes, int]:
+        sizes, ids, codes = [], [], []
+        for lst in range(lo, hi):
+            list_ids, list_codes = self._list(lst)
+            sizes.append(list_ids.shape[0])
+            ids.append(list_ids.tobytes())
+            codes.append(list_codes.tobytes())
+        head = np.asarray([lo, hi], np.int64).tobytes() + np.asarray(sizes, np.int64).tobytes()
+        return head + b"".join(ids) + b"".join(codes), int(sum(sizes))
+
+    def _manifest(self) -> dict[str, Any]:
+        def entry(s: _Segment) -> dict[str, Any]:
+            return {
+                "file": s.file,
+                "key": base64.b64encode(s.key).decode(),
+                "lo": s.lo,
+                "hi": s.hi,
+                "count": s.count,
+            }
+
+        p = self._params
+        return {
+            "kind": "flat" if p is None else "ivf-sq8",
+            "params": None
+            if p is None
+            else {
+                "nlist": p.nlist,
+                "nprobe": p.nprobe,
+                "trained_on": p.trained_on,
+                "segments": p.segments,
+            },
+            "trained": None if self._trained_file is None else entry(self._trained_file),
+            "segments": [entry(s) for s in self._segments],
+        }
+
+    def _delete_unreferenced(self, keep: set[str]) -> None:
+        removed = False
+        for path in segment_files(self._path):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+                removed = True
+        if removed:
+            fsync_directory(self._path.parent)
+
+    def _load(self) -> None:
+        faiss = self._faiss
+        payload, header = read_sealed(self._path, seal=self._seal, backend=BACKEND)
+        if self._dimension and header.dimension != self._dimension:
+            raise self._unreadable(
+                f"holds dimension {header.dimension} vectors, expected {self._dimension}"
+            )
+        self._dimension = check_dimension(header.dimension)
+        try:
+            manifest = json.loads(bytes(payload))
+            segments = [_segment(s) for s in manifest["segments"]]
+            trained = None if manifest["trained"] is None else _segment(manifest["trained"])
+            p = manifest["params"]
+            params = (
+                None
+                if p is None
+                else IvfParams(
+                    int(p["nlist"]), int(p["nprobe"]), int(p["trained_on"]), int(p["segments"])
+                )
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise self._unreadable(f"holds no valid manifest ({error})") from error
+        self._params, self._segments, self._trained_file = params, segments, trained
+        if params is None:
+            self._index = self._flat()
+            for s in segments:
+                ids, vectors = _unpack_flat(self._read_segment(s), self._dimension)
+                if ids.size:
+                    self._index.add_with_ids(vectors, ids)
+        else:
+            if trained is None:
+                raise self._unreadable("has no trained index")
+            try:
+                index = faiss.deserialize_index(self._read_segment(trained))
+            except (RuntimeError, ValueError) as error:
+                raise self._unreadable(f"holds no FAISS index ({error})") from error
+            # read_index already returns the concrete class; a downcast_index here would drop
+            # the owning wrapper and free the index under us.
+            if not isinstance(index, faiss.IndexIVFScalarQuantizer) or index.nlist != params.nlist:
+                raise self._unreadable("holds a trained index that does not match its manifest")
+            self._index = index
+            code_size = int(index.code_size)
+            parts_i, parts_l = [], []
+            total = 0
+            for s in segments:
+                data = self._read_segment(s)
+                lo, hi = (int(v) for v in np.frombuffer(data, np.int64, 2))
+                sizes = np.frombuffer(data, np.int64, hi - lo, 16)
+                n = int(sizes.sum())
+                off = 16 + 8 * (hi - lo)
+                ids = np.frombuffer(data, np.int64, n, off)
+                codes = np.frombuffer(data, np.uint8, n * code_size, off + 8 * n)
+                start = 0
+                for lst, size in zip(range(lo, hi), sizes.tolist(), strict=True):
+                    if size:
+                        index.invlists.add_entries(
+                            lst,
+                            size,
+                            faiss.swig_ptr(ids[start : start + size]),
+                            faiss.swig_ptr(codes[start * code_size : (start + size) * code_size]),
+                        )
+                        parts_l.append(np.full(size, lst, np.int32))
+                    start += size
+                parts_i.append(ids.copy())
+                total += n
+            index.ntotal = total
+            ids_all = np.concatenate(parts_i) if parts_i else np.empty(0, np.int64)
+            lists_all = np.concatenate(parts_l) if parts_l else np.empty(0, np.int32)
+            order = np.argsort(ids_all, kind="stable")
+            self._map_ids, self._map_lists = ids_all[order], lists_all[order]
+        if int(self._index.ntotal) != header.count:
+            raise self._unreadable("holds segments that do not match its manifest")
+        self._applied_seq = header.applied_seq
+        self._delete_unreferenced(
+            {s.file for s in segments} | ({trained.file} if trained else set())
+        )
+
+    def _read_segment(self, segment: _Segment) -> NDArray[np.uint8]:
+        data, _ = read_sealed(
+            self._path.parent / segment.file, seal=_KeySeal(segment.key), backend=SEGMENT_BACKEND
+        )
+        return data
+
+    def _unreadable(self, reason: str) -> IndexFileUnreadable:
+        return IndexFileUnreadable(f"index file {self._path} {reason}; rebuild the index")
+
+
+def decrypted_payloads(manifest: Path, seal: IndexSeal) -> list[bytes]:
+    """The manifest's payload and every segment's it names, decrypted (``index_plaintext``)."""
+    payload, _ = read_sealed(manifest, seal=seal, backend=BACKEND)
+    out = [payload.tobytes()]
+    content = json.loads(payload.tobytes())
+    entries = list(content["segments"]) + ([content["trained"]] if content["trained"] else [])
+    for entry in entries:
+        segment = _segment(entry)
+        data, _ = read_sealed(
+            manifest.parent / segment.file, seal=_KeySeal(segment.key), backend=SEGMENT_BACKEND
+        )
+        out.append(data.tobytes())
+    return out
+
+
+def _segment(entry: dict[str, Any]) -> _Segment:
+    name = str(entry["file"])
+    if os.sep in name or name.startswith("."):
+        raise ValueError(f"bad segment file name {name!r}")
+    return _Segment(
+        name,
+        base64.b64decode(entry["key"]),
+        int(entry["lo"]),
+        int(entry["hi"]),
+        int(entry["count"]),
+    )
+
+
+def _trained(manifest: dict[str, Any]) -> set[str]:
+    return set() if manifest["trained"] is None else {str(manifest["trained"]["file"])}
+
+
+def _pack_flat(ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> bytes:
+    return (
+        np.asarray([ids.shape[0]], np.int64).tobytes()
+        + ids.astype(np.int64).tobytes()
+        + vectors.astype(np.float32).tobytes()
+    )
+
+
+def _unpack_flat(
+    data: NDArray[np.uint8], dimension: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    n = int(np.frombuffer(data, np.int64, 1)[0])
+    ids = np.frombuffer(data, np.int64, n, 8).copy()
+    vectors = np.frombuffer(data, np.float32, n * dimension, 8 + 8 * n).reshape(n, dimension).copy()
+    return ids, vectors

@@ -1,0 +1,207 @@
+"""The "ivf" backend once it is IVF (the contract tests cover its flat phase): training past
+``FLAT_MAX``, candidates good enough for exact re-scoring, saves that rewrite only the
+segments that changed, physical removal down to the segment files, crash leftovers.
+
+``FLAT_MAX`` is lowered so a few thousand vectors make an IVF index (k-means on 2 cores in
+well under a second)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import probity.index.ivf_index as ivf
+from probity.index import index_plaintext, open_index
+from probity.index.files import read_sealed
+from probity.index.ivf_index import IvfIndex, segment_files
+from probity.index.sealing import IndexFileUnreadable
+from tests.index.conftest import FixedSeal
+
+DIMENSION = 32
+PEOPLE = 1500  # two templates each: 3,000 vectors
+
+
+def unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ivf, "FLAT_MAX", 1000)
+    monkeypatch.setattr(ivf, "SEGMENT_VECTORS", 256)
+
+
+@pytest.fixture
+def people() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(centres, vectors): person p owns vectors 2p and 2p + 1."""
+    rng = np.random.default_rng(7)
+    centres = unit(rng.normal(size=(PEOPLE, DIMENSION)).astype(np.float32))
+    noise = rng.normal(scale=0.1, size=(2 * PEOPLE, DIMENSION)).astype(np.float32)
+    return centres, unit(np.repeat(centres, 2, axis=0) + noise)
+
+
+@pytest.fixture
+def built(
+    tmp_path: Path, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> IvfIndex:
+    _, vectors = people
+    index = IvfIndex(tmp_path / "g.ivf", DIMENSION, seal)
+    index.add(np.arange(len(vectors)), vectors)
+    index.mark_applied(9)
+    index.save()
+    return index
+
+
+def manifest(path: Path, seal: FixedSeal) -> dict[str, object]:
+    payload, _ = read_sealed(path, seal=seal, backend="ivf")
+    result: dict[str, object] = json.loads(payload.tobytes())
+    return result
+
+
+def test_past_flat_max_it_is_trained_and_says_how(built: IvfIndex, seal: FixedSeal) -> None:
+    assert built.params is not None
+    assert built.params.trained_on == 2 * PEOPLE
+    saved = manifest(built.path, seal)
+    assert saved["kind"] == "ivf-sq8"
+    assert saved["params"] == {
+        "nlist": built.params.nlist,
+        "nprobe": built.params.nprobe,
+        "segments": built.params.segments,
+        "trained_on": 2 * PEOPLE,
+    }
+    assert built.params.segments > 1
+
+
+def test_candidates_hold_the_exact_best_after_rescoring(
+    built: IvfIndex, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    centres, vectors = people
+    rng = np.random.default_rng(8)
+    asked = rng.choice(PEOPLE, size=200, replace=False)
+    queries = unit(centres[asked] + rng.normal(scale=0.1, size=(200, DIMENSION)))
+    same = 0
+    for q, hits in zip(queries, built.search(queries, 40), strict=True):
+        candidates = np.asarray([h.id for h in hits])
+        rescored = candidates[np.argmax(vectors[candidates] @ q)]
+        same += int(rescored == np.argmax(vectors @ q))
+    assert same >= 198  # 99 %: the service's exact re-scoring then ranks them exactly
+
+
+def test_reopening_gives_the_same_answers(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    _, vectors = people
+    again = open_index("ivf", built.path.with_suffix(""), DIMENSION, seal)
+    assert len(again) == len(built) and again.applied_seq == 9
+    assert sorted(again.ids().tolist()) == sorted(built.ids().tolist())
+    assert again.search(vectors[:20], 5) == built.search(vectors[:20], 5)
+
+
+def test_a_save_after_one_add_rewrites_one_segment(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    before = {p.name: p.read_bytes() for p in segment_files(built.path)}
+    built.add([10_000], people[1][:1] * -1)
+    built.save()
+    after = {p.name: p.read_bytes() for p in segment_files(built.path)}
+    assert len(set(after) - set(before)) == 1  # one new segment file ...
+    assert len(set(before) - set(after)) == 1  # ... replacing one, deleted
+    kept = set(before) & set(after)
+    assert len(kept) == len(before) - 1
+    assert all(before[name] == after[name] for name in kept)  # the rest untouched
+    assert 10_000 in open_index("ivf", built.path.with_suffix(""), None, seal).ids()
+
+
+def test_removal_takes_the_codes_out_of_every_file(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """The erasure byte scan for an IVF index: the removed template's 8-bit codes and id are
+    in no decrypted segment, the others' still are; only the segments that held it change."""
+    _, vectors = people
+    faiss_index = built._index  # the SQ8 codes as FAISS stores them
+    codes = faiss_index.sq.compute_codes(vectors[:2])
+    kept_code = faiss_index.sq.compute_codes(vectors[500:501])
+    stem = built.path.with_suffix("")
+    plain = b"".join(index_plaintext("ivf", stem, seal))
+    assert codes[0].tobytes() in plain and kept_code[0].tobytes() in plain  # the scan works
+    before = {p.name for p in segment_files(built.path)}
+
+    assert built.remove([0, 1]) == 2
+    built.save()
+    plain = b"".join(index_plaintext("ivf", stem, seal))
+    assert codes[0].tobytes() not in plain and codes[1].tobytes() not in plain
+    assert kept_code[0].tobytes() in plain
+    assert {0, 1}.isdisjoint(built.ids().tolist())
+    after = {p.name for p in segment_files(built.path)}
+    assert 1 <= len(after - before) <= 2  # the segments that held person 0, rewritten
+    assert len(after & before) >= len(before) - 2
+    reopened = open_index("ivf", stem, None, seal)
+    assert len(reopened) == 2 * PEOPLE - 2
+    assert all(h.id not in (0, 1) for h in reopened.search(vectors[:2], 10)[0])
+
+
+def test_a_rewritten_segment_gets_a_fresh_key(built: IvfIndex, seal: FixedSeal) -> None:
+    """An old copy of a rewritten segment opens only with a key the old manifest held (sealed
+    under an epoch an erasure destroys); the new manifest does not hold it."""
+    old = {s["file"]: s["key"] for s in manifest(built.path, seal)["segments"]}  # type: ignore[attr-defined]
+    built.remove([0])
+    built.save()
+    new = {s["file"]: s["key"] for s in manifest(built.path, seal)["segments"]}  # type: ignore[attr-defined]
+    replaced = set(old) - set(new)
+    assert replaced
+    assert {old[f] for f in replaced}.isdisjoint(new.values())
+
+
+def test_adding_an_existing_id_replaces_it_once_ivf(
+    built: IvfIndex, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    _, vectors = people
+    built.add([5], vectors[900:901])
+    assert len(built) == 2 * PEOPLE
+    assert built.search(vectors[900:901], 2)[0][0].id in (5, 900)
+    assert all(h.id != 5 for h in built.search(vectors[5:6], 3)[0] if h.similarity > 0.999)
+
+
+def test_it_retrains_when_the_gallery_has_grown(
+    built: IvfIndex, seal: FixedSeal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert built.params is not None
+    first = built.params
+    rng = np.random.default_rng(3)
+    more = unit(rng.normal(size=(3 * 2 * PEOPLE + 10, DIMENSION)).astype(np.float32))
+    built.add(np.arange(20_000, 20_000 + len(more)), more)
+    assert built.params is not None and built.params.trained_on > first.trained_on
+    assert built.params.nlist >= first.nlist
+    built.save()
+    again = open_index("ivf", built.path.with_suffix(""), None, seal)
+    assert len(again) == 2 * PEOPLE + len(more)
+    assert again.search(more[:1], 1)[0][0].id == 20_000
+
+
+def test_segments_a_crash_left_behind_are_deleted_at_open(built: IvfIndex, seal: FixedSeal) -> None:
+    stray = built.path.parent / f"{built.path.name}-deadbeef0000-3.seg"
+    stray.write_bytes(b"written before a crash, never named by a manifest")
+    open_index("ivf", built.path.with_suffix(""), None, seal)
+    assert not stray.exists()
+
+
+def test_a_missing_segment_makes_the_index_unreadable(built: IvfIndex, seal: FixedSeal) -> None:
+    segment_files(built.path)[0].unlink()
+    with pytest.raises(IndexFileUnreadable):
+        open_index("ivf", built.path.with_suffix(""), None, seal)
+
+
+def test_a_segment_from_another_slot_is_refused(
+    built: IvfIndex, seal: FixedSeal, tmp_path: Path
+) -> None:
+    """Segment names are authenticated: a segment renamed into the place of another (even
+    of the same index) does not open."""
+    first, second = segment_files(built.path)[:2]
+    data = first.read_bytes()
+    second.write_bytes(data)
+    with pytest.raises(IndexFileUnreadable):
+        open_index("ivf", built.path.with_suffix(""), None, seal)
