@@ -27,7 +27,8 @@ from probity.services.erasure import ErasureService
 from probity.services.erasure_work import ErasureWork
 from probity.services.galleries import GalleryService
 from probity.services.idempotency import IdempotencyService
-from probity.services.indexes import IndexKeys, IndexSet, TemplateLog
+from probity.services.index_server import index_set
+from probity.services.indexes import IndexSet
 from probity.services.jobs import EnrolmentJobs
 from probity.services.jurisdictions import JurisdictionService
 from probity.services.maintenance import IndexMaintenance
@@ -188,12 +189,8 @@ def build_services(
         )
     face_engine = engines.default
     vault = Vault(Keyring(master, settings.key_dir), FileBlobStore(settings.blob_dir))
-    indexes = IndexSet(
-        directory=settings.index_dir,
-        backend=settings.index_backend,
-        seal=IndexKeys(db, vault.keyring),
-        log=TemplateLog(db, vault),
-    )
+    # In-process, or a client of the home's index process (probity serve --workers N>1).
+    indexes = index_set(settings, db, vault, master)
     guard = AccessGuard(clock, frozenset(settings.server.searching_kinds))
     audit = AuditService(
         db=db,
