@@ -289,7 +289,14 @@ class Settings(BaseSettings):
     master_key: str | None = Field(
         None, description="base64 of a 32-byte key; default: the key file <home>/master.key"
     )
-    index_backend: str = Field("faiss", description="faiss or exact")
+    index_backend: str = Field(
+        "ivf",
+        description=(
+            "ivf (exact up to 50,000 faces a gallery, then IVF-SQ8 with exact re-scoring; "
+            "saves rewrite only changed segments), faiss (flat, exact), exact (numpy, the "
+            "reference) or milvus (docs/milvus.md)"
+        ),
+    )
     organisation: str = Field("local", description="organisation recorded in audit events")
     offence_categories: list[str] = Field(
         default_factory=lambda: [

@@ -53,7 +53,7 @@ from probity.domain.gallery import Gallery
 from probity.errors import IntegrityError
 from probity.faults import crash_point
 from probity.index.base import Hit, VectorIndex
-from probity.index.factory import index_file, open_index
+from probity.index.factory import BACKENDS, index_file, index_paths, open_index
 from probity.index.sealing import IndexFileUnreadable, IndexSeal
 from probity.storage.db import Database
 from probity.storage.keyring import Keyring
@@ -294,7 +294,8 @@ class IndexSet:
                 if dimension is None:
                     raise
                 log.warning("index %s: %s; rebuilding it from the template log", name, error)
-                self._file(name).unlink(missing_ok=True)
+                for path in index_paths(self.backend, self.directory / name):
+                    path.unlink(missing_ok=True)
                 index = open_index(self.backend, self.directory / name, dimension, self.seal)
                 mtime = 0.0
             self._open[name] = (index, mtime)
@@ -434,6 +435,8 @@ class IndexSet:
         for name in self._names_on_disk():
             if name not in names:
                 self._drop_name(name)
+        for name in self._drop_other_backends():
+            log.info("index file %s of another backend deleted", name)
         # Open every file first, while the KEK it was sealed under is surely still at hand:
         # the catch-up below decrypts templates, and a Vault read that sees the new epoch
         # retires the old KEK in this process. A file that cannot be opened any more is
@@ -483,8 +486,27 @@ class IndexSet:
     def _drop_name(self, name: str) -> None:
         with self._lock:
             self._open.pop(name, None)
-            self._file(name).unlink(missing_ok=True)
+            for path in index_paths(self.backend, self.directory / name):
+                path.unlink(missing_ok=True)
             (self.directory / f"{name}.lock").unlink(missing_ok=True)
+
+    def _drop_other_backends(self) -> list[str]:
+        """Delete index files another backend left (the home switched ``index_backend``):
+        they hold templates, some perhaps erased since, and nothing reads them any more.
+        Only file-based backends: a folder (Milvus Lite's) is left to its own backend."""
+        dropped: list[str] = []
+        if not self.directory.is_dir():
+            return dropped
+        for backend, suffix in BACKENDS.items():
+            if backend == self.backend:
+                continue
+            for path in sorted(self.directory.glob(f"*{suffix}")):
+                if not path.is_file():
+                    continue
+                for part in index_paths(backend, path.with_name(path.name[: -len(suffix)])):
+                    part.unlink(missing_ok=True)
+                dropped.append(path.name)
+        return dropped
 
     def drop(self, slot: IndexSlot) -> None:
         """Delete the slot's file (the old model's index after a migration's swap)."""

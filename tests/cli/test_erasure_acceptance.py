@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from probity.errors import IntegrityError
-from probity.index import open_index
+from probity.index import index_paths, index_plaintext, open_index
 from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
 from probity.storage.keyring import Keyring, load_master_key, unseal
@@ -75,7 +75,12 @@ def _keyring(home: Path) -> Keyring:
 
 def _open_index_copy(index_file: Path, keys_of: Path) -> int:
     """Open an index file with the keys of the home ``keys_of``; its vector count."""
-    return len(open_index("faiss", index_file.with_suffix(""), None, HomeSeal(keys_of)))
+    return len(open_index("ivf", index_file.with_suffix(""), None, HomeSeal(keys_of)))
+
+
+def _index_bytes(index_file: Path) -> bytes:
+    """Every byte at rest of the index whose manifest is ``index_file``, segments included."""
+    return b"".join(p.read_bytes() for p in index_paths("ivf", index_file.with_suffix("")))
 
 
 def _files(folder: Path) -> list[Path]:
@@ -112,9 +117,12 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
     ]
     index_bytes = [normalise(v[None, :].astype(np.float32), 128).tobytes() for v in vectors]
     raw_bytes = [v.astype("<f4").tobytes() for v in vectors]
-    (index_file,) = (home / "index").glob("*.faiss")
-    # The index file is sealed: not even a live template is in it in the clear ...
-    assert not any(b in index_file.read_bytes() for b in index_bytes)
+    (index_file,) = (home / "index").glob("*.ivf")
+    # The index files are sealed: not even a live template is in them in the clear ...
+    assert not any(b in _index_bytes(index_file) for b in index_bytes)
+    # ... but decrypted with the home's keys they hold it (so the scan below can fail).
+    plain = b"".join(index_plaintext("ivf", index_file.with_suffix(""), HomeSeal(home)))
+    assert all(b in plain for b in index_bytes)
     status = json.loads(probity("index", "status", "--home", str(home), "--json").out)
     vectors_before = sum(g["vectors"] for g in status)
     copy = tmp_path / "home-before"
@@ -154,8 +162,10 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
     status = json.loads(probity("index", "status", "--home", str(home), "--json").out)
     assert sum(g["vectors"] for g in status) == vectors_before - 3
     assert all(g["in_step"] for g in status)
-    data = index_file.read_bytes()
+    data = _index_bytes(index_file)
     assert not any(b in data for b in index_bytes)
+    plain = b"".join(index_plaintext("ivf", index_file.with_suffix(""), HomeSeal(home)))
+    assert not any(b in plain for b in index_bytes)  # not even to the current keys
 
     # Database file (and WAL) and blob store: none of their template bytes, no image blob.
     stores = [p for p in home.glob("probity.db*")] + _files(home / "blobs")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from probity.index import open_index
+from probity.index import index_paths, index_plaintext, open_index
 from probity.index.vectors import normalise
 from probity.storage.keyring import load_master_key, unseal
 from tests.cli.conftest import DATA, HomeSeal
@@ -222,11 +222,20 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     key = Keyring(master, home / "keys").unwrap(subject_id, wrapped)
     vector = np.frombuffer(unseal(key, sealed, b"probity/template/" + subject_id.encode()), "<f4")
     stored = normalise(vector[None, :].astype(np.float32), 128).tobytes()
-    (index_file,) = (home / "index").glob(f"{gallery_id}*.faiss")  # the gallery model's file
-    assert stored not in index_file.read_bytes()  # sealed: not in the clear even while held
+    (index_file,) = (home / "index").glob(f"{gallery_id}*.ivf")  # the gallery model's index
+    stem = index_file.with_suffix("")
+
+    def at_rest() -> bytes:
+        return b"".join(p.read_bytes() for p in index_paths("ivf", stem))
+
+    def decrypted() -> bytes:
+        return b"".join(index_plaintext("ivf", stem, HomeSeal(home)))
+
+    assert stored not in at_rest()  # sealed: not in the clear even while held
+    assert stored in decrypted()  # but the home's keys find it (so the scan can fail)
 
     def best_match() -> float:
-        index = open_index("faiss", index_file.with_suffix(""), None, HomeSeal(home))
+        index = open_index("ivf", stem, None, HomeSeal(home))
         hits = index.search(vector[None, :].astype(np.float32), 1)[0]
         return hits[0].similarity if hits else -1.0
 
@@ -243,7 +252,8 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
         str(home),
     )
     assert run.code == 0, run.err
-    assert stored not in index_file.read_bytes()
+    assert stored not in at_rest()
+    assert stored not in decrypted()
     assert index_file.stat().st_size > 0
     assert best_match() < 0.999  # the vector left the index
     run = probity(
@@ -260,8 +270,9 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
 
 
 def test_index_rebuild_from_encrypted_templates(probity, home: Path) -> None:  # type: ignore[no-untyped-def]
-    for f in (home / "index").glob("*.faiss"):
-        f.unlink()
+    for f in (home / "index").iterdir():
+        if f.name.split(".")[-1] in ("ivf", "seg"):
+            f.unlink()
     run = probity("index", "rebuild", "--home", str(home), "--json")
     assert run.code == 0 and '"vectors": 2' in run.out
     run = probity(

@@ -39,7 +39,7 @@ def make_services(
 ) -> Iterator[Callable[..., Services]]:
     built: list[Services] = []
 
-    def make(database_url: str | None = None, index_backend: str = "faiss") -> Services:
+    def make(database_url: str | None = None, index_backend: str = "ivf") -> Services:
         settings = Settings(
             home=tmp_path / "home", database_url=database_url, index_backend=index_backend
         )
