@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -172,6 +172,42 @@ def checkpoint_message(seq: int, event_hash: str, at: str) -> bytes:
     return f"probity-audit-checkpoint|{seq}|{event_hash}|{at}".encode()
 
 
+FULL = "full"
+"""Verification mode: re-hash every event from the first."""
+INCREMENTAL = "incremental"
+"""Verification mode: re-hash only the events after the last successful verification's end
+(see ``VerifiedPoint``); what it does not prove is in services/audit.py and docs/audit.md."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPoint:
+    """Where the last successful verification ended: the chain up to event ``seq`` was found
+    intact and event ``seq`` had hash ``hash``. ``witness_read`` says how far each witness
+    file was read then ({path: (bytes, lines)}); ``witness_seq`` the newest entry seen."""
+
+    seq: int
+    hash: str
+    at: datetime
+    by: str
+    witness_seq: int | None = None
+    witness_read: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LastVerification:
+    """The outcome of the most recent verification, passed or failed (what the /audit page
+    shows instead of verifying on every visit)."""
+
+    at: datetime
+    by: str
+    ok: bool
+    mode: str
+    from_seq: int
+    events_checked: int
+    first_broken_seq: int | None
+    reason: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class ChainVerification:
     ok: bool
@@ -184,6 +220,8 @@ class ChainVerification:
     notes: tuple[str, ...] = ()  # not failures: a witness behind, a failing witness sink
     witness_entries: int = 0  # witness entries checked against the database
     witness_seq: int | None = None  # the newest event a witness entry names
+    mode: str = "full"  # FULL or INCREMENTAL: what this verification re-hashed
+    from_seq: int = 0  # it re-hashed the events after this one (0: from the first)
 
 
 def verify_chain(

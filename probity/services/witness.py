@@ -32,7 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from probity.domain.audit import AuditEvent, Checkpoint
-from probity.storage.witness import Witness, WitnessFile
+from probity.storage.witness import Witness, WitnessFile, WitnessPosition
 
 _PENDING = "probity.audit.witness_pending"
 
@@ -110,30 +110,50 @@ class WitnessRead:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     home_missing: bool = False
+    read: dict[str, WitnessPosition] = field(default_factory=dict)  # {path: how far read}
 
     @property
     def newest(self) -> Checkpoint | None:
         return max(self.entries.values(), key=lambda c: c.seq, default=None)
 
 
-def read_witness(witness: Witness, signer: Verifier) -> WitnessRead:
+def read_witness(
+    witness: Witness, signer: Verifier, since: dict[str, WitnessPosition] | None = None
+) -> WitnessRead:
     """Read every witness file once and check every entry's signature against this home's
     key (type (d) problems). A missing file sink is a note (its volume may be unmounted);
-    whether a missing home file is a problem depends on the database (``compare``)."""
+    whether a missing home file is a problem depends on the database (``compare``).
+
+    ``since`` (an incremental verification): how far each file was read by the last
+    successful verification; only the lines appended after that are read, so the cost is the
+    new entries, not the file. A file now shorter than that was cut or replaced: a problem.
+    ``found.read`` says how far each file was read this time."""
     found = WitnessRead()
     for wf in witness.files():
+        start = (since or {}).get(str(wf.path), WitnessPosition())
         if not wf.exists():
             if wf is witness.home:
                 found.home_missing = True
             else:
                 found.notes.append(f"witness {wf.path} is missing (not written yet, or unmounted)")
+                if start.bytes:
+                    found.read[str(wf.path)] = start  # read it from there once it is back
             continue
-        _read_one(wf, signer, found)
+        if wf.size() < start.bytes:
+            found.problems.append(
+                f"witness {wf.path} holds {wf.size()} bytes, fewer than the {start.bytes} the "
+                "last verification read: lines were removed or the file was replaced"
+            )
+            continue
+        _read_one(wf, signer, found, start)
     return found
 
 
-def _read_one(wf: WitnessFile, signer: Verifier, found: WitnessRead) -> None:
-    for line in wf.lines():
+def _read_one(
+    wf: WitnessFile, signer: Verifier, found: WitnessRead, start: WitnessPosition
+) -> None:
+    end: list[WitnessPosition] = []
+    for line in wf.lines_from(start, end):
         where = f"witness {wf.path} line {line.number}"
         cp = line.checkpoint
         if cp is None:
@@ -146,6 +166,7 @@ def _read_one(wf: WitnessFile, signer: Verifier, found: WitnessRead) -> None:
             found.problems.append(f"{where} (event #{cp.seq}) has an invalid signature")
         else:
             found.entries.setdefault((cp.seq, cp.hash), cp)
+    found.read[str(wf.path)] = end[0] if end else start
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +183,14 @@ def compare(
     db_last_seq: int,
     db_hash_at: dict[int, str | None],
     db_checkpoints: dict[int, Checkpoint],
+    known_seq: int = 0,
 ) -> WitnessComparison:
     """Compare the database with every valid witness entry: (a) truncation, (b) deleted
     checkpoints, (c) rewritten or renumbered events, plus (d) a missing home witness.
-    ``db_hash_at`` holds the database's hash (None: no such event) at each witnessed seq."""
+    ``db_hash_at`` holds the database's hash (None: no such event) at each witnessed seq.
+    ``known_seq``: the newest seq the witness is known to hold from an earlier read (an
+    incremental verification reads only the lines appended since), so the witness is
+    "behind" only for database checkpoints newer than both."""
     problems = list(found.problems)
     notes = list(found.notes)
     seqs: list[int] = []
@@ -212,7 +237,7 @@ def compare(
         seqs.append(deleted[0].seq)
     if not problems and db_checkpoints:
         newest_db = max(db_checkpoints)
-        behind_from = newest_entry.seq if newest_entry else 0
+        behind_from = max(newest_entry.seq if newest_entry else 0, known_seq)
         if newest_db > behind_from:
             notes.append(
                 f"the witness is behind by {newest_db - behind_from} event(s): its newest entry "

@@ -11,7 +11,13 @@ from typing import Any
 from sqlalchemy import Text, delete, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from probity.domain.audit import GENESIS_HASH, AuditEvent, Checkpoint
+from probity.domain.audit import (
+    GENESIS_HASH,
+    AuditEvent,
+    Checkpoint,
+    LastVerification,
+    VerifiedPoint,
+)
 from probity.domain.case import Authorisation, AuthorisationStatus, Case
 from probity.domain.faces import DetectorKind, FaceBox, ModelVersion, Quality, QualityFloor
 from probity.domain.gallery import Enrolment, Gallery, LawfulBasis, Provenance, Subject
@@ -21,6 +27,7 @@ from probity.storage.tables import (
     AuditCheckpointRow,
     AuditEventRow,
     AuditHeadRow,
+    AuditVerifiedRow,
     CaseRow,
     EnrolmentRow,
     GalleryRow,
@@ -714,9 +721,67 @@ class AuditLog:
             return True
         return False
 
-    def checkpoints(self) -> list[Checkpoint]:
-        rows = self.s.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq))
+    def checkpoints(self, since: int = 0) -> list[Checkpoint]:
+        """Signed checkpoints with ``seq >= since``, oldest first (all of them by default)."""
+        stmt = select(AuditCheckpointRow).where(AuditCheckpointRow.seq >= since)
+        rows = self.s.scalars(stmt.order_by(AuditCheckpointRow.seq))
         return [Checkpoint(r.seq, r.hash, r.at, r.public_key, r.signature) for r in rows]
+
+    def has_checkpoints(self) -> bool:
+        return self.s.scalar(select(AuditCheckpointRow.seq).limit(1)) is not None
+
+    def verified_point(self) -> VerifiedPoint | None:
+        """Where the last successful verification ended (None: none has passed yet)."""
+        row = self.s.get(AuditVerifiedRow, 1)
+        if row is None or row.seq is None or row.hash is None or row.verified_at is None:
+            return None
+        read = {str(k): (int(v[0]), int(v[1])) for k, v in dict(row.witness_read or {}).items()}
+        return VerifiedPoint(
+            seq=row.seq,
+            hash=row.hash,
+            at=row.verified_at,
+            by=row.verified_by or "",
+            witness_seq=row.witness_seq,
+            witness_read=read,
+        )
+
+    def last_verification(self) -> LastVerification | None:
+        """The most recent verification's outcome (None: never verified). One row read."""
+        row = self.s.get(AuditVerifiedRow, 1)
+        if row is None:
+            return None
+        return LastVerification(
+            at=row.last_at,
+            by=row.last_by,
+            ok=row.last_ok,
+            mode=row.last_mode,
+            from_seq=row.last_from_seq,
+            events_checked=row.last_events_checked,
+            first_broken_seq=row.last_first_broken_seq,
+            reason=row.last_reason,
+        )
+
+    def save_verification(self, last: LastVerification, point: VerifiedPoint | None) -> None:
+        """Store a verification's outcome; with ``point`` (a passed one) also move the
+        verified point there. Without it the stored point stays where it was."""
+        row = self.s.get(AuditVerifiedRow, 1)
+        if row is None:
+            row = AuditVerifiedRow(id=1, witness_read={})
+            self.s.add(row)
+        row.last_at, row.last_by, row.last_ok = last.at, last.by, last.ok
+        row.last_mode, row.last_from_seq = last.mode, last.from_seq
+        row.last_events_checked = last.events_checked
+        row.last_first_broken_seq, row.last_reason = last.first_broken_seq, last.reason
+        if point is not None:
+            row.seq, row.hash, row.verified_at, row.verified_by = (
+                point.seq,
+                point.hash,
+                point.at,
+                point.by,
+            )
+            row.witness_seq = point.witness_seq
+            row.witness_read = {k: list(v) for k, v in point.witness_read.items()}
+        self.s.flush()
 
 
 __all__: Sequence[str] = (

@@ -211,6 +211,30 @@ class AuditCheckpointRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class AuditVerifiedRow(Base):
+    """One row (id 1): where the last successful verification ended (``seq``, ``hash``, when,
+    by whom, the witness read so far), and the outcome of the most recent one, passed or
+    failed (``last_*``). An incremental verify starts at ``seq``; a failure never moves it."""
+
+    __tablename__ = "audit_verified"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    verified_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    witness_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    witness_read: Mapped[Any] = mapped_column(JSONText)  # {path: [bytes, lines]}
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_by: Mapped[str] = mapped_column(String(200))
+    last_ok: Mapped[bool] = mapped_column(Boolean)
+    last_mode: Mapped[str] = mapped_column(String(20))
+    last_from_seq: Mapped[int] = mapped_column(Integer)
+    last_events_checked: Mapped[int] = mapped_column(Integer)
+    last_first_broken_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class OrganisationRow(Base):
     __tablename__ = "organisations"
 

@@ -133,15 +133,45 @@ class WitnessFile:
     def lines(self) -> Iterator[WitnessLine]:
         """Every non-empty line, parsed, oldest first: one pass over the file (a few hundred
         bytes a checkpoint, one checkpoint per 50 events and per verification)."""
-        with self.path.open("r", encoding="utf-8", errors="replace") as handle:
-            for number, raw in enumerate(handle, start=1):
-                text = raw.strip()
+        yield from self.lines_from(WitnessPosition())
+
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def lines_from(
+        self, start: WitnessPosition, end: list[WitnessPosition] | None = None
+    ) -> Iterator[WitnessLine]:
+        """The non-empty lines after ``start`` (bytes and lines already read), parsed, oldest
+        first. When ``end`` is given, the position after the last *complete* line read is
+        appended to it: a last line without its newline (a write in progress, or torn by a
+        full disk) is still parsed and reported, but the next read starts before it again."""
+        number, at = start.lines, start.bytes
+        with self.path.open("rb") as handle:
+            handle.seek(at)
+            for raw in handle:
+                complete = raw.endswith(b"\n")
+                if complete:
+                    number += 1
+                    at += len(raw)
+                text = raw.decode("utf-8", errors="replace").strip()
                 if not text:
                     continue
+                shown = number if complete else number + 1
                 try:
-                    yield WitnessLine(number, parse_entry(text))
+                    yield WitnessLine(shown, parse_entry(text))
                 except ValueError as exc:
-                    yield WitnessLine(number, None, str(exc))
+                    yield WitnessLine(shown, None, str(exc))
+        if end is not None:
+            end.append(WitnessPosition(at, number))
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessPosition:
+    """How far a witness file was read: ``bytes`` (always at the end of a line) and the
+    number of ``lines`` before that point."""
+
+    bytes: int = 0
+    lines: int = 0
 
 
 class _RaisingSysLogHandler(logging.handlers.SysLogHandler):
