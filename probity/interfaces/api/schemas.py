@@ -501,7 +501,9 @@ class AuditEventOut(BaseModel):
 
 class VerificationOut(BaseModel):
     ok: bool
-    events_checked: int
+    mode: str = Field("full", description="full, or incremental (from the verified point)")
+    from_seq: int = Field(0, description="the events after this one were re-hashed")
+    events_checked: int = Field(description="events re-hashed by this verification")
     first_broken_seq: int | None
     reason: str | None
     checkpoints_checked: int

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from probity.domain.audit import INCREMENTAL
 from probity.interfaces.cli.app import audit_app, index_app, subject_app
 from probity.interfaces.cli.common import (
     ActorOpt,
@@ -55,14 +56,32 @@ def subject_remove(
 
 
 @audit_app.command("verify")
-def audit_verify(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt = False) -> None:
-    """Re-hash the audit chain; name the first event that does not fit."""
+def audit_verify(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Re-hash the whole chain from the first event (slow on a large log). Without "
+            "it, only the events after the last successful verification are re-hashed: an "
+            "edit before that point that leaves its event's hash alone is not caught.",
+        ),
+    ] = False,
+    home: HomeOpt = None,
+    actor: ActorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Verify the audit chain; name the first event that does not fit. Incremental by
+    default: from where the last successful verification ended (its event must still have
+    the hash it had then), the new events, checkpoints and witness entries. --full re-hashes
+    everything."""
     with services(home) as s:
-        v = s.audit.verify(actor=actor_name(actor))
+        v = s.audit.verify(actor=actor_name(actor), full=full)
     if json_out:
         print_json(
             {
                 "ok": v.ok,
+                "mode": v.mode,
+                "from_event": v.from_seq,
                 "events_checked": v.events_checked,
                 "checkpoints_checked": v.checkpoints_checked,
                 "first_broken_event": v.first_broken_seq,
@@ -80,13 +99,22 @@ def audit_verify(home: HomeOpt = None, actor: ActorOpt = None, json_out: JsonOpt
             if v.witness_seq is not None
             else ""
         )
+        scope = (
+            f" after event #{v.from_seq} (events up to it were verified before; --full "
+            "re-hashes them)"
+            if v.mode == INCREMENTAL
+            else " (the whole chain)"
+        )
         out.print(
-            f"Audit chain intact: {v.events_checked} events and {v.checkpoints_checked} signed "
-            f"checkpoint(s) verified{witnessed}."
+            f"Audit chain intact: {v.events_checked} events{scope} and "
+            f"{v.checkpoints_checked} signed checkpoint(s) verified{witnessed}."
         )
     else:
         at = f" at event #{v.first_broken_seq}" if v.first_broken_seq is not None else ""
-        err.print(f"Audit chain BROKEN{at}: {v.reason} ({v.events_checked} events read).")
+        read = f"{v.events_checked} events read" + (
+            f" after event #{v.from_seq}, {v.mode}" if v.mode == INCREMENTAL else ""
+        )
+        err.print(f"Audit chain BROKEN{at}: {v.reason} ({read}).")
         for problem in v.problems[1:]:
             err.print(f"  also: {problem}")
     for note in v.notes:

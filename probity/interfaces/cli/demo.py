@@ -128,7 +128,7 @@ def demo(
         for n, (label, data) in enumerate(probes, start=3):
             out.print(f"\n[bold]{n}. Search[/bold] {label}")
             print_result(s.search.search(actor=searcher, case_reference=CASE, probe=data))
-        verification = s.audit.verify(actor=who)
+        verification = s.audit.verify(actor=who, full=True)
     out.print(
         f"\n[bold]6. Audit[/bold] chain {'intact' if verification.ok else 'BROKEN'}: "
         f"{verification.events_checked} events verified."

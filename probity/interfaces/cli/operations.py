@@ -137,7 +137,7 @@ def restore(
     check = backups.restore(settings, data=data, keys=keys, actor=who)
     with services(settings.home) as s:
         statuses = s.maintenance.rebuild(actor=who)
-        verification = s.audit.verify(actor=who)
+        verification = s.audit.verify(actor=who, full=True)
     vectors = sum(st.templates for st in statuses)
     if json_out:
         print_json(

@@ -140,6 +140,7 @@ def audit_page(
         offset=skip,
     )
     last = max(0, (page.total - 1) // size * size)
+    can_verify = services.access.allows(actor, Action.AUDIT_VERIFY)
     links = {
         "first": wanted.query(limit=size) if skip > 0 else None,
         "previous": wanted.query(limit=size, offset=max(0, skip - size)) if skip > 0 else None,
@@ -159,7 +160,9 @@ def audit_page(
         offset=skip,
         page_sizes=PAGE_SIZES,
         links=links,
-        can_verify=services.access.allows(actor, Action.AUDIT_VERIFY),
+        can_verify=can_verify,
+        result=None,
+        last=services.audit.last_verification(actor=actor) if can_verify else None,
         scope=actor.organisation_name,
     )
 
@@ -168,11 +171,21 @@ def audit_page(
 def verification(
     request: Request, services: ServicesDep, probity_session: SessionCookie = None
 ) -> Response:
-    """The verification panel: re-hashes the whole chain and checks the signed checkpoints
-    (the verification is itself recorded in the log). For htmx the panel's content only;
-    for a browser without scripts, a page of its own."""
+    """The verification status: the last verification's outcome, time and mode, read from
+    the stored verified point (one row), with the buttons that run one. A visit never
+    verifies: a full verification re-hashes every event (~40 s at 100k events), and even an
+    incremental one writes to the log, which a page view must not do on every load."""
     actor, csrf = signed_in(request, services, probity_session)
-    return _verification(request, services, actor, csrf)
+    last = services.audit.last_verification(actor=actor)
+    fragment = request.headers.get("HX-Request") == "true"
+    return render(
+        request,
+        "audit_verification.html" if fragment else "audit_verification_page.html",
+        actor=actor,
+        csrf=csrf,
+        result=None,
+        last=last,
+    )
 
 
 @router.post("/audit/verification", response_class=HTMLResponse)
@@ -180,15 +193,21 @@ def verify_again(
     request: Request,
     services: ServicesDep,
     csrf_token: Annotated[str, Form()],
+    full: Annotated[str, Form()] = "0",
     probity_session: SessionCookie = None,
 ) -> Response:
-    """The "Verify again" button (a form, so it carries the CSRF token)."""
+    """The "Verify new events" (incremental, from the last successful verification) and
+    "Verify the whole chain" (``full=1``) buttons: forms, so they carry the CSRF token. The
+    verification is itself recorded in the log. For htmx the panel's content only; for a
+    browser without scripts, a page of its own."""
     actor, csrf = signed_form(request, services, probity_session, csrf_token)
-    return _verification(request, services, actor, csrf)
+    return _verification(request, services, actor, csrf, full=full == "1")
 
 
-def _verification(request: Request, services: Services, actor: Actor, csrf: str) -> Response:
-    result = services.audit.verify(actor=actor)
+def _verification(
+    request: Request, services: Services, actor: Actor, csrf: str, *, full: bool
+) -> Response:
+    result = services.audit.verify(actor=actor, full=full)
     fragment = request.headers.get("HX-Request") == "true"
     return render(
         request,
@@ -196,6 +215,7 @@ def _verification(request: Request, services: Services, actor: Actor, csrf: str)
         actor=actor,
         csrf=csrf,
         result=result,
+        last=None,
         checked_at=services.clock(),
     )
 

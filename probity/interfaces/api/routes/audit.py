@@ -58,12 +58,27 @@ def list_events(
 
 
 @router.post("/verify", response_model=VerificationOut)
-def verify(actor: ActorDep, services: ServicesDep) -> VerificationOut:
-    """Re-hash the whole chain, check its signed checkpoints, and compare the database with
-    the witness entries outside it (truncation, deleted checkpoints, a rewritten chain)."""
-    result = services.audit.verify(actor=actor)
+def verify(
+    actor: ActorDep,
+    services: ServicesDep,
+    full: Annotated[
+        bool,
+        Query(
+            description="re-hash the whole chain from the first event; without it only the "
+            "events after the last successful verification are re-hashed (an edit before "
+            "that point that keeps its event's hash is caught only by a full verification)"
+        ),
+    ] = False,
+) -> VerificationOut:
+    """Verify the chain: re-hash the events (all of them with ``full``, else those after the
+    last successful verification, whose end event must still have the hash it had), check
+    the signed checkpoints, and compare the database with the witness entries outside it
+    (truncation, deleted checkpoints, a rewritten chain)."""
+    result = services.audit.verify(actor=actor, full=full)
     return VerificationOut(
         ok=result.ok,
+        mode=result.mode,
+        from_seq=result.from_seq,
         events_checked=result.events_checked,
         first_broken_seq=result.first_broken_seq,
         reason=result.reason,
