@@ -185,6 +185,8 @@ def test_audit_verify_passes_then_names_the_altered_event(
         )
         seq = db.execute("SELECT seq FROM audit_events WHERE action = 'case.open'").fetchone()[0]
     run = probity("audit", "verify", "--home", str(home))
+    assert run.code == 0  # incremental: the edit is inside the prefix verified above
+    run = probity("audit", "verify", "--full", "--home", str(home))
     assert run.code == 9
     assert f"event #{seq}" in run.err
 

@@ -47,6 +47,7 @@ NEW_TABLES = (
     "template_changes",
     "template_log_head",
     "erasure_work",
+    "audit_verified",  # 0015
 )
 
 
@@ -147,7 +148,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     assert objection["suppression_id"]
     # The home as it was before this change: schema 0009, without the migration tables (0010),
     # the candidate marking columns (0011), the search path indexes (0012) and the
-    # suppression list's version row (0013), the template log and erasure journal (0014).
+    # suppression list's version row (0013), the template log and erasure journal (0014),
+    # the audit verified point (0015).
     with sqlite3.connect(home / "probity.db") as db:
         # and without the template change log and its triggers (0014)
         for trigger in ("template_log_insert", "template_log_delete"):

@@ -61,9 +61,15 @@ def test_auditor_filters_the_log_and_sees_the_chain_verified_then_broken(
     page = context.new_page()
     _login(page, live, "aud", "/audit")
     status = page.get_by_test_id("chain-status")
-    status.wait_for()
+    # A visit does not verify: nothing has, yet. The button runs one (the first is full).
+    assert status.inner_text().startswith("Not verified yet")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Verify new events").click()
+    assert answer.value.status == 200
+    status = page.get_by_test_id("chain-status")
     assert status.inner_text().startswith("Verified")
     assert "checkpoint" in status.inner_text()
+    assert "the whole chain" in page.get_by_test_id("chain-mode").inner_text()
 
     page.get_by_label("Action").select_option("search.run")
     page.get_by_label("Case reference").fill("AUD-1")
@@ -113,20 +119,35 @@ def test_auditor_filters_the_log_and_sees_the_chain_verified_then_broken(
         session.execute(
             text("UPDATE audit_events SET actor = 'mallory' WHERE seq = :seq"), {"seq": altered}
         )
+    before = len(_log(w, action="audit.verify"))
     page.goto(f"{live.url}/audit")
+    # The visit shows the stored result of the last verification and verifies nothing.
     status = page.get_by_test_id("chain-status")
-    status.wait_for()
+    assert status.inner_text().startswith("Verified (last verification)")
+    assert len(_log(w, action="audit.verify")) == before
+    # "Verify new events" re-hashes only the events after the last verified one: the edit
+    # is before it, so only verifying the whole chain finds it.
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Verify new events").click()
+    assert answer.value.status == 200
+    assert page.get_by_test_id("chain-status").inner_text().startswith("Verified")
+    assert "incremental" in page.get_by_test_id("chain-mode").inner_text()
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Verify the whole chain").click()
+    assert answer.value.status == 200
+    status = page.get_by_test_id("chain-status")
     assert status.inner_text().startswith(f"Broken at event #{altered}")
     assert "altered" in status.inner_text()
-    # "Verify again" (htmx POST with the form's CSRF token) says the same.
-    with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        page.get_by_role("button", name="Verify again").click()
-    assert answer.value.status == 200
-    assert (
-        page.get_by_test_id("chain-status").inner_text().startswith(f"Broken at event #{altered}")
-    )
     verifications = _log(w, action="audit.verify", organisation="Met")
-    assert [e.details["ok"] for e in verifications][-2:] == [False, False]
+    assert [(e.details["ok"], e.details["mode"]) for e in verifications][-3:] == [
+        (True, "full"),
+        (True, "incremental"),
+        (False, "full"),
+    ]
+    # The next visit shows that failure, from the stored result.
+    page.goto(f"{live.url}/audit")
+    shown = page.get_by_test_id("chain-status").inner_text()
+    assert shown.startswith(f"Broken at event #{altered}") and "last verification" in shown
     context.close()
 
 
