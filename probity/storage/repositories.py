@@ -30,6 +30,7 @@ from probity.storage.tables import (
     AuditVerifiedRow,
     CaseRow,
     EnrolmentRow,
+    GalleryCountRow,
     GalleryRow,
     SearchCandidateRow,
     SearchRow,
@@ -39,6 +40,20 @@ from probity.storage.tables import (
 )
 
 # -- galleries ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryCount:
+    subjects: int
+    enrolments: int
+
+
+def _gallery_count(session: Session, gallery_id: str) -> GalleryCount:
+    """The triggers' counts of a gallery (zero for one that never held anyone)."""
+    row = session.get(GalleryCountRow, gallery_id)
+    if row is None:
+        return GalleryCount(0, 0)
+    return GalleryCount(int(row.subjects), int(row.enrolments))
 
 
 def _gallery(row: GalleryRow) -> Gallery:
@@ -143,14 +158,9 @@ class Subjects:
         return None if row is None else row.wrapped_key
 
     def count(self, gallery_id: str) -> int:
-        return int(
-            self.s.scalar(
-                select(func.count())
-                .select_from(SubjectRow)
-                .where(SubjectRow.gallery_id == gallery_id)
-            )
-            or 0
-        )
+        """Subjects in the gallery: one primary-key read of the count the database triggers
+        keep (migration 0017), exact within this transaction."""
+        return _gallery_count(self.s, gallery_id).subjects
 
     def delete(self, subject_id: str) -> None:
         """Delete the subject row and its data key (the key first: that is the shredding)."""
@@ -344,10 +354,11 @@ class Enrolments:
         return [(_enrolment(r), r.image_blob) for r in rows]
 
     def count(self, gallery_id: str | None = None) -> int:
-        stmt = select(func.count()).select_from(EnrolmentRow)
+        """Enrolments in the gallery (a primary-key read of the triggers' count, migration
+        0017), or in every gallery (a COUNT: only reports ask for that)."""
         if gallery_id is not None:
-            stmt = stmt.where(EnrolmentRow.gallery_id == gallery_id)
-        return int(self.s.scalar(stmt) or 0)
+            return _gallery_count(self.s, gallery_id).enrolments
+        return int(self.s.scalar(select(func.count()).select_from(EnrolmentRow)) or 0)
 
     def delete_for_subject(self, subject_id: str) -> None:
         self.s.execute(delete(EnrolmentRow).where(EnrolmentRow.subject_id == subject_id))

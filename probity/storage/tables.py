@@ -588,6 +588,19 @@ class TemplateChangeRow(Base):
     op: Mapped[str] = mapped_column(String(6))
 
 
+class GalleryCountRow(Base):
+    """How many subjects and enrolments a gallery holds, kept by database triggers on
+    ``subjects`` and ``enrolments`` in the same transaction as each insert or delete
+    (migration 0017): a search's and a gallery page's counts in one primary-key read instead
+    of a COUNT that grows with the gallery. Never written by application code."""
+
+    __tablename__ = "gallery_counts"
+
+    gallery_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    subjects: Mapped[int] = mapped_column(BigInteger)
+    enrolments: Mapped[int] = mapped_column(BigInteger)
+
+
 class ErasureWorkRow(Base):
     """What a committed erasure must still do outside the database, written in the erasure's
     own transaction and deleted once done (services/erasure_work.py): ``blobs`` (JSON list of
