@@ -3,9 +3,10 @@
 A search states how many people it compared the probe with, and the gallery pages show
 each gallery's size. Both ran ``SELECT COUNT(*) FROM subjects WHERE gallery_id = ?``, which
 reads every index entry of the gallery: tens of milliseconds a search at 1M subjects, linear
-in the gallery (issue "Scale"). Triggers on ``subjects`` now keep one row per gallery, in the
-same transaction as the insert or delete, so the count is one primary-key read (and the same for ``enrolments``) and exactly
-as current as the rows it counts (the transaction that adds a subject sees its own +1; a
+in the gallery (issue "Scale"); the gallery list did the same for enrolments. Triggers on
+``subjects`` and ``enrolments`` now keep one row per gallery, in the same transaction as the
+insert or delete, so each count is one primary-key read and exactly as current as the rows it
+counts (the transaction that adds a subject sees its own +1; a
 reader sees the count its snapshot's rows have).
 
 Writers of one gallery serialise on its count row until they commit. They already serialise
