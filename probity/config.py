@@ -228,6 +228,95 @@ class AuditSettings(BaseModel):
     )
 
 
+MILVUS_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW", "DISKANN", "AUTOINDEX")
+"""Index types the Milvus backend accepts (Milvus Lite runs all but DISKANN)."""
+
+MilvusParams = dict[str, int | float | str]
+
+
+def _milvus_index_params() -> MilvusParams:
+    return {"M": 16, "efConstruction": 200}
+
+
+def _milvus_search_params() -> MilvusParams:
+    return {"ef": 128}
+
+
+class MilvusSettings(BaseModel):
+    """The Milvus vector database, used when ``index_backend`` is "milvus" (docs/milvus.md).
+
+    Unset ``uri`` (the default) means Milvus Lite: one local data folder per index slot,
+    ``<home>/index/<slot>.milvus.db``, for one process (tests, a laptop). A cluster is named
+    by its URI; every slot is then a collection there."""
+
+    uri: str = Field(
+        "",
+        json_schema_extra={"doc_default": "empty: Milvus Lite"},
+        description=(
+            "the Milvus server or cluster, e.g. https://milvus.example:19530. Empty: Milvus "
+            "Lite, a local data folder per index slot (<home>/index/<slot>.milvus.db), usable "
+            "by one process only"
+        ),
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="credentials for the cluster: 'user:password' or an API key; unset: none",
+    )
+    db_name: str = Field(
+        "default", description="the Milvus database that holds Probity's collections"
+    )
+    collection_prefix: str = Field(
+        "probity",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$",
+        description=(
+            "start of every collection name (then the slot name and a hash of it); give each "
+            "Probity home sharing one cluster its own prefix"
+        ),
+    )
+    index_type: str = Field(
+        "HNSW",
+        description=(
+            "the vector index of new collections: FLAT (exact), IVF_FLAT, IVF_SQ8, HNSW, "
+            "DISKANN (cluster only) or AUTOINDEX; chosen by bench/milvus_index.py. An existing "
+            "collection keeps the index it was built with"
+        ),
+    )
+    index_params: MilvusParams = Field(
+        default_factory=_milvus_index_params,
+        description=(
+            'build parameters of the index, JSON, e.g. {"M": 16, "efConstruction": 200} for '
+            'HNSW, {"nlist": 1024} for IVF_SQ8; they must suit index_type'
+        ),
+    )
+    search_params: MilvusParams = Field(
+        default_factory=_milvus_search_params,
+        description=(
+            'search parameters, JSON, e.g. {"ef": 128} for HNSW (raised to k when k is '
+            'larger), {"nprobe": 32} for IVF_SQ8, {"search_list": 100} for DISKANN'
+        ),
+    )
+    compaction_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "how long a removal waits for the compaction it requests; past that the removal "
+            "fails (the rows stay deleted and unsearchable) and the erasure is retried by "
+            "'probity doctor'"
+        ),
+    )
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="how long one call to Milvus may take before it fails"
+    )
+
+    @field_validator("index_type")
+    @classmethod
+    def _known_index_type(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in MILVUS_INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {', '.join(MILVUS_INDEX_TYPES)}")
+        return upper
+
+
 class ServerSettings(BaseModel):
     searching_kinds: list[OrganisationKind] = Field(
         default_factory=lambda: [OrganisationKind.LAW_ENFORCEMENT],
@@ -321,6 +410,7 @@ class Settings(BaseSettings):
     suppression: SuppressionSettings = Field(default_factory=SuppressionSettings)
     rights: RightsSettings = Field(default_factory=RightsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,6 +4,8 @@
     "exact"  ExactIndex, numpy brute force, file <stem>.npz                 (reference)
     "ivf"    IvfIndex, flat up to 50,000 vectors then IVF-SQ8, a manifest <stem>.ivf and
              segment files <stem>.ivf-*.seg (large galleries; see ivf_index.py)
+    "milvus" MilvusIndex, a Milvus collection per slot; Milvus Lite keeps it in the data
+             folder <stem>.milvus.db, a cluster by settings.milvus.uri (see milvus_index.py)
 
 Both are exact and support physical removal; FAISS is faster on batches and loads/saves its
 own format. Either file is sealed at rest (AES-256-GCM, ``probity.index.files``) under the
@@ -25,6 +27,7 @@ BACKENDS: dict[str, str] = {
     "faiss": ".faiss",
     "exact": ".npz",
     "ivf": ".ivf",
+    "milvus": ".milvus.db",
 }
 """Backend name -> file suffix appended to the path stem."""
 
@@ -64,6 +67,10 @@ def open_index(
         from probity.index.ivf_index import IvfIndex
 
         return IvfIndex(path, dimension, seal)
+    if backend == "milvus":
+        from probity.index.milvus_index import MilvusIndex
+
+        return MilvusIndex(path, dimension, seal)
     from probity.index.exact import ExactIndex
 
     return ExactIndex(path, dimension, seal)
