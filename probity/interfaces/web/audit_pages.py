@@ -43,6 +43,10 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 DETAIL_PREVIEW_CHARS = 160  # a longer details JSON is cut here and shown whole on demand
+COUNT_AHEAD = 10_000
+"""The page counts the matching events only this far past its own last row: an exact count
+reads every matching row (~2 s for one organisation's events on a 10M-event SQLite log), so
+past that the page says "more than N" and offers no "Last" link (narrow the dates instead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ def audit_page(
         until=_start_of(wanted.until) + timedelta(days=1) if wanted.until else None,
         limit=size,
         offset=skip,
+        count_upto=skip + size + COUNT_AHEAD,
     )
     last = max(0, (page.total - 1) // size * size)
     can_verify = services.access.allows(actor, Action.AUDIT_VERIFY)
@@ -145,7 +150,7 @@ def audit_page(
         "first": wanted.query(limit=size) if skip > 0 else None,
         "previous": wanted.query(limit=size, offset=max(0, skip - size)) if skip > 0 else None,
         "next": wanted.query(limit=size, offset=skip + size) if skip + size < page.total else None,
-        "last": wanted.query(limit=size, offset=last) if skip < last else None,
+        "last": wanted.query(limit=size, offset=last) if skip < last and not page.capped else None,
     }
     return render(
         request,
@@ -156,6 +161,7 @@ def audit_page(
         actions=[a.value for a in AuditAction],
         rows=[(e, *_details(e)) for e in page.events],
         total=page.total,
+        capped=page.capped,
         limit=size,
         offset=skip,
         page_sizes=PAGE_SIZES,
