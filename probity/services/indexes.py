@@ -448,6 +448,21 @@ class IndexSet:
             self.catch_up(slot, force_save=True)
         return self.states(slots)
 
+    def warm(self) -> int:
+        """Open every slot's index and catch it up (at server start, so the first search
+        does not pay for loading). Returns how many opened; one that cannot catch up is
+        logged and left for its first search to report (``IndexBehind``)."""
+        if self.log is None:
+            return 0
+        opened = 0
+        for slot in self.log.slots():
+            try:
+                self._current(slot)
+                opened += 1
+            except IndexBehind as error:
+                log.warning("index %s not ready at start: %s", slot.name, error)
+        return opened
+
     def states(self, slots: Sequence[IndexSlot] | None = None) -> list[SlotState]:
         """Where each slot stands (no catching up: this is what ``index status`` and
         ``probity doctor --check`` report)."""

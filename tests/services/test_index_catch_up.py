@@ -219,3 +219,26 @@ def test_an_erasure_reseals_every_gallery_index_so_old_copies_do_not_open(
         )
         assert len(current) == 1  # custody keeps S2, other keeps O1
         assert current.applied_seq == home.indexes.log.head()  # type: ignore[union-attr]
+
+
+def test_warm_opens_and_catches_up_every_index(home: Services, fake_engine: FakeEngine) -> None:
+    """What a server does at start, so its first search does not load the index."""
+    enrol(home, fake_engine, 1)
+    enrol(home, fake_engine, 2)
+    with home.db.transaction() as s:  # a change the index has not seen (another process)
+        s.execute(
+            text(
+                "DELETE FROM enrolments WHERE subject_id IN (SELECT id FROM subjects WHERE reference = 'S1')"
+            )
+        )
+        s.execute(
+            text(
+                "DELETE FROM templates WHERE subject_id IN (SELECT id FROM subjects WHERE reference = 'S1')"
+            )
+        )
+    indexes = home.indexes
+    assert isinstance(indexes, IndexSet)
+    indexes._open.clear()  # a fresh process: nothing open
+    assert indexes.warm() == 1
+    cached = indexes._open[slot(home).name][0]
+    assert len(cached) == 1 and cached.applied_seq == indexes.log.head()  # type: ignore[union-attr]
