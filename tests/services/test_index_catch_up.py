@@ -225,17 +225,10 @@ def test_warm_opens_and_catches_up_every_index(home: Services, fake_engine: Fake
     """What a server does at start, so its first search does not load the index."""
     enrol(home, fake_engine, 1)
     enrol(home, fake_engine, 2)
+    of_s1 = "subject_id IN (SELECT id FROM subjects WHERE reference = 'S1')"
     with home.db.transaction() as s:  # a change the index has not seen (another process)
-        s.execute(
-            text(
-                "DELETE FROM enrolments WHERE subject_id IN (SELECT id FROM subjects WHERE reference = 'S1')"
-            )
-        )
-        s.execute(
-            text(
-                "DELETE FROM templates WHERE subject_id IN (SELECT id FROM subjects WHERE reference = 'S1')"
-            )
-        )
+        s.execute(text(f"DELETE FROM enrolments WHERE {of_s1}"))
+        s.execute(text(f"DELETE FROM templates WHERE {of_s1}"))
     indexes = home.indexes
     assert isinstance(indexes, IndexSet)
     indexes._open.clear()  # a fresh process: nothing open
