@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -177,13 +178,15 @@ def timed_get(client: Any, url: str, times: int) -> tuple[float, int]:
     return statistics.median(spent), status
 
 
-def run(events: int, new: int, full_upto: int, pages: int, batch: int) -> dict[str, Any]:
+def run(
+    events: int, new: int, full_upto: int, pages: int, batch: int, keep: bool
+) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp()) / "home"
     world = build_world(home, None)
     w = next(world)
     try:
         services = w.services
-        out: dict[str, Any] = {"events": events}
+        out: dict[str, Any] = {"events": events, "home": str(home) if keep else None}
         out["fill_s"] = round(fill(services, events, batch), 1)
         db_file = home / "probity.db"
         out["db_bytes"] = db_file.stat().st_size if db_file.exists() else None
@@ -235,6 +238,8 @@ def run(events: int, new: int, full_upto: int, pages: int, batch: int) -> dict[s
         return out
     finally:
         world.close()
+        if not keep:  # a 10M-event home is about 3 GB
+            shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def main() -> None:
@@ -244,8 +249,9 @@ def main() -> None:
     parser.add_argument("--full-upto", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true", help="keep the home (printed)")
     args = parser.parse_args()
-    row = run(args.events, args.new, args.full_upto, args.pages, args.batch)
+    row = run(args.events, args.new, args.full_upto, args.pages, args.batch, args.keep)
     text = json.dumps(row, indent=2)
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -209,9 +209,10 @@ class AuditService:
         inside that prefix that leaves event #P's stored hash as it was (an altered event
         whose own ``hash`` column was left alone, a deleted older checkpoint, a rewritten
         witness line before the stored read position) is caught only by a full verification
-        (``full=True``), or, for a rewrite that changes the hash of a witnessed event, by
-        comparing with the witness. A rewrite that changes event #P's hash, a cut below #P,
-        or any change after #P is caught.
+        (``full=True``: it re-hashes the prefix and compares every witness entry), or by
+        someone comparing an off-host witness with the database. A consistent rewrite of the
+        prefix (the chain recomputed from the edit on) changes event #P's hash, so it is
+        caught, as are a cut below #P and any change after #P.
 
         **Full** (``full=True``, or no verification has passed yet): re-hash the whole chain
         from the first event, check every signed checkpoint, and compare with every witness

@@ -9,6 +9,7 @@ answers), as in test_audit_witness.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from probity.config import AuditSettings, Settings
 from probity.domain.audit import FULL, INCREMENTAL, AuditEvent, VerifiedPoint
+from probity.interfaces.cli.main import main
 from probity.services.clock import ManualClock
 from probity.services.container import Services, build_services, initialise
 from probity.storage.repositories import AuditLog
@@ -213,3 +215,24 @@ def _last_line(svc: Services) -> int:
     """Bytes of the witness's last line (the verification's checkpoint, written after the
     read position was stored)."""
     return len(svc.settings.witness_path.read_bytes().splitlines(keepends=True)[-1])
+
+
+def test_the_cli_says_which_mode_ran_and_full_finds_the_prefix_edit(
+    make: Factory, database_url: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if database_url:  # the CLI reads the database URL from the environment, not from here
+        pytest.skip("the CLI test runs on the SQLite home")
+    svc = make()
+    grow(svc, 60)
+    home = str(svc.settings.home)
+    assert main(["audit", "verify", "--home", home]) == 0
+    assert "(the whole chain)" in capsys.readouterr().out
+    with svc.db.transaction() as s:
+        s.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 12"))
+    assert main(["audit", "verify", "--home", home, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["mode"] == INCREMENTAL and body["from_event"] == 60
+    assert main(["audit", "verify", "--home", home]) == 0
+    assert "after event #" in capsys.readouterr().out
+    assert main(["audit", "verify", "--full", "--home", home]) == 9
+    assert "BROKEN at event #12" in capsys.readouterr().err
