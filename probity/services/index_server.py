@@ -444,6 +444,8 @@ class IndexServer:
             return None, []
         if op == "drop_others":
             return ix.drop_others(_slot_in(header["slot"])), []
+        if op == "warm":
+            return ix.warm(), []
         if op == "ping":
             return os.getpid(), []
         raise IntegrityError(f"the index process has no operation '{op}'")
@@ -611,6 +613,13 @@ class IndexClient(IndexSet):
         value, _ = self._call("gaps")
         return [(str(name), int(behind)) for name, behind in value]
 
+    def warm(self) -> int:
+        """Ask the index process to open and catch up every index (it also does so by
+        itself when it starts, so a worker's call finds them open and costs a head read
+        a slot)."""
+        value, _ = self._call("warm")
+        return int(value)
+
     def drop(self, slot: IndexSlot) -> None:
         self._call("drop", {"slot": _slot_out(slot)})
 
@@ -750,6 +759,13 @@ def _local_indexes(settings: Settings) -> tuple[IndexSet, bytes, Database]:
     return index_set(settings, db, vault, master), master, db
 
 
+def _warm(indexes: IndexSet) -> None:
+    try:
+        indexes.warm()
+    except Exception:  # a search reports the problem in full; serving goes on
+        log.exception("could not open the indexes at start")
+
+
 class _Stop(Exception):
     pass
 
@@ -788,6 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ready_fd is not None:
             os.write(args.ready_fd, b"ready\n")
             os.close(args.ready_fd)
+        # Open every index now, in the background (as a served API process did before):
+        # calls that arrive meanwhile wait for their index like any other reader.
+        threading.Thread(target=_warm, args=(indexes,), name="index-warm", daemon=True).start()
         server.serve_forever()
     except _Stop:
         pass

@@ -121,6 +121,7 @@ def test_two_workers_share_one_index(served: Served, fake_engine: FakeEngine) ->
     state = second.indexes.states([served.slot])[0]
     assert (state.vectors, state.behind) == (1, 0)
     assert second.indexes.gaps() == []
+    assert second.indexes.warm() == 1  # the index process opens every gallery's index
     rebuilt = second.indexes.rebuild(served.slot)
     assert (len(rebuilt), rebuilt.applied_seq) == (1, state.head_seq)
 
