@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -166,9 +167,12 @@ class MilvusIndex:
         self._pymilvus = _pymilvus()
         self._lite = not self._settings.uri
         self._dimension = 0 if dimension is None else check_dimension(dimension)
+        self._index_type = self._settings.index_type
         self._client = self._connect(create=dimension is not None)
         self._lite = self._lite or self._server_is_lite()
-        if self._client.has_collection(self._name):
+        with self._calls("look up"):
+            exists = self._client.has_collection(self._name)
+        if exists:
             self._dimension, saved = self._open_existing()
         elif dimension is None:
             raise self._unreadable("does not exist")
@@ -306,11 +310,23 @@ class MilvusIndex:
     # -- beyond the protocol ----------------------------------------------------------------
 
     def drop(self) -> None:
-        """Drop the collection (a deleted gallery, the old model after a migration). In a
-        cluster its segment files leave object storage at the next garbage collection after
-        ``dataCoord.gc.dropTolerance``."""
-        with self._lock, self._calls("drop"):
-            self._client.drop_collection(self._name)
+        """Delete the index (a deleted gallery, the old model after a migration): drop the
+        collection; on Milvus Lite also stop its server in this process and delete the data
+        folder. In a cluster the segment files leave object storage at a garbage collection
+        after ``dataCoord.gc.dropTolerance``. The handle is unusable afterwards.
+
+        ``services/indexes.py`` deletes other backends' indexes by unlinking their files;
+        for this backend it must call this instead (a Lite index is a folder, a cluster's a
+        collection)."""
+        with self._lock:
+            with self._calls("drop"):
+                self._client.drop_collection(self._name)
+            self.close()
+            if self._lite and not self._settings.uri:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(str(self._path))
+                shutil.rmtree(self._path, ignore_errors=True)
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite server stays up for other handles)."""
@@ -421,6 +437,9 @@ class MilvusIndex:
             raise self._unreadable(f"has an unreadable {SEQ_PROPERTY}") from error
         with self._calls("load"):
             self._client.load_collection(self._name)
+            # The collection keeps the index it was built with, whatever the settings say now.
+            described_index = self._client.describe_index(self._name, VECTOR_FIELD) or {}
+        self._index_type = str(described_index.get("index_type") or self._index_type).upper()
         return check_dimension(dimension), seq
 
     def _refuse_other_slots(self) -> None:
@@ -530,7 +549,7 @@ class MilvusIndex:
 
     def _search_params(self, k: int) -> dict[str, Any]:
         params: dict[str, Any] = dict(self._settings.search_params)
-        index_type = self._settings.index_type
+        index_type = self._index_type
         if index_type == "HNSW":
             params["ef"] = max(int(params.get("ef", k)), k)
         elif index_type == "DISKANN":

@@ -105,24 +105,27 @@ def test_plain_delete_and_compaction_leave_the_bytes_on_milvus_lite(
     assert files_holding(folder, removed)
 
 
-def test_exact_with_flat_and_agrees_with_the_reference(tmp_path: Path) -> None:
+def test_flat_is_exact_and_hnsw_close(tmp_path: Path) -> None:
     vectors = random_vectors(2_000, seed=9, dimension=32)
     queries = random_vectors(25, seed=10, dimension=32)
     ids = np.random.default_rng(11).permutation(10_000)[:2_000]
     exact = ExactIndex(tmp_path / "exact.npz", 32, FixedSeal())
     exact.add(ids, vectors)
     expected = exact.search(queries, k=10)
-    for index_type in ("FLAT", "HNSW"):
-        settings = MilvusSettings(index_type=index_type)
-        index = MilvusIndex(tmp_path / f"{index_type}.milvus.db", 32, settings=settings)
-        index.add(ids, vectors)
-        index.save()
-        got = index.search(queries, k=10)
-        for want, hits in zip(expected, got, strict=True):
-            assert [h.id for h in hits] == [h.id for h in want]
-            assert [h.similarity for h in hits] == pytest.approx(
-                [h.similarity for h in want], abs=1e-5
-            )
+    flat = MilvusIndex(tmp_path / "flat.milvus.db", 32, settings=MilvusSettings(index_type="FLAT"))
+    flat.add(ids, vectors)
+    flat.save()
+    for want, hits in zip(expected, flat.search(queries, k=10), strict=True):
+        assert [h.id for h in hits] == [h.id for h in want]
+        assert [h.similarity for h in hits] == pytest.approx([h.similarity for h in want], abs=1e-5)
+    hnsw = MilvusIndex(tmp_path / "hnsw.milvus.db", 32, settings=MilvusSettings(index_type="HNSW"))
+    hnsw.add(ids, vectors)
+    hnsw.save()
+    found = [{h.id for h in hits} for hits in hnsw.search(queries, k=10)]
+    recall = np.mean(
+        [len(f & {h.id for h in w}) / 10 for f, w in zip(found, expected, strict=True)]
+    )
+    assert recall >= 0.9  # approximate: bench/milvus_index.py measures it at scale
 
 
 def test_the_collection_holds_only_the_id_and_the_vector(
@@ -246,3 +249,15 @@ def test_unknown_index_types_are_refused() -> None:
     assert MilvusSettings(index_type="hnsw").index_type == "HNSW"
     with pytest.raises(ValueError, match="index_type must be one of"):
         MilvusSettings(index_type="ANNOY")
+
+
+def test_drop_deletes_the_collection_and_the_lite_folder(
+    stem: Path, seal: FixedSeal, filled: tuple[MilvusIndex, NDArray[np.float32]]
+) -> None:
+    index, _ = filled
+    index.save()
+    index.drop()
+    assert not index_file("milvus", stem).exists()
+    with pytest.raises(IndexFileUnreadable, match="does not exist"):
+        open_index("milvus", stem, None, seal)
+    assert len(open_index("milvus", stem, DIMENSION, seal)) == 0  # a new, empty one
