@@ -344,6 +344,11 @@ class SuppressionService:
         # the objectors' descriptors, which every search and enrolment compares with anyway.
         # Shared by the server's threads, so only read and replaced under the lock.
         self._lists: dict[str, tuple[tuple[int, str], _List]] = {}
+        # Every row's (id, objection id, organisation, model key), nothing biometric, under
+        # the version it was read at (``_legacy_objections``).
+        self._legacy_rows: (
+            tuple[tuple[int, str], list[tuple[str, str | None, str | None, str]]] | None
+        ) = None
         self._lists_lock = threading.Lock()
 
     # -- the operating points, per model --------------------------------------------------------
@@ -790,19 +795,32 @@ class SuppressionService:
 
     def _legacy_objections(self, gallery: Gallery) -> dict[str, set[str]]:
         """Objections applying to ``gallery`` that have no template of its model, by the
-        other models they have templates of: {model key: {objection id}}. One query, nothing
-        decrypted."""
+        other models they have templates of: {model key: {objection id}}. Nothing is
+        decrypted; the rows' (id, objection, organisation, model) are kept in memory under
+        the list's version like the decrypted lists (``_load`` argues why that is never
+        stale), so an enrolment reads one primary-key row here, not every suppression row
+        (issue "Scale": that read grew with the number of objectors)."""
         with self.db.read() as session:
-            rows = list(
-                session.execute(
-                    select(
-                        SuppressionRow.id,
-                        SuppressionRow.objection_id,
-                        SuppressionRow.organisation_id,
-                        SuppressionRow.model_key,
+            version = _list_version(session)
+            with self._lists_lock:
+                kept = self._legacy_rows
+            if kept is not None and version is not None and kept[0] == version:
+                rows = kept[1]
+            else:
+                rows = [
+                    (str(a), None if b is None else str(b), c, str(d))
+                    for a, b, c, d in session.execute(
+                        select(
+                            SuppressionRow.id,
+                            SuppressionRow.objection_id,
+                            SuppressionRow.organisation_id,
+                            SuppressionRow.model_key,
+                        )
                     )
-                )
-            )
+                ]
+                if version is not None:
+                    with self._lists_lock:
+                        self._legacy_rows = (version, rows)
         models: dict[str, set[str]] = {}
         for row_id, objection, organisation, model_key in rows:
             if _applies(organisation, gallery.organisation_id):

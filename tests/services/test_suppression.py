@@ -465,3 +465,43 @@ def test_threads_share_one_copy_of_the_list(
         lists = list(pool.map(lambda _: svc.suppression._load(model), range(32)))
     assert opened == [] and all(listed is first for listed in lists)
     assert not first.vectors.flags.writeable  # shared: nobody may change it in place
+
+
+def test_an_enrolment_does_not_read_every_suppression_row_again(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """Which objections lack a template of the gallery's model (checked at every enrolment
+    with a detection, "Legacy objections") is kept under the list's version too: a second
+    check reads the version row only. The statements sent to the database are counted, so
+    this fails if the rows are read again."""
+    from sqlalchemy import event
+
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(50), OBJECTOR), reference="R-1"
+    )
+    target = svc.galleries.get(gallery)
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    engines = {svc.db.engine, svc.db._read_engine}  # SQLite reads on an engine of their own
+
+    def rows_read() -> list[str]:
+        sent.clear()
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert svc.suppression._legacy_objections(target) == {}  # one model: none lack it
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+        return [s for s in sent if "FROM suppression_templates" in s]
+
+    svc.suppression._legacy_rows = None  # a fresh process
+    assert len(rows_read()) == 1  # the first check reads the rows (so this can fail)
+    assert rows_read() == []  # the second reads only the version
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(51), OTHER), reference="R-2"
+    )
+    assert len(rows_read()) == 1  # a new objection: read again
