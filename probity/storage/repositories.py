@@ -36,6 +36,7 @@ from probity.storage.tables import (
     SearchRow,
     SubjectKeyRow,
     SubjectRow,
+    TemplateCountRow,
     TemplateRow,
 )
 
@@ -235,14 +236,10 @@ class Templates:
         return {r.id: _sealed(r) for r in rows}
 
     def count(self, gallery_id: str, model_key: str) -> int:
-        """Templates of one gallery and model (``index status``; a COUNT over the indexed
-        ``gallery_id``, so not for every search: a search reads N from its index)."""
-        stmt = (
-            select(func.count())
-            .select_from(TemplateRow)
-            .where(TemplateRow.gallery_id == gallery_id, TemplateRow.model_key == model_key)
-        )
-        return int(self.s.scalar(stmt) or 0)
+        """Templates of one gallery and model (``index status``): one primary-key read of
+        the count the database triggers keep (migration 0017)."""
+        row = self.s.get(TemplateCountRow, (gallery_id, model_key))
+        return 0 if row is None else int(row.templates)
 
     def ids_for_subject(self, subject_id: str) -> list[TemplateId]:
         stmt = select(TemplateRow.id).where(TemplateRow.subject_id == subject_id)

@@ -601,6 +601,18 @@ class GalleryCountRow(Base):
     enrolments: Mapped[int] = mapped_column(BigInteger)
 
 
+class TemplateCountRow(Base):
+    """How many templates a gallery holds of one model, kept by database triggers on
+    ``templates`` (migration 0017): what ``index status`` compares each index with, read in
+    one primary-key read. Never written by application code."""
+
+    __tablename__ = "template_counts"
+
+    gallery_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    templates: Mapped[int] = mapped_column(BigInteger)
+
+
 class ErasureWorkRow(Base):
     """What a committed erasure must still do outside the database, written in the erasure's
     own transaction and deleted once done (services/erasure_work.py): ``blobs`` (JSON list of

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from probity.services.container import Services
-from probity.storage.repositories import Enrolments, Subjects
+from probity.storage.repositories import Enrolments, Subjects, Templates
 from tests.fakes import FakeEngine, make_image, unit
 from tests.pg import postgres_url  # noqa: F401 - the fixture, used by the param below
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -73,6 +73,16 @@ def test_counts_follow_enrolment_removal_and_erasure(
     home.subjects.remove(actor=ACTOR, gallery=GALLERY, reference="S1", reason="court order")
     assert counted(home, GALLERY) == (1, 1, 1, 1)
     assert counted(home, "other") == (1, 1, 1, 1)
+    # Templates per gallery and model (what ``index status`` shows), likewise.
+    gallery_id = home.galleries.get(GALLERY).id
+    model_key = home.galleries.get(GALLERY).model.key
+    with home.db.read() as s:
+        direct = s.execute(
+            text("SELECT COUNT(*) FROM templates WHERE gallery_id = :g AND model_key = :m"),
+            {"g": gallery_id, "m": model_key},
+        ).scalar_one()
+        assert Templates(s).count(gallery_id, model_key) == int(direct) == 1
+    assert home.maintenance.status()[0].templates == 1
     # The gallery list reads the same counts.
     listed = {g.name: (s, e) for g, s, e in home.galleries.list()}
     assert listed[GALLERY] == (1, 1) and listed["other"] == (1, 1)

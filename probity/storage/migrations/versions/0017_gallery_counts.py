@@ -1,4 +1,5 @@
-"""gallery counts: the number of subjects of each gallery, kept by database triggers
+"""gallery counts: subjects and enrolments per gallery, templates per gallery and model,
+kept by database triggers
 
 A search states how many people it compared the probe with, and the gallery pages show
 each gallery's size. Both ran ``SELECT COUNT(*) FROM subjects WHERE gallery_id = ?``, which
@@ -91,6 +92,49 @@ def _postgres_triggers(table: str, column: str) -> tuple[str, ...]:
     )
 
 
+_TEMPLATE_SQLITE = (
+    """
+    CREATE TRIGGER template_count_insert AFTER INSERT ON templates
+    BEGIN
+        INSERT OR IGNORE INTO template_counts (gallery_id, model_key, templates)
+        VALUES (NEW.gallery_id, NEW.model_key, 0);
+        UPDATE template_counts SET templates = templates + 1
+        WHERE gallery_id = NEW.gallery_id AND model_key = NEW.model_key;
+    END
+    """,
+    """
+    CREATE TRIGGER template_count_delete AFTER DELETE ON templates
+    BEGIN
+        UPDATE template_counts SET templates = templates - 1
+        WHERE gallery_id = OLD.gallery_id AND model_key = OLD.model_key;
+    END
+    """,
+)
+
+_TEMPLATE_POSTGRES = (
+    """
+    CREATE FUNCTION template_count() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO template_counts (gallery_id, model_key, templates)
+            VALUES (NEW.gallery_id, NEW.model_key, 1)
+            ON CONFLICT (gallery_id, model_key)
+            DO UPDATE SET templates = template_counts.templates + 1;
+            RETURN NEW;
+        END IF;
+        UPDATE template_counts SET templates = templates - 1
+        WHERE gallery_id = OLD.gallery_id AND model_key = OLD.model_key;
+        RETURN OLD;
+    END;
+    $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER template_count_change AFTER INSERT OR DELETE ON templates
+    FOR EACH ROW EXECUTE FUNCTION template_count()
+    """,
+)
+
+
 def upgrade() -> None:
     op.create_table(
         "gallery_counts",
@@ -113,10 +157,35 @@ def upgrade() -> None:
     for table, column in COUNTED.items():
         for statement in make(table, column):
             bind.execute(sa.text(statement))
+    # Templates per gallery and model (two models while a model migration runs): what
+    # ``index status`` compares each index's vector count with.
+    op.create_table(
+        "template_counts",
+        sa.Column("gallery_id", sa.String(length=32), nullable=False),
+        sa.Column("model_key", sa.String(length=200), nullable=False),
+        sa.Column("templates", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("gallery_id", "model_key"),
+    )
+    bind.execute(
+        sa.text(
+            "INSERT INTO template_counts (gallery_id, model_key, templates) "
+            "SELECT gallery_id, model_key, COUNT(*) FROM templates GROUP BY gallery_id, model_key"
+        )
+    )
+    postgres = bind.dialect.name == "postgresql"
+    for statement in _TEMPLATE_POSTGRES if postgres else _TEMPLATE_SQLITE:
+        bind.execute(sa.text(statement))
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        bind.execute(sa.text("DROP TRIGGER IF EXISTS template_count_change ON templates"))
+        bind.execute(sa.text("DROP FUNCTION IF EXISTS template_count()"))
+    else:
+        for name in ("template_count_insert", "template_count_delete"):
+            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {name}"))
+    op.drop_table("template_counts")
     for table in COUNTED:
         if bind.dialect.name == "postgresql":
             for name in ("change", "move"):
