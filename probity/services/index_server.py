@@ -639,7 +639,9 @@ class IndexProcess:
     The child also holds the read end of a "lifeline" pipe whose write end only this
     process holds: when this process ends, however it ends, the child reads EOF and exits,
     so no index process outlives its server. A child that keeps dying is restarted after
-    a growing pause (1 s doubling to 30 s) rather than in a tight loop."""
+    a growing pause (1 s doubling to 30 s) rather than in a tight loop. A child that exits
+    with status 0 was asked to stop (a signal or the lifeline), so it is not restarted; a
+    crash (a signal it did not handle, the kernel's OOM killer, an exception) is."""
 
     START_TIMEOUT_S = 600.0
 
@@ -683,6 +685,10 @@ class IndexProcess:
                 env=self.env,
                 pass_fds=(ready_w, life_r),
                 stdin=subprocess.DEVNULL,
+                # Its own session: a signal to the server's process group (Ctrl-C, a
+                # supervisor's killpg) reaches uvicorn, which returns, and stop() ends the
+                # index process last; if this process dies instead, the lifeline does.
+                start_new_session=True,
             )
         except BaseException:
             for fd in (ready_r, ready_w, life_r, life_w):
@@ -712,8 +718,8 @@ class IndexProcess:
             assert process is not None
             started = time.monotonic()
             code = process.wait()
-            if self._stopping.is_set():
-                return
+            if self._stopping.is_set() or code == 0:
+                return  # stopped, or asked to stop (SIGTERM, SIGINT, the lifeline): exit 0
             log.error("the index process %d exited (%s); restarting it", process.pid, code)
             if time.monotonic() - started > 60:
                 pause = 1.0
