@@ -402,6 +402,9 @@ class IndexServer:
                     _send_frame(conn, reply, out)
             except (EOFError, OSError):
                 return  # the worker went away
+            except (ProbityError, ValueError, KeyError, TypeError) as error:  # a malformed frame
+                log.warning("index socket: closing a connection: %s", error)
+                return
 
     def dispatch(
         self, op: str, header: Mapping[str, Any], arrays: list[NDArray[Any]]
@@ -528,6 +531,13 @@ class IndexClient(IndexSet):
                     conn.close()
                 self._local.conn = None
                 continue
+            except BaseException:
+                # Interrupted half-way (a bad frame, KeyboardInterrupt): the stream may be
+                # out of step, so this connection is not used again.
+                if conn is not None:
+                    conn.close()
+                self._local.conn = None
+                raise
             if not reply.get("ok"):
                 raise _error_in(reply)
             return reply.get("value"), out
