@@ -447,6 +447,9 @@ class EnrolmentJobs:
                 raise
         finally:
             self._release(job_id, pending.folder, pending.lock)
+            # One line per job end (done or failed; its row says which): an operator's
+            # trace, and what the crash tests wait on instead of polling the job.
+            log.info("enrolment job %s ended", job_id)
 
     def _fail(self, job_id: str, message: str) -> None:
         try:

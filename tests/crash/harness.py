@@ -38,7 +38,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -407,33 +407,68 @@ def free_port() -> int:
 
 
 @dataclass
+class ServerLog:
+    """The server's stdout and stderr, copied line by line to the log file by a thread, so a
+    test can wait for a line (an event) instead of polling with sleeps."""
+
+    def __init__(self, process: subprocess.Popen[bytes], path: Path) -> None:
+        self._lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._copy, args=(process, path), daemon=True)
+        self._thread.start()
+
+    def _copy(self, process: subprocess.Popen[bytes], path: Path) -> None:
+        assert process.stdout is not None
+        with path.open("ab") as handle:
+            for raw in process.stdout:
+                handle.write(raw)
+                handle.flush()
+                with self._changed:
+                    self._lines.append(raw.decode(errors="replace"))
+                    self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        """True once a line containing ``needle`` was written; False if the process closed
+        its output first or ``timeout`` seconds passed (a bound for a hung server, not a
+        pause: the wait ends as soon as the line arrives)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._ended or any(needle in line for line in self._lines), timeout
+            ) and any(needle in line for line in self._lines)
+
+    def close(self) -> None:
+        self._thread.join(timeout=30)
+
+
+@dataclass
 class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    output: ServerLog
 
 
 @contextlib.contextmanager
 def serving(home: Path, log: Path, crash: str | None = None) -> Iterator[Server]:
-    """``probity serve`` on a free loopback port, until it is healthy; stopped on exit."""
+    """``probity serve`` on a free loopback port, once uvicorn says it started (its log line,
+    read from the pipe: no polling) and /health answers; stopped on exit."""
     port = free_port()
-    with log.open("ab") as handle:
-        process = subprocess.Popen(
-            [*PROBITY, "serve", "--port", str(port)],
-            env=environment(home, crash),
-            stdout=handle,
-            stderr=handle,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    process = subprocess.Popen(
+        [*PROBITY, "serve", "--port", str(port)],
+        env=environment(home, crash),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log, ServerLog(process, log))
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.25)
+        if not server.output.wait_for("Application startup complete", timeout=90):
+            pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
+        if httpx.get(f"{server.url}/health", timeout=10).status_code != 200:
+            pytest.fail(f"the server is not healthy:\n{log.read_text(errors='replace')}")
         yield server
     finally:
         if process.poll() is None:
@@ -443,3 +478,4 @@ def serving(home: Path, log: Path, crash: str | None = None) -> Iterator[Server]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
+        server.output.close()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.crash.harness import (
     ERASED,
     GALLERY,
     PHOTOS,
+    Server,
     assert_home_consistent,
     capture,
     cli,
@@ -293,16 +293,15 @@ def test_server_bulk_job(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["status"] == "interrupted", r.text
         r = _job(server.url, keys["cur"])
         assert r.status_code == 202, r.text
-        job = _wait(f"{server.url}{r.headers['location']}", auth)
+        job = _wait(server, r.headers["location"], auth)
         assert (job["status"], job["enrolled"], job["skipped"]) == ("done", 3, 2), job
     assert_home_consistent(home, expected=rows())
 
 
-def _wait(url: str, auth: dict[str, str]) -> dict[str, object]:
-    deadline = time.monotonic() + 240
-    while True:
-        job: dict[str, object] = httpx.get(url, headers=auth, timeout=30).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.5)
+def _wait(server: Server, location: str, auth: dict[str, str]) -> dict[str, object]:
+    """The job once it has ended: waits for the server's "enrolment job <id> ended" log
+    line (an event), then reads the job once."""
+    job_id = location.rstrip("/").rsplit("/", 1)[-1]
+    assert server.output.wait_for(f"enrolment job {job_id} ended", timeout=240), location
+    job: dict[str, object] = httpx.get(f"{server.url}{location}", headers=auth, timeout=30).json()
+    return job
