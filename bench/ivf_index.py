@@ -94,9 +94,11 @@ def main() -> None:
         times.append(time.perf_counter() - t)
         cand = np.asarray([h.id for h in hits], np.int64)
         rescored = cand[np.argsort(-(vectors[cand] @ q), kind="stable")]
-        exact = np.argsort(-(vectors @ q))[:10]
+        scores = vectors @ q
+        top = np.argpartition(-scores, 10)[:10]
+        exact = top[np.argsort(-scores[top])]
         top1 += int(rescored[0] == exact[0])
-        mine = set(np.flatnonzero(owner == person).tolist()) & set(exact.tolist())
+        mine = {2 * int(person), 2 * int(person) + 1} & set(exact.tolist())
         own += int(mine <= set(rescored[:10].tolist()))
     times_ms = np.asarray(times) * 1000
 
