@@ -48,6 +48,8 @@ NEW_TABLES = (
     "template_log_head",
     "erasure_work",
     "audit_verified",  # 0015
+    "gallery_counts",  # 0017
+    "template_counts",  # 0017
 )
 
 
@@ -149,10 +151,16 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     # The home as it was before this change: schema 0009, without the migration tables (0010),
     # the candidate marking columns (0011), the search path indexes (0012) and the
     # suppression list's version row (0013), the template log and erasure journal (0014),
-    # the audit verified point (0015).
+    # the audit verified point (0015), the trigger-kept counts (0017).
     with sqlite3.connect(home / "probity.db") as db:
         # and without the template change log and its triggers (0014)
         for trigger in ("template_log_insert", "template_log_delete"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        # and without the count triggers (0017)
+        for table in ("subjects", "enrolments"):
+            for event in ("insert", "delete", "move"):
+                db.execute(f"DROP TRIGGER gallery_count_{table}_{event}")
+        for trigger in ("template_count_insert", "template_count_delete"):
             db.execute(f"DROP TRIGGER {trigger}")
         for table in NEW_TABLES:
             db.execute(f"DROP TABLE {table}")
