@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-erase", action="store_true", help="skip step 5 (an erasure rotates the keys)"
+    )
     args = parser.parse_args()
     settings = Settings(home=args.home, database_url=args.database_url)
     result: dict[str, Any] = {"subjects": args.subjects, "cpus": os.cpu_count()}
@@ -187,6 +190,12 @@ def main() -> None:
     result["enrol_one_index_ms"] = round(parts.get("index", 0.0) * 1000, 1)
 
     # 5. Erasing one subject.
+    if args.no_erase:
+        services.close()
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return
     parts = {}
     vault = services.erasure.vault  # type: ignore[attr-defined]
     vault.rotate = timed(parts, "key_rotation", vault.rotate)
