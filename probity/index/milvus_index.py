@@ -83,7 +83,13 @@ from probity.index.vectors import (
 if TYPE_CHECKING:
     from probity.config import MilvusSettings
 
-__all__ = ["MilvusCompactionTimeout", "MilvusIndex", "MilvusUnavailable", "collection_name"]
+__all__ = [
+    "MilvusCompactionTimeout",
+    "MilvusIndex",
+    "MilvusUnavailable",
+    "collection_name",
+    "drop_index",
+]
 
 BACKEND = "milvus"
 SLOT_PROPERTY = "probity.slot"
@@ -132,6 +138,52 @@ def _pymilvus() -> Any:
             "pip install 'probity[milvus]'"
         ) from error
     return pymilvus
+
+
+def drop_index(path: Path, settings: MilvusSettings | None = None) -> None:
+    """Delete the Milvus index whose Lite data folder is ``path`` (``<stem>.milvus.db``),
+    whether or not it can be opened: with Milvus Lite, stop the folder's server in this
+    process and delete the folder (or a stray file of that name); with a cluster
+    (``settings.uri``), drop the slot's collection. Nothing there: nothing is done.
+
+    ``services/indexes.py`` calls this where it unlinks other backends' files: a Lite
+    index is a folder, and the server Lite runs in the process must let go of it first."""
+    settings = settings if settings is not None else _default_settings()
+    path = Path(path)
+    if not settings.uri:
+        _remove_lite_folder(path)
+        return
+    slot = path.name.removesuffix(".milvus.db")
+    pymilvus = _pymilvus()
+    token = settings.token.get_secret_value() if settings.token is not None else ""
+    try:
+        client = pymilvus.MilvusClient(
+            uri=settings.uri,
+            token=token,
+            db_name=settings.db_name,
+            timeout=settings.request_timeout_s,
+        )
+        try:
+            client.drop_collection(collection_name(slot, settings.collection_prefix))
+        finally:
+            client.close()
+    except pymilvus.MilvusException as error:
+        raise MilvusUnavailable(
+            f"Milvus could not drop the index of slot {slot}: {error}"
+        ) from error
+
+
+def _remove_lite_folder(path: Path) -> None:
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # pragma: no cover - without Lite no server can hold the folder
+        pass
+    else:
+        server_manager_instance.release_server(str(path))
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _default_settings() -> MilvusSettings:
@@ -315,18 +367,13 @@ class MilvusIndex:
         folder. In a cluster the segment files leave object storage at a garbage collection
         after ``dataCoord.gc.dropTolerance``. The handle is unusable afterwards.
 
-        ``services/indexes.py`` deletes other backends' indexes by unlinking their files;
-        for this backend it must call this instead (a Lite index is a folder, a cluster's a
-        collection)."""
+        ``drop_index`` does the same for an index that cannot be opened."""
         with self._lock:
             with self._calls("drop"):
                 self._client.drop_collection(self._name)
             self.close()
             if self._lite and not self._settings.uri:
-                from milvus_lite.server_manager import server_manager_instance
-
-                server_manager_instance.release_server(str(self._path))
-                shutil.rmtree(self._path, ignore_errors=True)
+                _remove_lite_folder(self._path)
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite server stays up for other handles)."""

@@ -294,8 +294,7 @@ class IndexSet:
                 if dimension is None:
                     raise
                 log.warning("index %s: %s; rebuilding it from the template log", name, error)
-                for path in index_paths(self.backend, self.directory / name):
-                    path.unlink(missing_ok=True)
+                self._delete_index(self.backend, name)
                 index = open_index(self.backend, self.directory / name, dimension, self.seal)
                 mtime = 0.0
             self._open[name] = (index, mtime)
@@ -501,14 +500,25 @@ class IndexSet:
     def _drop_name(self, name: str) -> None:
         with self._lock:
             self._open.pop(name, None)
-            for path in index_paths(self.backend, self.directory / name):
-                path.unlink(missing_ok=True)
+            self._delete_index(self.backend, name)
             (self.directory / f"{name}.lock").unlink(missing_ok=True)
+
+    def _delete_index(self, backend: str, name: str) -> None:
+        """Delete every file of ``backend``'s index ``name``. A Milvus Lite index is a
+        folder that its in-process server must let go of first (``drop_index``)."""
+        if backend == "milvus":
+            from probity.index.milvus_index import drop_index
+
+            drop_index(index_file(backend, self.directory / name))
+            return
+        for path in index_paths(backend, self.directory / name):
+            path.unlink(missing_ok=True)
 
     def _drop_other_backends(self) -> list[str]:
         """Delete index files another backend left (the home switched ``index_backend``):
         they hold templates, some perhaps erased since, and nothing reads them any more.
-        Only file-based backends: a folder (Milvus Lite's) is left to its own backend."""
+        Milvus Lite's folders go too (they hold the vectors in the clear); a cluster's
+        collections are not on this disk and are the cluster's to drop."""
         dropped: list[str] = []
         if not self.directory.is_dir():
             return dropped
@@ -516,6 +526,13 @@ class IndexSet:
             if backend == self.backend:
                 continue
             for path in sorted(self.directory.glob(f"*{suffix}")):
+                if backend == "milvus" and path.is_dir():
+                    from probity.config import MilvusSettings
+                    from probity.index.milvus_index import drop_index
+
+                    drop_index(path, MilvusSettings())  # a Lite folder, whatever the URI now
+                    dropped.append(path.name)
+                    continue
                 if not path.is_file():
                     continue
                 for part in index_paths(backend, path.with_name(path.name[: -len(suffix)])):
