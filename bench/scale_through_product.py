@@ -177,8 +177,8 @@ def main() -> None:
     services.enrolment.enrol(
         actor=ACTOR,
         gallery=gallery.name,
-        subject="bench-extra",
-        image=engine.register(image(20_000_000), fresh),
+        subject=f"bench-extra-{int(time.time())}",
+        image=engine.register(image(20_000_000 + int(time.time()) % 1_000_000), fresh),
         provenance={
             "source": "bench/scale_through_product.py",
             "lawful_basis": "law_enforcement",
