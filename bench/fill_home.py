@@ -34,7 +34,8 @@ know the true answer. ``<home>/bench-fill.json`` records the parameters.
 
 Speed: rows go in with SQLAlchemy Core ``executemany`` in transactions of ``--batch``
 subjects (see ``POSTGRES_BATCH`` for why it is small on PostgreSQL), through the product's
-engine (its SQLite pragmas: WAL, foreign keys, BEGIN IMMEDIATE). Figures in
+engine (its SQLite pragmas: WAL, foreign keys, BEGIN IMMEDIATE; plus, for the loader's
+connection only, a 512 MiB page cache, ``--cache-mib``). Figures in
 bench/README.md, section "Loader".
 
 Usage::
@@ -140,6 +141,7 @@ def fill(
     batch: int | None = None,
     images: bool = False,
     progress: bool = True,
+    cache_mib: int = 512,
 ) -> dict[str, Any]:
     """Initialise the home (as ``probity init``), create the gallery and load ``subjects``
     subjects of ``per_subject`` templates each. Returns the figures (also written to
@@ -148,8 +150,9 @@ def fill(
     services = build_services(settings)
     try:
         return _fill(
-            services, settings, subjects, per_subject, seed, noise, batch, images, progress
-        )
+            services, settings, subjects, per_subject, seed, noise, batch, images, progress,
+            cache_mib,
+        )  # fmt: skip
     finally:
         services.close()
 
@@ -164,6 +167,7 @@ def _fill(
     batch: int | None,
     images: bool,
     progress: bool,
+    cache_mib: int,
 ) -> dict[str, Any]:
     gallery = services.galleries.create(
         actor=ACTOR,
@@ -229,6 +233,11 @@ def _fill(
         blobs: list[tuple[bytes, str, str]] = []
         with db.transaction() as session:
             conn = session.connection()
+            if not postgres and cache_mib:
+                # The loader's connection only: a bigger page cache for the random B-tree
+                # inserts (UUID keys), no change to durability. 300k subjects: 85 s with
+                # 512 MiB against 96 s with SQLite's default 2 MiB.
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
             ids = _template_ids(conn, count * per_subject, postgres)
             for n in range(count):
                 i = done + n
@@ -316,6 +325,7 @@ def _fill(
         "noise": noise,
         "batch": batch,
         "images": images,
+        "sqlite_cache_mib": None if postgres else cache_mib,
         "load_s": round(load_s, 2),
         "subjects_per_s": round(subjects / load_s, 1) if load_s else None,
         "elapsed_s_at": {str(k): round(v, 2) for k, v in marks.items()},
@@ -374,6 +384,9 @@ def main() -> None:
     )
     parser.add_argument("--images", action="store_true", help="a tiny sealed blob each")
     parser.add_argument(
+        "--cache-mib", type=int, default=512, help="SQLite page cache of the loader (0: default)"
+    )
+    parser.add_argument(
         "--check", action="store_true", help="then build the index and search 5 probes"
     )
     args = parser.parse_args()
@@ -388,6 +401,7 @@ def main() -> None:
         noise=args.noise,
         batch=args.batch,
         images=args.images,
+        cache_mib=args.cache_mib,
     )
     if args.check:
         figures["check"] = check(settings, seed=args.seed, subjects=args.subjects)
