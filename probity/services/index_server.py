@@ -660,7 +660,14 @@ class IndexProcess:
         self.path = socket_path(settings.home)
         base = dict(os.environ if env is None else env)
         base.pop(INDEX_SOCKET_ENV, None)  # the index process serves; it is no client
+        # What the child needs of ``settings`` (it reads its own from the environment, as
+        # uvicorn's workers do), so that settings given in code reach it too.
         base["PROBITY_HOME"] = str(settings.home)
+        base["PROBITY_INDEX_BACKEND"] = settings.index_backend
+        if settings.database_url:
+            base["PROBITY_DATABASE_URL"] = settings.database_url
+        if settings.master_key:
+            base["PROBITY_MASTER_KEY"] = settings.master_key
         self.env = base
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0

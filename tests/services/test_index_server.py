@@ -33,6 +33,7 @@ from probity.services.index_server import (
 from probity.services.indexes import IndexBehind, IndexSet, IndexSlot
 from probity.storage.keyring import load_master_key
 from tests.fakes import FakeEngine, make_image, unit
+from tests.pg import postgres_url  # noqa: F401 - the fixture, used by the param below
 from tests.services.conftest import ACTOR, PROVENANCE
 
 GALLERY = "custody"
@@ -50,14 +51,18 @@ class Served:
         return IndexSlot.of(self.local.galleries.get(GALLERY))
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def served(
-    clock: ManualClock, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    clock: ManualClock,
+    fake_engine: FakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Served]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     # A short home path: a Unix socket's path is limited to 107 bytes, and pytest's
     # tmp_path (with the test's name in it) can be longer.
     root = Path(tempfile.mkdtemp(prefix="pix-", dir="/tmp"))
-    settings = Settings(home=root / "h")
+    settings = Settings(home=root / "h", database_url=url)
     initialise(settings, actor=ACTOR, clock=clock)
     monkeypatch.delenv(INDEX_SOCKET_ENV, raising=False)
     local = build_services(settings, engine=fake_engine, clock=clock)
