@@ -227,3 +227,21 @@ def test_a_supervised_index_process_is_restarted(served: Served, fake_engine: Fa
         assert [h.id for h in hits[0]] == [template_id]  # read back from the saved file
     finally:
         process.stop()
+
+
+def test_an_erasure_through_one_worker_leaves_the_shared_index(
+    served: Served, fake_engine: FakeEngine
+) -> None:
+    first, second = served.client(), served.client()
+    erased = enrol(first, fake_engine, 1)
+    kept = enrol(first, fake_engine, 2)
+    assert second.indexes.size(served.slot) == 2
+    first.subjects.remove(actor=ACTOR, gallery=GALLERY, reference="S1", reason="court order")
+    # The erasure's work (index refresh and reseal under the new key epoch, then the old
+    # key files destroyed) ran through the index process: the other worker sees it at once.
+    hits = second.indexes.search(served.slot, unit(1)[None, :], 5)[0]
+    assert erased not in [h.id for h in hits]
+    assert [h.id for h in second.indexes.search(served.slot, unit(2)[None, :], 1)[0]] == [kept]
+    assert second.indexes.size(served.slot) == 1
+    assert second.indexes.gaps() == []
+    assert first.erasure_work.pending() == []
