@@ -245,3 +245,12 @@ def test_an_erasure_through_one_worker_leaves_the_shared_index(
     assert second.indexes.size(served.slot) == 1
     assert second.indexes.gaps() == []
     assert first.erasure_work.pending() == []
+
+
+def test_the_client_forwards_every_public_method_of_the_index_set() -> None:
+    # A public method added to IndexSet but not to IndexClient would run on the client's
+    # empty local state (no log) and answer wrongly rather than fail: this says so first.
+    public = {n for n in vars(IndexSet) if not n.startswith("_") and callable(vars(IndexSet)[n])}
+    local_only = {"path"}  # a file name, computed alike in both
+    missing = sorted(n for n in public - local_only if n not in vars(IndexClient))
+    assert missing == []
