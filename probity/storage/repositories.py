@@ -158,6 +158,20 @@ class Subjects:
         row = self.s.get(SubjectKeyRow, subject_id)
         return None if row is None else row.wrapped_key
 
+    def wrapped_keys(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
+        """The wrapped data keys of these subjects (erased ones absent), in ``IN`` queries
+        of 500: a search re-scoring 40 candidate subjects made 40 primary-key reads."""
+        wanted = sorted(set(subject_ids))
+        out: dict[str, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            rows = self.s.execute(
+                select(SubjectKeyRow.subject_id, SubjectKeyRow.wrapped_key).where(
+                    SubjectKeyRow.subject_id.in_(wanted[start : start + 500])
+                )
+            )
+            out.update({str(sid): bytes(key) for sid, key in rows})
+        return out
+
     def count(self, gallery_id: str) -> int:
         """Subjects in the gallery: one primary-key read of the count the database triggers
         keep (migration 0017), exact within this transaction."""
