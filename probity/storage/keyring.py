@@ -18,8 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -62,6 +65,19 @@ WRAPPED_V2 = b"\x02"
 Format 1 (no prefix) is epoch 0, wrapped directly by the master key (homes made before key
 rotation existed read as they always did)."""
 
+WRAPPED_V3 = b"\x03"
+"""Wrapped-key format 3 (the KEK tree): ``b"\x03" + bucket (2 bytes, big-endian) +
+generation (4 bytes, big-endian) + seal(bucket KEK, data key, aad)``. The first three bytes
+name the bucket, so an expression index on ``substr(wrapped, 1, 3)`` finds one bucket's rows
+without a column of its own (see ``bucket_prefix`` and storage/vault.py)."""
+
+BUCKETS = 4096
+"""Bucket KEKs under the root KEK. An erasure re-wraps the data keys of the erased owners'
+buckets only: about N / 4096 keys (2,400 at 10 million owners), plus the 4,096 bucket KEKs
+themselves. More buckets would make the first term smaller and the second larger; at 10
+million both are a few thousand AES-GCM wraps. Fixed for the life of a home: owners are
+placed by ``bucket_of``, which depends on it."""
+
 
 class Keyring:
     """Wraps and unwraps data keys with the current **key-encryption key** (KEK).
@@ -84,12 +100,59 @@ class Keyring:
         self._master = master_key
         self.key_dir = key_dir
         self._keks: dict[int, bytes] = {0: master_key}
+        self._bucket_salt = HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"probity/kek-bucket-of/v1"
+        ).derive(master_key)
         self._floor = 0  # KEKs of epochs below this are destroyed: never loaded again
         # The oldest KEK file on disk marks where the living keys start: older epochs,
         # the master key's own epoch 0 included, were retired by a rotation.
         present = self._epochs_on_disk()
         if present:
             self.destroy_below(min(present), shred=False)
+
+    # -- the KEK tree ---------------------------------------------------------------------
+
+    def bucket_of(self, aad: bytes) -> int:
+        """The bucket of the owner that ``aad`` names: HMAC-SHA256 under a key derived from
+        the master key, modulo ``BUCKETS``. Keyed, so that the database alone does not tell
+        which owners share a bucket; uniform whatever the shape of the ids."""
+        digest = hmac.new(self._bucket_salt, aad, hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") % BUCKETS
+
+    @staticmethod
+    def bucket_prefix(bucket: int) -> bytes:
+        """The first three bytes of every format-3 wrapped key in ``bucket``."""
+        return WRAPPED_V3 + bucket.to_bytes(2, "big")
+
+    @staticmethod
+    def _bucket_aad(bucket: int, generation: int) -> bytes:
+        return f"probity/kek-bucket/{bucket}/{generation}".encode()
+
+    def seal_bucket_kek(self, epoch: int, bucket: int, generation: int, kek: bytes) -> bytes:
+        """A bucket KEK wrapped under the root KEK of ``epoch`` (stored in ``kek_buckets``)."""
+        return seal(self.kek(epoch), kek, self._bucket_aad(bucket, generation))
+
+    def open_bucket_kek(self, epoch: int, bucket: int, generation: int, sealed: bytes) -> bytes:
+        """What ``seal_bucket_kek`` made; IntegrityError once the root of ``epoch`` is gone."""
+        return unseal(self.kek(epoch), sealed, self._bucket_aad(bucket, generation))
+
+    @staticmethod
+    def wrap_in_bucket(
+        bucket: int, generation: int, bucket_kek: bytes, aad: bytes, data_key: bytes
+    ) -> bytes:
+        """A data key wrapped in format 3 under its bucket's KEK of ``generation``."""
+        return (
+            Keyring.bucket_prefix(bucket)
+            + generation.to_bytes(4, "big")
+            + seal(bucket_kek, data_key, aad)
+        )
+
+    @staticmethod
+    def bucket_named(wrapped: bytes) -> tuple[int, int] | None:
+        """(bucket, generation) of a format-3 wrapped key; None for formats 1 and 2."""
+        if wrapped[:1] != WRAPPED_V3 or len(wrapped) < 7:
+            return None
+        return int.from_bytes(wrapped[1:3], "big"), int.from_bytes(wrapped[3:7], "big")
 
     def _epochs_on_disk(self) -> list[int]:
         if self.key_dir is None or not self.key_dir.is_dir():
@@ -185,7 +248,20 @@ class Keyring:
             return seal(self.kek(0), data_key, aad)
         return WRAPPED_V2 + epoch.to_bytes(4, "big") + seal(self.kek(epoch), data_key, aad)
 
-    def unwrap_any(self, aad: bytes, wrapped: bytes) -> bytes:
+    def unwrap_any(
+        self,
+        aad: bytes,
+        wrapped: bytes,
+        bucket_kek: Callable[[int, int], bytes] | None = None,
+    ) -> bytes:
+        """Open a wrapped data key of any format. Format 3 needs ``bucket_kek(bucket,
+        generation)``, which reads the bucket KEK from the database (storage/vault.py):
+        without it, IntegrityError."""
+        named = self.bucket_named(wrapped)
+        if named is not None:
+            if bucket_kek is None:
+                raise IntegrityError("a format-3 wrapped key needs its bucket KEK to open")
+            return unseal(bucket_kek(*named), wrapped[7:], aad)
         if wrapped[:1] == WRAPPED_V2:
             epoch = int.from_bytes(wrapped[1:5], "big")
             return unseal(self.kek(epoch), wrapped[5:], aad)

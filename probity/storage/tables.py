@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -465,6 +467,37 @@ class KeyringStateRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KekBucketRow(Base):
+    """One bucket of the key-encryption-key tree (storage/vault.py, migration 0016): its KEK
+    of ``generation``, sealed under the root KEK of ``epoch`` (``keys/kek-<epoch>.key``).
+    Data keys of format 3 name their bucket and generation; an erasure gives the erased
+    owners' buckets a new generation and re-seals every bucket under the next root."""
+
+    __tablename__ = "kek_buckets"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    sealed_kek: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def bucket_of_wrapped(column: Any) -> Any:
+    """``substr(column, 1, 3)``: a format-3 wrapped key's format byte and bucket. The same
+    expression, literals included, in the index and in the queries (storage/vault.py), so
+    both SQLite and PostgreSQL use the index for one bucket's rows."""
+    return func.substr(column, literal_column("1"), literal_column("3"))
+
+
+WRAPPED_KEY_BUCKET_INDEXES = (
+    Index("ix_subject_keys_kek_bucket", bucket_of_wrapped(SubjectKeyRow.wrapped_key)),
+    Index("ix_cases_kek_bucket", bucket_of_wrapped(CaseRow.wrapped_probe_key)),
+    Index("ix_rights_requests_kek_bucket", bucket_of_wrapped(RightsRequestRow.photo_key)),
+    Index("ix_suppression_templates_kek_bucket", bucket_of_wrapped(SuppressionRow.wrapped_key)),
+)
+"""Expression indexes on the first three bytes of every wrapped-key column (bucket lookup
+for a bounded rotation; legacy formats 1 and 2 sort below ``b"\\x03"``)."""
 
 
 class JurisdictionRuleRow(Base):

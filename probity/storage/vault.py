@@ -1,34 +1,56 @@
 """Envelope encryption of a subject's images and templates, cases' probes, rights-request
 photos and suppression templates (see keyring.py for the scheme and key rotation).
 
-Every data key is stored wrapped under the current key-encryption key (KEK). Wrapping a
-new key reads the current epoch from ``keyring_state`` under a shared lock (PostgreSQL
-``FOR SHARE``; SQLite serialises writers anyway), so it can never be wrapped under a KEK a
-concurrent rotation is retiring. Unwrapping needs no lock: a wrapped key names its epoch.
+**The KEK tree.** A data key is wrapped under its owner's *bucket KEK* (format 3, one of
+``BUCKETS`` = 4,096 buckets, chosen by a keyed hash of the owner); each bucket KEK is stored
+in ``kek_buckets`` sealed under the *root KEK* of the current epoch (``keys/kek-<epoch>.key``,
+as before the tree). An erasure (``rotate`` with ``buckets``) gives the erased owners'
+buckets fresh KEKs of a new generation, re-wraps only those buckets' data keys (about N /
+4,096), re-seals all 4,096 bucket KEKs under a new root and bumps the epoch; the old root
+file is destroyed after the commit as before. A copy of the database taken before the
+erasure holds the erased owner's data key under the old generation of its bucket KEK, which
+exists only sealed under the old root, now destroyed: the current keys cannot open it.
+Other owners' keys in that copy are still under bucket KEKs that live on (re-sealed under
+the new root), exactly as before the tree a copy's other keys opened until their epoch died.
+
+Cost: the erasure's rotation is O(N / 4,096 + 4,096) AES-GCM operations and row updates
+instead of O(N); a full rotation (``buckets=None``) re-wraps everything, as before.
+
+Every new data key is wrapped under the current bucket KEK. Wrapping reads the current
+epoch from ``keyring_state`` under a shared lock (PostgreSQL ``FOR SHARE``; SQLite
+serialises writers anyway), so it can never be wrapped under a KEK a concurrent rotation is
+retiring. Unwrapping needs no lock: a wrapped key names its bucket and generation (format
+3) or its epoch (format 2; format 1 is epoch 0, the master key itself), and those still
+open, so homes made before the tree keep working until ``enter_tree`` moves them in.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import event, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from probity.errors import IntegrityError
 from probity.storage.blobs import BlobStore
-from probity.storage.keyring import Keyring, new_data_key, seal, unseal
+from probity.storage.keyring import BUCKETS, Keyring, new_data_key, seal, unseal
 from probity.storage.repositories import Cases, Subjects
 from probity.storage.tables import (
     CaseRow,
+    KekBucketRow,
     KeyringStateRow,
     RightsRequestRow,
     SubjectKeyRow,
     SuppressionRow,
+    bucket_of_wrapped,
 )
 
 RIGHTS_PHOTO = "rights-photo"
@@ -36,6 +58,10 @@ RIGHTS_PHOTO = "rights-photo"
 SUPPRESSION = "suppression"
 """Purpose of a suppression template's key (owner: the suppression row id)."""
 
+
+LEGACY_BELOW = b"\x03\x00\x00"
+"""Wrapped keys whose first three bytes sort below this are of format 1 or 2 (outside the
+tree): found through the same expression index as one bucket's keys."""
 
 _WRAPPED_KEYS: tuple[tuple[type[Any], str, Callable[[Any], bytes]], ...] = (
     (SubjectKeyRow, "wrapped_key", lambda r: Keyring.subject_aad(r.subject_id)),
@@ -60,6 +86,14 @@ class Vault:
         self.keyring = keyring
         self.blobs = blobs
         self._observed_at = float("-inf")
+        # Unwrapped bucket KEKs, valid for ``_buckets_epoch`` only: a rotation changes the
+        # generation of the erased buckets, so the whole cache is dropped as soon as this
+        # process observes a new epoch (at most OBSERVE_EVERY_S late for readers, at once
+        # for writers), like the root KEKs in Keyring.observe.
+        self._buckets: dict[int, tuple[int, bytes]] = {}
+        self._buckets_epoch = -1
+        self.rewrapped = 0
+        """Data keys the last ``rotate`` or ``enter_tree`` of this vault re-wrapped."""
 
     def _observe(self, session: Session) -> None:
         now = time.monotonic()
@@ -79,7 +113,61 @@ class Vault:
         if row is None:
             raise IntegrityError("keyring_state is missing (run 'probity init' to migrate)")
         self.keyring.observe(row.epoch)
+        if row.epoch != self._buckets_epoch:
+            self._buckets.clear()
+            self._buckets_epoch = row.epoch
         return row
+
+    # -- the KEK tree -----------------------------------------------------------------------
+
+    def _bucket(self, session: Session, bucket: int) -> tuple[int, bytes] | None:
+        """(generation, KEK) of ``bucket`` as the database holds it now; None if the home
+        has no tree yet (made before migration 0016 and not yet through ``enter_tree``)."""
+        found = self._buckets.get(bucket)
+        if found is None:
+            row = session.get(KekBucketRow, bucket)
+            if row is None:
+                return None
+            kek = self.keyring.open_bucket_kek(row.epoch, bucket, row.generation, row.sealed_kek)
+            found = (row.generation, kek)
+            if row.epoch == self._buckets_epoch:
+                self._buckets[bucket] = found
+        return found
+
+    def _bucket_kek_in(self, session: Session) -> Callable[[int, int], bytes]:
+        def bucket_kek(bucket: int, generation: int) -> bytes:
+            found = self._bucket(session, bucket)
+            if found is None or found[0] != generation:
+                raise IntegrityError(
+                    f"the key-encryption key of bucket {bucket}, generation {generation}, was "
+                    "destroyed by an erasure (or this copy of the database is not this home's)"
+                )
+            return found[1]
+
+        return bucket_kek
+
+    def _unwrap(self, session: Session, aad: bytes, wrapped: bytes) -> bytes:
+        self._observe(session)
+        return self.keyring.unwrap_any(aad, wrapped, self._bucket_kek_in(session))
+
+    def _wrap_new(self, session: Session, aad: bytes, key: bytes) -> bytes:
+        """Wrap a new data key under its bucket's current KEK (format 2 under the root, in a
+        home that has not entered the tree yet)."""
+        epoch = self._epoch(session, lock="share").epoch
+        bucket = self.keyring.bucket_of(aad)
+        found = self._bucket(session, bucket)
+        if found is None:
+            return self.keyring.wrap_at(epoch, aad, key)
+        return Keyring.wrap_in_bucket(bucket, found[0], found[1], aad, key)
+
+    def subject_buckets(self, subject_ids: Iterable[str]) -> set[int]:
+        """The buckets an erasure of these subjects must rotate (``rotate(buckets=...)``)."""
+        return {self.keyring.bucket_of(Keyring.subject_aad(s)) for s in subject_ids}
+
+    def buckets_of(self, aads: Iterable[bytes]) -> set[int]:
+        """The buckets of any owners, by the AAD their key is wrapped under
+        (``Keyring.case_aad``, ``Keyring.purpose_aad``, ...)."""
+        return {self.keyring.bucket_of(a) for a in aads}
 
     def current_epoch(self, session: Session) -> int:
         return self._epoch(session, lock=None).epoch
@@ -90,15 +178,13 @@ class Vault:
         """A fresh data key for a new subject: (plain key, wrapped key to store in this
         same transaction)."""
         key = new_data_key()
-        epoch = self._epoch(session, lock="share").epoch
-        return key, self.keyring.wrap(subject_id, key, epoch)
+        return key, self._wrap_new(session, Keyring.subject_aad(subject_id), key)
 
     def subject_key(self, session: Session, subject_id: str) -> bytes:
-        self._observe(session)
         wrapped = Subjects(session).wrapped_key(subject_id)
         if wrapped is None:
             raise IntegrityError(f"subject {subject_id} has no data key (erased?)")
-        return self.keyring.unwrap(subject_id, wrapped)
+        return self._unwrap(session, Keyring.subject_aad(subject_id), wrapped)
 
     @staticmethod
     def seal_vector(key: bytes, subject_id: str, vector: NDArray[np.float32]) -> bytes:
@@ -123,15 +209,15 @@ class Vault:
     def new_case_key(self, session: Session, case_id: str) -> tuple[bytes, bytes]:
         """A fresh data key for a case's probes: (plain key, wrapped key to store)."""
         key = new_data_key()
-        epoch = self._epoch(session, lock="share").epoch
-        return key, self.keyring.wrap_case_key(case_id, key, epoch)
+        return key, self._wrap_new(session, Keyring.case_aad(case_id), key)
 
     def case_key(self, session: Session, case_id: str) -> bytes | None:
         """The case's probe key, or None if the case has none yet (opened before probes
         were kept)."""
-        self._observe(session)
         wrapped = Cases(session).wrapped_probe_key(case_id)
-        return None if wrapped is None else self.keyring.unwrap_case_key(case_id, wrapped)
+        return (
+            None if wrapped is None else self._unwrap(session, Keyring.case_aad(case_id), wrapped)
+        )
 
     def put_probe(self, key: bytes, case_id: str, blob_id: str, image: bytes) -> None:
         self.blobs.put(blob_id, seal(key, image, f"probity/probe/{case_id}/{blob_id}".encode()))
@@ -150,11 +236,13 @@ class Vault:
         if purpose not in (RIGHTS_PHOTO, SUPPRESSION):
             raise IntegrityError(f"unknown key purpose '{purpose}'")
         key = new_data_key()
-        epoch = self._epoch(session, lock="share").epoch
-        return key, self.keyring.wrap_for(purpose, owner_id, key, epoch)
+        return key, self._wrap_new(session, Keyring.purpose_aad(purpose, owner_id), key)
 
-    def open_purpose_key(self, purpose: str, owner_id: str, wrapped: bytes) -> bytes:
-        return self.keyring.unwrap_for(purpose, owner_id, wrapped)
+    def open_purpose_key(
+        self, session: Session, purpose: str, owner_id: str, wrapped: bytes
+    ) -> bytes:
+        """Open a key that ``new_purpose_key`` made (the session reads its bucket KEK)."""
+        return self._unwrap(session, Keyring.purpose_aad(purpose, owner_id), wrapped)
 
     @staticmethod
     def seal_with(key: bytes, data: bytes, aad: bytes) -> bytes:
@@ -167,57 +255,210 @@ class Vault:
 
     # -- rotation ---------------------------------------------------------------------------
 
-    def rotate(self, session: Session, *, destroy_on_commit: bool = False) -> int:
-        """Re-wrap every stored data key under a new KEK, inside the caller's transaction
-        (an erasure's). The new KEK's file is written before the database refers to it, and
-        removed if the transaction rolls back. Returns the new epoch.
+    def rotate(
+        self,
+        session: Session,
+        *,
+        buckets: Iterable[int] | None = None,
+        destroy_on_commit: bool = False,
+    ) -> int:
+        """Rotate the KEK tree inside the caller's transaction (an erasure's) and return the
+        new epoch. ``buckets``: the buckets whose owners' keys this transaction destroyed
+        (``subject_buckets``, ``buckets_of``); they get fresh KEKs of the next generation
+        and only their data keys are re-wrapped. ``None`` rotates every bucket (a full
+        rotation: every data key re-wrapped, as before the tree). Either way every bucket
+        KEK is re-sealed under a new root KEK of the next epoch, whose file is written
+        before the database refers to it and removed if the transaction rolls back; keys
+        still of format 1 or 2 are moved into the tree on the way (they were under the
+        root being retired).
 
-        The old KEK files are not destroyed here: an erasure journals the new epoch
+        The old root files are not destroyed here: an erasure journals the new epoch
         (``services/erasure_work.py``), whose completion first reseals every index file
-        under the new epoch, while the old KEK can still open them, and only then destroys
+        under the new epoch, while the old root can still open them, and only then destroys
         the files below it; a crash in between is finished at the next start.
         ``destroy_on_commit`` destroys them as soon as the transaction commits instead, for
         a rotation with nothing to reseal (``start_first_epoch``, at ``probity init``).
 
-        Cost: one unwrap and one wrap (AES-GCM on 32 bytes) and one row update per stored
-        key, paid once per erasure call (bulk erasures rotate once for the lot). Measured
-        on 2 cores with SQLite (bench/key_rotation.py): 0.05 s for 1,000 keys, 0.8 s for
-        10,000, 4.7 s for 100,000 — the erasure holds the write lock that long."""
+        Cost of an erasure's rotation: 4,096 bucket KEKs unsealed and sealed again (32 bytes
+        each, one executemany of row updates) plus the data keys of the erased buckets (N /
+        4,096 each, found by the expression index on the wrapped bytes). Measured on 2 cores
+        with SQLite: see bench/README.md (key rotation). The erasure holds the write lock
+        that long. ``self.rewrapped`` says how many data keys it re-wrapped."""
         state = self._epoch(session, lock="update")
         new = state.epoch + 1
         ring = self.keyring
+        existing = {row.bucket: row for row in session.scalars(select(KekBucketRow))}
+        fresh = set(range(BUCKETS)) if buckets is None else set(buckets)
+        retired: dict[int, tuple[int, bytes]] = {}  # bucket -> (old generation, old KEK)
+        current: dict[int, tuple[int, bytes]] = {}  # bucket -> (generation, KEK) after this
+        for bucket in range(BUCKETS):
+            row = existing.get(bucket)
+            if row is None:
+                current[bucket] = (1, new_data_key())
+                continue
+            kek = ring.open_bucket_kek(row.epoch, bucket, row.generation, row.sealed_kek)
+            if bucket in fresh:
+                retired[bucket] = (row.generation, kek)
+                current[bucket] = (row.generation + 1, new_data_key())
+            else:
+                current[bucket] = (row.generation, kek)
         ring.write_kek(new)
+
+        def old_bucket_kek(bucket: int, generation: int) -> bytes:
+            found = retired.get(bucket)
+            if found is None or found[0] != generation:
+                raise IntegrityError(f"no key-encryption key for bucket {bucket}/{generation}")
+            return found[1]
+
+        rewrapped = 0
         for table, column, aad_of in _WRAPPED_KEYS:
             held = getattr(table, column)
-            for row in session.scalars(select(table).where(held.is_not(None))):
-                aad = aad_of(row)
-                setattr(
-                    row, column, ring.wrap_at(new, aad, ring.unwrap_any(aad, getattr(row, column)))
-                )
+            if buckets is None:
+                wanted = [held.is_not(None)]
+            else:
+                # The erased buckets first: keys moved into the tree below must not be met
+                # again. Keys outside the tree sort below format 3 in the same index.
+                prefixes = [Keyring.bucket_prefix(b) for b in sorted(retired)]
+                wanted = [bucket_of_wrapped(held).in_(prefixes)] if prefixes else []
+                wanted.append(bucket_of_wrapped(held) < LEGACY_BELOW)
+            for clause in wanted:
+                for row in session.scalars(select(table).where(clause)):
+                    aad = aad_of(row)
+                    data_key = ring.unwrap_any(aad, getattr(row, column), old_bucket_kek)
+                    bucket = ring.bucket_of(aad)
+                    generation, kek = current[bucket]
+                    setattr(
+                        row, column, Keyring.wrap_in_bucket(bucket, generation, kek, aad, data_key)
+                    )
+                    rewrapped += 1
+        session.flush()
+        self._store_buckets(session, new, current, existing)
         session.execute(
             update(KeyringStateRow)
             .where(KeyringStateRow.id == 1)
             .values(epoch=new, rotated_at=datetime.now(UTC))
         )
         session.flush()
+        self.rewrapped = rewrapped
+        self._buckets.clear()  # the retired generations must not linger here
+        retired.clear()
 
         def committed(_: Session) -> None:
             ring.destroy_below(new)
 
         def rolled_back(_: Session) -> None:
             ring.forget(new)
+            self._buckets.clear()
 
         if destroy_on_commit:
             event.listen(session, "after_commit", committed, once=True)
         event.listen(session, "after_rollback", rolled_back, once=True)
         return new
 
+    def _store_buckets(
+        self,
+        session: Session,
+        epoch: int,
+        keks: dict[int, tuple[int, bytes]],
+        existing: dict[int, KekBucketRow],
+    ) -> None:
+        """Seal every bucket KEK under the root of ``epoch``: one executemany of updates for
+        the buckets that exist, one of inserts for those that do not (a home entering the
+        tree). Core statements, so 4,096 rows cost one round trip each, not an ORM flush."""
+        ring = self.keyring
+        sealed = {
+            b: {"b": b, "g": g, "e": epoch, "k": ring.seal_bucket_kek(epoch, b, g, kek)}
+            for b, (g, kek) in keks.items()
+        }
+        for row in existing.values():  # ORM copies would go stale under the Core update
+            session.expunge(row)
+        table = cast(Table, KekBucketRow.__table__)
+        changed = [sealed[b] for b in sorted(sealed) if b in existing]
+        added = [sealed[b] for b in sorted(sealed) if b not in existing]
+        if changed:
+            session.execute(
+                table.update()
+                .where(table.c.bucket == bindparam("b"))
+                .values(generation=bindparam("g"), epoch=bindparam("e"), sealed_kek=bindparam("k")),
+                changed,
+            )
+        if added:
+            session.execute(
+                table.insert().values(
+                    bucket=bindparam("b"),
+                    generation=bindparam("g"),
+                    epoch=bindparam("e"),
+                    sealed_kek=bindparam("k"),
+                ),
+                added,
+            )
+
+    def enter_tree(self, session: Session) -> int:
+        """Move a home made before the KEK tree into it, without a rotation: create the
+        bucket KEKs (sealed under the current root) if there are none, and re-wrap every
+        data key still of format 1 or 2 under its bucket. Nothing is destroyed and the
+        epoch stays (no erasure happened: a copy taken before opened with the current keys
+        and still does, until an erasure retires its root). Run at ``probity init``; the
+        one-off cost is one unwrap, wrap and row update per legacy key, like one erasure
+        before the tree (about 5 s per 100,000 keys on 2 cores). Returns how many keys it
+        re-wrapped (0, and cheap, once the home is in the tree)."""
+        state = self._epoch(session, lock="update")
+        if state.epoch == 0:
+            return 0  # start_first_epoch rotates it in
+        ring = self.keyring
+        existing = {row.bucket: row for row in session.scalars(select(KekBucketRow))}
+        if len(existing) < BUCKETS:
+            keks = {
+                b: (
+                    (existing[b].generation, ring.open_bucket_kek(
+                        existing[b].epoch, b, existing[b].generation, existing[b].sealed_kek
+                    ))
+                    if b in existing
+                    else (1, new_data_key())
+                )
+                for b in range(BUCKETS)
+            }  # fmt: skip
+            self._store_buckets(session, state.epoch, keks, existing)
+            self._buckets.clear()
+        rewrapped = 0
+        for table, column, aad_of in _WRAPPED_KEYS:
+            held = getattr(table, column)
+            for row in session.scalars(select(table).where(bucket_of_wrapped(held) < LEGACY_BELOW)):
+                aad = aad_of(row)
+                data_key = ring.unwrap_any(aad, getattr(row, column))
+                setattr(row, column, self._wrap_new(session, aad, data_key))
+                rewrapped += 1
+        session.flush()
+        self.rewrapped = rewrapped
+        return rewrapped
+
     def start_first_epoch(self, session: Session) -> bool:
         """At ``probity init``: a home still at epoch 0 (data keys wrapped by the master key
-        itself, or none yet) moves to epoch 1, re-wrapping whatever keys it holds, so that
-        the master key wraps no data key and even the first erasure leaves backups
-        unreadable with the current keys. Returns True if it rotated."""
+        itself, or none yet) moves to epoch 1 by a full rotation, which also creates the KEK
+        tree, so that the master key wraps no data key and even the first erasure leaves
+        backups unreadable with the current keys. A home past epoch 0 that predates the
+        tree enters it (``enter_tree``). Returns True if it rotated."""
         if self.current_epoch(session) != 0:
+            self.enter_tree(session)
             return False
         self.rotate(session, destroy_on_commit=True)
         return True
+
+
+def unwrap_in_sqlite_file(ring: Keyring, database: Path, aad: bytes, wrapped: bytes) -> bytes:
+    """Open a wrapped data key with ``ring`` and the bucket KEKs that the SQLite file
+    ``database`` holds (a home's ``probity.db`` or a copy of it), without a Session: for
+    ``probity restore``'s check and for tests that read a backup as an attacker would.
+    Formats 1 and 2 need no database. IntegrityError when the keys do not open it."""
+
+    def bucket_kek(bucket: int, generation: int) -> bytes:
+        with closing(sqlite3.connect(database)) as db:
+            row = db.execute(
+                "SELECT generation, epoch, sealed_kek FROM kek_buckets WHERE bucket = ?",
+                (bucket,),
+            ).fetchone()
+        if row is None or int(row[0]) != generation:
+            raise IntegrityError(f"no key-encryption key for bucket {bucket}/{generation}")
+        return ring.open_bucket_kek(int(row[1]), bucket, generation, bytes(row[2]))
+
+    return ring.unwrap_any(aad, wrapped, bucket_kek)
