@@ -51,6 +51,7 @@ from probity.services.audit import AuditService
 from probity.services.clock import Clock, system_clock
 from probity.storage.db import Database
 from probity.storage.keyring import CheckpointSigner, Keyring, load_master_key
+from probity.storage.vault import unwrap_in_sqlite_file
 from probity.storage.witness import Witness, WitnessFile
 
 DATA_KIND = "probity-data-backup"
@@ -341,7 +342,9 @@ def check_restorable(settings: Settings, *, data: Path, keys: Path) -> RestoreCh
         row = db.execute("SELECT subject_id, wrapped_key FROM subject_keys LIMIT 1").fetchone()
     if row is not None:
         try:
-            ring.unwrap(str(row[0]), bytes(row[1]))
+            unwrap_in_sqlite_file(
+                ring, data / DATABASE, Keyring.subject_aad(str(row[0])), bytes(row[1])
+            )
         except IntegrityError as exc:
             raise IntegrityError(
                 "the keys do not open the data backup's stored keys (from another home?)"

@@ -239,7 +239,10 @@ class ErasureService:
                 blobs.extend(subject_blobs)
                 touched.add(target.id)
             if rows:
-                epoch = self.vault.rotate(session)
+                # Only the erased subjects' buckets of the KEK tree (storage/vault.py).
+                epoch = self.vault.rotate(
+                    session, buckets=self.vault.subject_buckets(r.id for r in rows)
+                )
                 work = record_work(
                     session, at=self.clock(), blobs=blobs, galleries=touched, kek_floor=epoch
                 )

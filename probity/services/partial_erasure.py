@@ -140,7 +140,10 @@ def _erase_parts(
                 erased_blobs += [e.image_blob for e in targets]
                 touched.add(gallery.id)
             if receipts:
-                epoch = service.vault.rotate(session)
+                # The buckets of the subjects whose old data key was dropped (re-keyed).
+                epoch = service.vault.rotate(
+                    session, buckets=service.vault.subject_buckets(partial)
+                )
                 work = record_work(
                     session,
                     at=service.clock(),

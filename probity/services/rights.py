@@ -539,7 +539,7 @@ class RightsService:
         if found is None:
             raise RequestNotFound(f"request {request.receipt} holds no photo")
         request_id, blob, wrapped = found
-        key = self.vault.open_purpose_key(PHOTO_PURPOSE, request_id, wrapped)
+        key = self.vault.open_purpose_key(session, PHOTO_PURPOSE, request_id, wrapped)
         return self.vault.open_with(key, self.vault.blobs.get(blob), _photo_aad(request_id, blob))
 
     # -- the officer's actions ---------------------------------------------------------------

@@ -702,7 +702,7 @@ class SuppressionService:
                     ).where(SuppressionRow.model_key == model_key)
                 )
             )
-        listed = self._decrypt(rows)
+            listed = self._decrypt(session, rows)  # the session reads bucket KEKs
         if version is not None:
             # Two threads may rebuild at once; if the one that read an older version stores
             # last, the next call finds a version mismatch and rebuilds: slower, never stale.
@@ -710,7 +710,7 @@ class SuppressionService:
                 self._lists[model_key] = (version, listed)
         return listed
 
-    def _decrypt(self, rows: Sequence[Any]) -> _List:
+    def _decrypt(self, session: Session, rows: Sequence[Any]) -> _List:
         """Open each row's purpose key and template. The matrix is made read-only: it is
         shared between calls and threads."""
         if not rows:
@@ -719,7 +719,7 @@ class SuppressionService:
             return _List((), (), empty)
         vectors = []
         for row_id, _, _, sealed, wrapped in rows:
-            key = self.vault.open_purpose_key(SUPPRESSION, row_id, wrapped)
+            key = self.vault.open_purpose_key(session, SUPPRESSION, row_id, wrapped)
             data = Vault.open_with(key, sealed, _aad(row_id))
             vectors.append(np.frombuffer(data, dtype="<f4").astype(np.float64))
         matrix = np.stack(vectors)
