@@ -19,6 +19,7 @@ import pytest
 
 from probity.errors import IntegrityError
 from probity.storage.keyring import Keyring, load_master_key
+from probity.storage.vault import unwrap_in_sqlite_file
 from tests.cli.conftest import COLLECTED_AT, DATA
 
 PEOPLE = {"obama.jpg": "S-OBAMA", "biden.jpg": "S-BIDEN", "astronaut.png": "S-COLLINS"}
@@ -179,9 +180,11 @@ def test_backup_restore_round_trip_and_erasure_survives(probity, tmp_path: Path)
     # Not just refused by the command: the erased subject's stored key in the old data
     # opens with the keys of its day and not with today's.
     subject_id, wrapped = _stored_key(data1, "S-OBAMA")
-    assert len(_keyring(keys1).unwrap(subject_id, wrapped)) == 32
+    aad = Keyring.subject_aad(subject_id)
+    db1 = data1 / "probity.db"
+    assert len(unwrap_in_sqlite_file(_keyring(keys1), db1, aad, wrapped)) == 32
     with pytest.raises(IntegrityError):
-        _keyring(keys2).unwrap(subject_id, wrapped)
+        unwrap_in_sqlite_file(_keyring(keys2), db1, aad, wrapped)
 
     # The backup taken after the erasure restores, without the erased subject.
     after = tmp_path / "after"

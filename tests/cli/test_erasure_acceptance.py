@@ -25,6 +25,7 @@ from probity.index import index_paths, index_plaintext, open_index
 from probity.index.sealing import IndexFileUnreadable
 from probity.index.vectors import normalise
 from probity.storage.keyring import Keyring, load_master_key, unseal
+from probity.storage.vault import unwrap_in_sqlite_file
 from tests.cli.conftest import COLLECTED_AT, DATA, HomeSeal
 
 OBAMA = ("obama.jpg", "obama2.jpg", "obama3.jpg")
@@ -73,6 +74,13 @@ def _keyring(home: Path) -> Keyring:
     return Keyring(load_master_key(env_value=None, key_file=home / "master.key"), home / "keys")
 
 
+def _open_key(ring: Keyring, db_of: Path, material: dict[str, object]) -> bytes:
+    """The subject's data key as ``material`` holds it, opened with ``ring`` and the bucket
+    KEKs (storage/vault.py) of the database in ``db_of``."""
+    aad = Keyring.subject_aad(str(material["id"]))
+    return unwrap_in_sqlite_file(ring, db_of / "probity.db", aad, material["wrapped"])  # type: ignore[arg-type]
+
+
 def _open_index_copy(index_file: Path, keys_of: Path) -> int:
     """Open an index file with the keys of the home ``keys_of``; its vector count."""
     return len(open_index("ivf", index_file.with_suffix(""), None, HomeSeal(keys_of)))
@@ -109,7 +117,7 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
     # What the subject left on disk, and the index before.
     before = _subject_material(home, "S-OBAMA")
     ring = _keyring(home)
-    data_key = ring.unwrap(str(before["id"]), before["wrapped"])  # type: ignore[arg-type]
+    data_key = _open_key(ring, home, before)
     aad = b"probity/template/" + str(before["id"]).encode()
     vectors = [
         np.frombuffer(unseal(data_key, s, aad), "<f4")  # type: ignore[arg-type]
@@ -178,11 +186,13 @@ def test_erasure_reaches_every_copy(probity, tmp_path: Path) -> None:  # type: i
 
     # The copy taken before: its own keys open it (so this check can fail) ...
     old = _subject_material(copy, "S-OBAMA")
-    old_key = _keyring(copy).unwrap(str(old["id"]), old["wrapped"])  # type: ignore[arg-type]
+    old_key = _open_key(_keyring(copy), copy, old)
     assert old_key == data_key
     # ... the current keys do not: the key-encryption key it was wrapped with is gone.
     with pytest.raises(IntegrityError):
-        _keyring(home).unwrap(str(old["id"]), old["wrapped"])  # type: ignore[arg-type]
+        _open_key(_keyring(home), copy, old)  # the copy's bucket KEK, today's keys
+    with pytest.raises(IntegrityError):
+        _open_key(_keyring(home), home, old)  # today's bucket KEK: a newer generation
     assert not any((home / "keys").glob("kek-0.key"))
     # The copy of index/ taken before the erasure does not open with the current keys.
     with pytest.raises(IndexFileUnreadable):

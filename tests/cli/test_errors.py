@@ -219,7 +219,14 @@ def test_subject_remove_takes_its_vector_bytes_out_of_the_index_file(probity, ho
     from probity.storage.keyring import Keyring
 
     master = load_master_key(env_value=None, key_file=home / "master.key")
-    key = Keyring(master, home / "keys").unwrap(subject_id, wrapped)
+    from probity.storage.vault import unwrap_in_sqlite_file
+
+    key = unwrap_in_sqlite_file(
+        Keyring(master, home / "keys"),
+        home / "probity.db",
+        Keyring.subject_aad(subject_id),
+        wrapped,
+    )
     vector = np.frombuffer(unseal(key, sealed, b"probity/template/" + subject_id.encode()), "<f4")
     stored = normalise(vector[None, :].astype(np.float32), 128).tobytes()
     (index_file,) = (home / "index").glob(f"{gallery_id}*.ivf")  # the gallery model's index

@@ -48,9 +48,34 @@ NEW_TABLES = (
     "template_log_head",
     "erasure_work",
     "audit_verified",  # 0015
+    "kek_buckets",  # 0016
     "gallery_counts",  # 0017
     "template_counts",  # 0017
 )
+
+
+def _keys_back_to_format_2(home: Path) -> None:
+    """Re-wrap every stored data key under the root KEK alone (format 2), as a home made
+    before the KEK tree (migration 0016) holds them, so that dropping ``kek_buckets`` loses
+    nothing; ``probity init`` then moves them back into the tree."""
+    from probity.storage.keyring import Keyring, load_master_key
+    from probity.storage.vault import _WRAPPED_KEYS, unwrap_in_sqlite_file
+
+    ring = Keyring(load_master_key(env_value=None, key_file=home / "master.key"), home / "keys")
+    path = home / "probity.db"
+    with sqlite3.connect(path) as db:
+        (epoch,) = db.execute("SELECT epoch FROM keyring_state").fetchone()
+        for table, column, aad_of in _WRAPPED_KEYS:
+            name, pk = table.__tablename__, next(iter(table.__table__.primary_key)).name
+            for owner, wrapped in db.execute(
+                f"SELECT {pk}, {column} FROM {name} WHERE {column} IS NOT NULL"
+            ).fetchall():
+                aad = aad_of(table(**{"subject_id" if pk == "subject_id" else "id": owner}))
+                key = unwrap_in_sqlite_file(ring, path, aad, bytes(wrapped))
+                db.execute(
+                    f"UPDATE {name} SET {column} = ? WHERE {pk} = ?",
+                    (ring.wrap_at(epoch, aad, key), owner),
+                )
 
 
 def _quiet(*args: str) -> tuple[int, str, str]:
@@ -152,6 +177,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     # the candidate marking columns (0011), the search path indexes (0012) and the
     # suppression list's version row (0013), the template log and erasure journal (0014),
     # the audit verified point (0015), the trigger-kept counts (0017).
+    _keys_back_to_format_2(home)  # and without the KEK tree (0016)
     with sqlite3.connect(home / "probity.db") as db:
         # and without the template change log and its triggers (0014)
         for trigger in ("template_log_insert", "template_log_delete"):
@@ -170,6 +196,11 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
             "ix_enrolments_template_id",
             "ix_searches_user_at",
             "ix_searches_organisation_at",
+            # the KEK tree's bucket indexes (0016)
+            "ix_subject_keys_kek_bucket",
+            "ix_cases_kek_bucket",
+            "ix_rights_requests_kek_bucket",
+            "ix_suppression_templates_kek_bucket",
         ):
             db.execute(f"DROP INDEX {index}")
         db.execute("UPDATE alembic_version SET version_num = '0009'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from probity.services.doctor import FindingKind
 from probity.services.erasure import ErasureCause
 from probity.services.indexes import IndexSet, IndexSlot
 from probity.storage.keyring import Keyring, load_master_key
+from probity.storage.vault import unwrap_in_sqlite_file
 from tests.fakes import FakeEngine, make_image, unit
 from tests.services.conftest import ACTOR, PROVENANCE
 
@@ -131,6 +133,10 @@ def test_a_crash_after_the_commit_is_finished_by_the_next_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     subject_id, old_wrapped = wrapped_key(svc, "GONE")  # what a backup taken now holds
+    copy = svc.settings.home / "before.db"  # and its bucket KEKs (storage/vault.py)
+    with sqlite3.connect(svc.settings.home / "probity.db") as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    aad = Keyring.subject_aad(subject_id)
     crash_at("erasure.after-commit")
     with pytest.raises(Crash):
         svc.erasure.erase(actor=ACTOR, gallery="custody", reference="GONE", reason="court 2")
@@ -142,7 +148,7 @@ def test_a_crash_after_the_commit_is_finished_by_the_next_start(
     current = epoch(svc)
     assert f"kek-{current - 1}.key" in key_files(svc)
     # The retired key file still opens the erased subject's key as a backup holds it.
-    assert Keyring(master(svc), svc.settings.key_dir).unwrap(subject_id, old_wrapped)
+    assert unwrap_in_sqlite_file(Keyring(master(svc), svc.settings.key_dir), copy, aad, old_wrapped)
     assert behind(svc) == 2  # the index file on disk still holds GONE's two vectors
 
     monkeypatch.undo()  # the restarted process does not crash
@@ -156,7 +162,7 @@ def test_a_crash_after_the_commit_is_finished_by_the_next_start(
     (state,) = restarted.indexes.states([IndexSlot.of(restarted.galleries.get("custody"))])
     assert state.vectors == 1
     with pytest.raises(IntegrityError):
-        Keyring(master(svc), svc.settings.key_dir).unwrap(subject_id, old_wrapped)
+        unwrap_in_sqlite_file(Keyring(master(svc), svc.settings.key_dir), copy, aad, old_wrapped)
     assert restarted.audit.verify(actor=ACTOR).ok
 
 

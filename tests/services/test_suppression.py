@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 import probity.services.suppression as suppression_module
 from probity.domain.accounts import Actor, OrganisationKind, Role
@@ -141,9 +142,9 @@ def test_template_is_sealed_under_its_own_purpose_key(
         assert row.reference == "LETTER-7" and row.organisation_id is None
     assert raw not in (svc.settings.home / "probity.db").read_bytes()
     # The wrapped key opens for this purpose only.
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError), svc.db.read() as s:
         svc.suppression.vault.open_purpose_key(
-            "rights-photo", objection.suppression_id, row.wrapped_key
+            s, "rights-photo", objection.suppression_id, row.wrapped_key
         )
 
 
@@ -346,9 +347,9 @@ def count_opens(svc: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     vault = svc.suppression.vault
     real = vault.open_purpose_key
 
-    def counting(purpose: str, owner_id: str, wrapped: bytes) -> bytes:
+    def counting(session: Session, purpose: str, owner_id: str, wrapped: bytes) -> bytes:
         opened.append(owner_id)
-        return real(purpose, owner_id, wrapped)
+        return real(session, purpose, owner_id, wrapped)
 
     monkeypatch.setattr(vault, "open_purpose_key", counting)
     return opened

@@ -125,15 +125,17 @@ def test_another_process_drops_the_old_kek_when_it_sees_the_new_epoch(
         theirs.subject_key(s, "a")  # loads KEK 1 into the other process's memory
     with db.transaction() as s:
         mine.rotate(s)
-    assert theirs.keyring.unwrap("a", old_wrapped)  # still cached: not yet told
+    aad = Keyring.subject_aad("a")
+    with db.read() as s:
+        assert theirs._unwrap(s, aad, old_wrapped)  # still cached: not yet told
     theirs._observed_at = float("-inf")  # as if OBSERVE_EVERY_S had passed
     with db.read() as s:
         theirs.subject_key(s, "a")  # an ordinary read notices the new epoch
-    with pytest.raises(IntegrityError):
-        theirs.keyring.unwrap("a", old_wrapped)
-    _add_subject(db, theirs, "b")  # new keys are wrapped at the new epoch
+        with pytest.raises(IntegrityError):
+            theirs._unwrap(s, aad, old_wrapped)  # the retired bucket KEK is gone here too
+    _add_subject(db, theirs, "b")  # new keys are wrapped under the new generation
     with db.read() as s:
-        assert s.get(SubjectKeyRow, "b").wrapped_key[1:5] == (2).to_bytes(4, "big")
+        assert s.get(SubjectKeyRow, "b").wrapped_key[3:7] == (2).to_bytes(4, "big")
 
 
 def test_every_kind_of_stored_key_survives_a_rotation(db: Database, tmp_path: Path) -> None:
@@ -156,5 +158,5 @@ def test_every_kind_of_stored_key_survives_a_rotation(db: Database, tmp_path: Pa
     with db.read() as s:
         assert vault.subject_key(s, "a") == subject_key
         row = s.get(SuppressionRow, "sup-1")
-        assert row is not None and row.wrapped_key[1:5] == (2).to_bytes(4, "big")
-        assert vault.open_purpose_key(SUPPRESSION, "sup-1", row.wrapped_key) == key
+        assert row is not None and row.wrapped_key[3:7] == (2).to_bytes(4, "big")
+        assert vault.open_purpose_key(s, SUPPRESSION, "sup-1", row.wrapped_key) == key
