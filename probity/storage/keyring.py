@@ -82,12 +82,20 @@ placed by ``bucket_of``, which depends on it."""
 class Keyring:
     """Wraps and unwraps data keys with the current **key-encryption key** (KEK).
 
-    The KEK of epoch 0 is the master key itself. Every erasure rotates it (``rotate_to``):
-    a new random KEK of the next epoch is written to ``<key_dir>/kek-<epoch>.key`` (sealed
-    by the master key, mode 0600), every stored data key is re-wrapped under it, and once
-    that has committed the older KEK files are overwritten and deleted. A copy of the
-    database taken before an erasure therefore holds the erased subject's data key wrapped
-    under a KEK that no longer exists: the current keys cannot open it.
+    The KEK of epoch 0 is the master key itself. Every erasure rotates it (storage/vault.py
+    ``Vault.rotate``): a new random root KEK of the next epoch is written to
+    ``<key_dir>/kek-<epoch>.key`` (sealed by the master key, mode 0600), and once that has
+    committed the older KEK files are overwritten and deleted. Since migration 0016 the root
+    wraps 4,096 bucket KEKs (``kek_buckets``), which wrap the data keys (format 3); the
+    erased owners' buckets get new bucket KEKs and only their data keys are re-wrapped. A
+    copy of the database taken before an erasure therefore holds the erased subject's data
+    key under a bucket KEK that exists only sealed under a root that no longer exists: the
+    current keys cannot open it.
+
+    Known gap: a data key dropped *without* an erasure (a rights request's photo key when
+    the request closes) used to die at the next erasure's full rotation; with the tree it
+    dies only when its own bucket next rotates (or at a full rotation), so a backup taken
+    before the close keeps it openable with the current keys until then.
 
     What this does not defend against: a backup that includes both the old ``keys``
     folder and the master key (a full copy of the home with ``master.key`` in it) holds
