@@ -7,9 +7,11 @@ What one erasure does, in this order (it finishes or rolls back, even across a c
 1. One database transaction deletes the subject's data key (crypto-shredding), templates,
    enrolments and the subject row, writes an **erasure receipt** (no biometric data: the
    reference the gallery knew them by, counts, cause, reason) and the audit event, and
-   rotates the key-wrapping key (``Vault.rotate``): every *other* data key is re-wrapped
-   under a new one, so a copy of the database taken before the erasure (a backup) no longer
-   opens with the current keys either. In the same transaction it journals what is left to
+   rotates the key-encryption keys (``Vault.rotate``, the KEK tree): the erased subjects'
+   buckets get new KEKs (the other data keys of those buckets are re-wrapped, about N /
+   4,096 each) and every bucket KEK is re-sealed under a new root, so a copy of the database
+   taken before the erasure (a backup) no longer opens the erased subject's key with the
+   current keys either. In the same transaction it journals what is left to
    do outside the database (``services/erasure_work.py``).
 2. After the commit, the journal row is completed: every index file catches up with the
    template log (the erased vectors go) and is resealed under the new epoch, the sealed
