@@ -56,7 +56,13 @@ from probity.engine.thresholds import (
     threshold_for_fpir,
 )
 from probity.engine.types import AnalysedFace, DecodedImage
-from probity.errors import CaseNotSearchable, InvalidInput, RateLimited, SubjectNotFound
+from probity.errors import (
+    CaseNotSearchable,
+    IntegrityError,
+    InvalidInput,
+    RateLimited,
+    SubjectNotFound,
+)
 from probity.policy.cases import case_search_decision
 from probity.policy.ratelimit import SEARCH_WINDOW_S, SearchLimits, search_rate_decision
 from probity.services.access import AccessGuard, Who, name_of, organisation_id_of, organisation_of
@@ -635,7 +641,10 @@ class SearchService:
             templates = Templates(session)
             hit_owners = {t.subject_id for t in templates.get_many(wanted).values()}
             sealed = templates.for_subjects(hit_owners)
-            keys = {sid: self.vault.subject_key(session, sid) for sid in hit_owners}
+            keys = self.vault.subject_keys(session, hit_owners)
+            missing = hit_owners - keys.keys()
+            if missing:  # a template whose subject's key is gone: as subject_key says
+                raise IntegrityError(f"subject {min(missing)} has no data key (erased?)")
             enrolments = Enrolments(session).by_template_ids(sealed)
             subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
         galleries = {g.id: g for hits in raw.values() for _, g in hits}
