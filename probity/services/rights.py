@@ -117,6 +117,7 @@ from probity.services.erasure import (
 from probity.services.galleries import GalleryService
 from probity.services.suppression import GalleryScan, PhotoFace
 from probity.storage.db import Database
+from probity.storage.keyring import Keyring
 from probity.storage.repositories import AuditLog, Enrolments, Subjects
 from probity.storage.rights import RightsRequests
 from probity.storage.tables import SpentFormTokenRow
@@ -624,8 +625,11 @@ class RightsService:
             )
             if photo is not None:
                 # The key row goes with the update above (the shredding); the blob goes
-                # now, last in the transaction, so the event below says what was done.
-                _, blob, _ = photo
+                # now, last in the transaction, so the event below says what was done. The
+                # key's bucket rotates at the next erasure, so a backup taken before now
+                # stops opening the photo then (storage/vault.py ``forget_key``).
+                request_id, blob, _ = photo
+                self.vault.forget_key(session, Keyring.purpose_aad(RIGHTS_PHOTO, request_id))
                 self.vault.blobs.delete(blob)
                 self._record(
                     session,

@@ -92,10 +92,11 @@ class Keyring:
     key under a bucket KEK that exists only sealed under a root that no longer exists: the
     current keys cannot open it.
 
-    Known gap: a data key dropped *without* an erasure (a rights request's photo key when
-    the request closes) used to die at the next erasure's full rotation; with the tree it
-    dies only when its own bucket next rotates (or at a full rotation), so a backup taken
-    before the close keeps it openable with the current keys until then.
+    A data key dropped *without* an erasure (a rights request's photo key when the request
+    closes) used to die at the next erasure's full rotation. With the tree its bucket is
+    marked stale (``Vault.forget_key``, table ``kek_stale_buckets``) and the next erasure's
+    rotation gives that bucket a fresh KEK too, so it still dies at the next erasure; until
+    then a backup taken before the close opens it with the current keys, as before.
 
     What this does not defend against: a backup that includes both the old ``keys``
     folder and the master key (a full copy of the home with ``master.key`` in it) holds

@@ -483,6 +483,16 @@ class KekBucketRow(Base):
     sealed_kek: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class KekStaleBucketRow(Base):
+    """A bucket one of whose data keys was dropped outside an erasure (a rights request's
+    photo key when the request closes): the next rotation gives it a fresh KEK as if an
+    owner in it had been erased, then deletes the row (storage/vault.py ``forget_key``)."""
+
+    __tablename__ = "kek_stale_buckets"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 def bucket_of_wrapped(column: Any) -> Any:
     """``substr(column, 1, 3)``: a format-3 wrapped key's format byte and bucket. The same
     expression, literals included, in the index and in the queries (storage/vault.py), so

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, bindparam, event, select, update
+from sqlalchemy import Table, bindparam, delete, event, select, update
 from sqlalchemy.orm import Session
 
 from probity.errors import IntegrityError
@@ -46,6 +46,7 @@ from probity.storage.repositories import Cases, Subjects
 from probity.storage.tables import (
     CaseRow,
     KekBucketRow,
+    KekStaleBucketRow,
     KeyringStateRow,
     RightsRequestRow,
     SubjectKeyRow,
@@ -159,6 +160,19 @@ class Vault:
         if found is None:
             return self.keyring.wrap_at(epoch, aad, key)
         return Keyring.wrap_in_bucket(bucket, found[0], found[1], aad, key)
+
+    def forget_key(self, session: Session, aad: bytes) -> None:
+        """Say, in the caller's transaction, that the data key of ``aad`` is being dropped
+        outside an erasure (a rights request's photo key when the request closes). Its
+        bucket is marked stale, and the next rotation (the next erasure's) gives it a fresh
+        KEK, so a backup taken before the drop stops opening that key with the current keys
+        at the next erasure, as it did when every rotation re-wrapped every key. A home not
+        yet in the tree needs nothing: its next rotation retires the root under which the
+        key was wrapped."""
+        bucket = self.keyring.bucket_of(aad)
+        if session.get(KekStaleBucketRow, bucket) is None:
+            session.add(KekStaleBucketRow(bucket=bucket))
+            session.flush()
 
     def subject_buckets(self, subject_ids: Iterable[str]) -> set[int]:
         """The buckets an erasure of these subjects must rotate (``rotate(buckets=...)``)."""
@@ -299,7 +313,11 @@ class Vault:
         new = state.epoch + 1
         ring = self.keyring
         existing = {row.bucket: row for row in session.scalars(select(KekBucketRow))}
-        fresh = set(range(BUCKETS)) if buckets is None else set(buckets)
+        # Buckets whose keys were dropped since the last rotation without one of their own
+        # (``forget_key``) rotate now too, so those keys die with this erasure as they did
+        # when every rotation re-wrapped everything.
+        stale = set(session.scalars(select(KekStaleBucketRow.bucket)))
+        fresh = set(range(BUCKETS)) if buckets is None else set(buckets) | stale
         retired: dict[int, tuple[int, bytes]] = {}  # bucket -> (old generation, old KEK)
         current: dict[int, tuple[int, bytes]] = {}  # bucket -> (generation, KEK) after this
         for bucket in range(BUCKETS):
@@ -344,6 +362,7 @@ class Vault:
                     rewrapped += 1
         session.flush()
         self._store_buckets(session, new, current, existing)
+        session.execute(delete(KekStaleBucketRow))
         session.execute(
             update(KeyringStateRow)
             .where(KeyringStateRow.id == 1)

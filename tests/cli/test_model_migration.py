@@ -49,6 +49,7 @@ NEW_TABLES = (
     "erasure_work",
     "audit_verified",  # 0015
     "kek_buckets",  # 0016
+    "kek_stale_buckets",  # 0016
     "gallery_counts",  # 0017
     "template_counts",  # 0017
 )

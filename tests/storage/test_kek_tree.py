@@ -16,7 +16,13 @@ from probity.errors import IntegrityError
 from probity.storage.blobs import FileBlobStore
 from probity.storage.db import Database
 from probity.storage.keyring import Keyring, new_data_key
-from probity.storage.tables import GalleryRow, KekBucketRow, SubjectKeyRow, SubjectRow
+from probity.storage.tables import (
+    GalleryRow,
+    KekBucketRow,
+    KekStaleBucketRow,
+    SubjectKeyRow,
+    SubjectRow,
+)
 from probity.storage.vault import Vault
 
 MASTER = new_data_key()
@@ -159,3 +165,41 @@ def test_a_bucketed_rotation_moves_leftover_format_2_keys_too(db: Database, tmp_
     assert vault.rewrapped == 19
     with db.read() as s:
         assert all(vault.subject_key(s, sid) == plain[sid] for sid in plain if sid != "s00000")
+
+
+def test_a_key_dropped_outside_an_erasure_dies_at_the_next_erasure(
+    db: Database, tmp_path: Path
+) -> None:
+    """A rights request's photo key is dropped when the request closes, with no rotation of
+    its own (``forget_key``). A backup taken before the close holds it; the next erasure,
+    of someone in another bucket, must rotate the dropped key's bucket too, so the copy no
+    longer opens with the current keys. Without the stale mark this fails: the bucket's KEK
+    would be unchanged."""
+    vault = _vault(tmp_path / "keys")
+    with db.transaction() as s:
+        vault.start_first_epoch(s)
+    plain = _fill(db, vault, 200)
+    dropped = "s00042"  # stands for the photo key: any data key whose row is then dropped
+    with db.read() as s:
+        copy = s.get(SubjectKeyRow, dropped).wrapped_key  # the backup's copy of it
+    aad = Keyring.subject_aad(dropped)
+    erased = next(
+        sid for sid in plain if vault.subject_buckets([sid]) != vault.subject_buckets([dropped])
+    )
+    with db.transaction() as s:
+        s.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject_id == dropped))
+        vault.forget_key(s, aad)
+    with db.read() as s:  # until the next erasure the copy still opens (the known window)
+        assert vault._unwrap(s, aad, copy) == plain[dropped]
+    _erase(db, vault, erased)
+    with db.read() as s:
+        with pytest.raises(IntegrityError):
+            vault._unwrap(s, aad, copy)
+        others = [
+            sid
+            for sid in plain
+            if sid not in (dropped, erased)
+            and vault.subject_buckets([sid]) == vault.subject_buckets([dropped])
+        ]
+        assert all(vault.subject_key(s, sid) == plain[sid] for sid in others)  # re-wrapped
+        assert s.query(KekStaleBucketRow).count() == 0  # the mark is spent

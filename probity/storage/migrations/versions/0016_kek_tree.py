@@ -44,9 +44,16 @@ def upgrade() -> None:
     )
     for name, table, column in _INDEXES:
         op.create_index(name, table, [sa.text(f"substr({column}, 1, 3)")])
+    # Buckets of data keys dropped outside an erasure (a closed rights request's photo key):
+    # the next rotation gives them fresh KEKs too (storage/vault.py ``forget_key``).
+    op.create_table(
+        "kek_stale_buckets",
+        sa.Column("bucket", sa.Integer(), primary_key=True, autoincrement=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("kek_stale_buckets")
     for name, table, _ in _INDEXES:
         op.drop_index(name, table_name=table)
     op.drop_table("kek_buckets")
