@@ -40,8 +40,8 @@ from probity.index.vectors import (
     check_dimension,
     check_ids,
     check_k,
-    clip_similarity,
     normalise,
+    to_hits,
 )
 
 __all__ = ["FaissIndex"]
@@ -146,14 +146,7 @@ class FaissIndex:
             if n == 0 or normalised.shape[0] == 0:
                 return [[] for _ in range(normalised.shape[0])]
             scores, labels = self._index.search(normalised, min(k, n))
-        return [
-            [
-                Hit(id=int(i), similarity=clip_similarity(s))
-                for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
-                if i >= 0
-            ]
-            for row_ids, row_scores in zip(labels, scores, strict=True)
-        ]
+        return to_hits(labels, scores)
 
     def ids(self) -> NDArray[np.int64]:
         """Every id held (a copy), in storage order."""

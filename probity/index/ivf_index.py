@@ -80,8 +80,8 @@ from probity.index.vectors import (
     check_dimension,
     check_ids,
     check_k,
-    clip_similarity,
     normalise,
+    to_hits,
 )
 
 __all__ = [
@@ -276,14 +276,7 @@ class IvfIndex:
             if self._params is not None:
                 self._index.nprobe = self._params.nprobe
             scores, labels = self._index.search(normalised, min(k, n))
-        return [
-            [
-                Hit(id=int(i), similarity=clip_similarity(s))
-                for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
-                if i >= 0
-            ]
-            for row_ids, row_scores in zip(labels, scores, strict=True)
-        ]
+        return to_hits(labels, scores)
 
     def ids(self) -> NDArray[np.int64]:
         with self._lock:

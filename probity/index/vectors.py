@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probity.errors import InvalidInput
+from probity.index.base import Hit
 
 IdsLike = Sequence[int] | NDArray[np.int64]
 
@@ -103,3 +104,16 @@ def check_k(k: int) -> int:
 def clip_similarity(value: float) -> float:
     """Clamp rounding overshoot (1.0000001) so reported similarities stay in [-1, 1]."""
     return min(1.0, max(-1.0, float(value)))
+
+
+def to_hits(labels: NDArray[np.int64], scores: NDArray[np.float32]) -> list[list[Hit]]:
+    """FAISS-style search results (one row of labels and scores per query, best first, -1
+    where fewer than k were found) as ``Hit`` lists, the -1 padding dropped."""
+    return [
+        [
+            Hit(id=int(i), similarity=clip_similarity(s))
+            for i, s in zip(row_ids.tolist(), row_scores.tolist(), strict=True)
+            if i >= 0
+        ]
+        for row_ids, row_scores in zip(labels, scores, strict=True)
+    ]
