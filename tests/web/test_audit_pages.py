@@ -5,10 +5,12 @@ both pages read at 390 px."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
 from sqlalchemy import text
 
 from probity.domain.audit import AuditEvent
@@ -66,8 +68,10 @@ def test_auditor_filters_the_log_and_sees_the_chain_verified_then_broken(
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Verify new events").click()
     assert answer.value.status == 200
+    # The answer is swapped into the page after it arrives: wait for that (Playwright's
+    # expect retries until it holds), not just for the response.
     status = page.get_by_test_id("chain-status")
-    assert status.inner_text().startswith("Verified")
+    expect(status).to_have_text(re.compile(r"^Verified"))
     assert "checkpoint" in status.inner_text()
     assert "the whole chain" in page.get_by_test_id("chain-mode").inner_text()
 
@@ -130,13 +134,13 @@ def test_auditor_filters_the_log_and_sees_the_chain_verified_then_broken(
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Verify new events").click()
     assert answer.value.status == 200
+    expect(page.get_by_test_id("chain-mode")).to_contain_text("incremental")
     assert page.get_by_test_id("chain-status").inner_text().startswith("Verified")
-    assert "incremental" in page.get_by_test_id("chain-mode").inner_text()
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Verify the whole chain").click()
     assert answer.value.status == 200
     status = page.get_by_test_id("chain-status")
-    assert status.inner_text().startswith(f"Broken at event #{altered}")
+    expect(status).to_have_text(re.compile(rf"^Broken at event #{altered}\b"))
     assert "altered" in status.inner_text()
     verifications = _log(w, action="audit.verify", organisation="Met")
     assert [(e.details["ok"], e.details["mode"]) for e in verifications][-3:] == [
