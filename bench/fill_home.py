@@ -6,8 +6,9 @@ beside it. Face analysis is what makes real enrolment slow (tens of ms a photo);
 loader skips only that step and writes every row an enrolment writes
 (``services/enrolment.py: EnrolmentService._persist``):
 
-- ``subjects`` and ``subject_keys``: one data key per subject from ``Vault.new_wrapped_key``
-  (so the loader follows whatever wrapping scheme the Vault uses, KEK tree included);
+- ``subjects`` and ``subject_keys``: one data key per subject from ``Vault.new_wrapped_keys``
+  (the batch form of ``new_wrapped_key``: one epoch read a transaction; so the loader follows
+  whatever wrapping scheme the Vault uses, KEK tree included);
 - ``templates``: each vector sealed by ``Vault.seal_vector`` under its subject's key; the
   database triggers of migration 0014 write ``template_changes`` as for any insert, so the
   index catches up from the log exactly as after a real enrolment;
@@ -239,10 +240,12 @@ def _fill(
                 # 512 MiB against 96 s with SQLite's default 2 MiB.
                 conn.exec_driver_sql(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
             ids = _template_ids(conn, count * per_subject, postgres)
+            subject_ids = [new_id() for _ in range(count)]
+            keys = vault.new_wrapped_keys(session, subject_ids)  # one epoch read a batch
             for n in range(count):
                 i = done + n
-                subject_id = new_id()
-                key, wrapped = vault.new_wrapped_key(session, subject_id)
+                subject_id = subject_ids[n]
+                key, wrapped = keys[n]
                 subject_rows.append(
                     {
                         "id": subject_id,

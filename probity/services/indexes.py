@@ -74,6 +74,10 @@ LEGACY_MODEL_KEY = "dlib-resnet-v1@face_recognition_models-0.3.0"
 
 ADD = "add"
 REMOVE = "remove"
+BUILD_BATCH = 200_000
+"""A catch-up with more templates to decrypt than this adds them in batches of this many
+(``IndexSet._add_in_batches``): about 100 MB of float vectors and their Python arrays at a
+time. Below it, one batch, as an enrolment's catch-up always is."""
 _SWAPPED = "swapped"  # services/migration.MigrationStatus.SWAPPED (not imported: a cycle)
 
 
@@ -390,14 +394,16 @@ class IndexSet:
             add_ids = [t for t in adds if t in given]
             add_vectors = [np.asarray(given.pop(t), np.float32) for t in add_ids]
             unknown = [t for t in adds if t not in set(add_ids)]
-            if unknown and self.log is not None:
+            if len(unknown) > BUILD_BATCH and self.log is not None:
+                self._add_in_batches(index, unknown)
+            elif unknown and self.log is not None:
                 found, vectors = self.log.vectors(unknown)
                 add_ids += found
                 add_vectors += vectors
             for template_id, vector in given.items():  # not in the log: added as given
                 add_ids.append(template_id)
                 add_vectors.append(np.asarray(vector, np.float32))
-            changed = bool(removes or add_ids)
+            changed = bool(removes or add_ids) or len(unknown) > BUILD_BATCH
             if removes:
                 index.remove(np.asarray(removes, dtype=np.int64))
             if add_ids:
@@ -408,6 +414,26 @@ class IndexSet:
                 index.save()
                 self._open[slot.name] = (index, self._mtime(slot.name))
             return index
+
+    def _add_in_batches(self, index: VectorIndex, template_ids: list[int]) -> None:
+        """A big catch-up (a first build, a rebuild, a restore): decrypt and add the
+        templates ``BUILD_BATCH`` at a time, so memory holds one batch of float vectors, not
+        all of them (10M at once peaked at about 25 GiB). The order is shuffled, with a
+        seed, so that the first batch is a random sample of the gallery, and an index that
+        trains (``IvfIndex.reserve``) trains once, on that sample, for the final size."""
+        order = np.random.default_rng(len(template_ids)).permutation(len(template_ids))
+        pending = np.asarray(template_ids, np.int64)[order]
+        reserve = getattr(index, "reserve", None)  # only IvfIndex wants to know
+        first = int(reserve(len(index) + len(pending))) if callable(reserve) else 0
+        start, total = 0, len(pending)
+        while start < total:
+            size = max(first, BUILD_BATCH) if start == 0 else BUILD_BATCH
+            batch = [int(t) for t in pending[start : start + size]]
+            found, vectors = self.log.vectors(batch) if self.log is not None else ([], [])
+            if found:
+                index.add(np.asarray(found, dtype=np.int64), np.stack(vectors))
+            start += size
+            log.info("index build: %d of %d templates added", min(start, total), total)
 
     def add(self, slot: IndexSlot, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         """After an enrolment commits: catch up, using these vectors for their templates."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,7 +154,9 @@ class Vault:
     def _wrap_new(self, session: Session, aad: bytes, key: bytes) -> bytes:
         """Wrap a new data key under its bucket's current KEK (format 2 under the root, in a
         home that has not entered the tree yet)."""
-        epoch = self._epoch(session, lock="share").epoch
+        return self._wrap_under(session, self._epoch(session, lock="share").epoch, aad, key)
+
+    def _wrap_under(self, session: Session, epoch: int, aad: bytes, key: bytes) -> bytes:
         bucket = self.keyring.bucket_of(aad)
         found = self._bucket(session, bucket)
         if found is None:
@@ -193,6 +195,22 @@ class Vault:
         same transaction)."""
         key = new_data_key()
         return key, self._wrap_new(session, Keyring.subject_aad(subject_id), key)
+
+    def new_wrapped_keys(
+        self, session: Session, subject_ids: Sequence[str]
+    ) -> list[tuple[bytes, bytes]]:
+        """``new_wrapped_key`` for many new subjects in one transaction (a bulk load): the
+        epoch row is read (and share-locked) once, not once a key. The keys are the same as
+        ``new_wrapped_key`` would give: each under its bucket's current KEK. The loader
+        (bench/fill_home.py) spent 55 % of its time re-reading that row."""
+        epoch = self._epoch(session, lock="share").epoch
+        out: list[tuple[bytes, bytes]] = []
+        for subject_id in subject_ids:
+            key = new_data_key()
+            out.append(
+                (key, self._wrap_under(session, epoch, Keyring.subject_aad(subject_id), key))
+            )
+        return out
 
     def subject_key(self, session: Session, subject_id: str) -> bytes:
         wrapped = Subjects(session).wrapped_key(subject_id)

@@ -205,3 +205,43 @@ def test_a_segment_from_another_slot_is_refused(
     second.write_bytes(data)
     with pytest.raises(IndexFileUnreadable):
         open_index("ivf", built.path.with_suffix(""), None, seal)
+
+
+def test_a_bulk_build_told_its_size_trains_once_for_that_size(
+    tmp_path: Path, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """``reserve``: batches added after it do not retrain at every 4x growth; the index is
+    trained on the first batch with the parameters of the whole."""
+    _, vectors = people
+    rng = np.random.default_rng(5)
+    more = unit(rng.normal(size=(4 * len(vectors), DIMENSION)).astype(np.float32))
+    everything = np.concatenate([vectors, more])
+    index = IvfIndex(tmp_path / "bulk.ivf", DIMENSION, seal)
+    first = index.reserve(len(everything))
+    assert first == min(
+        len(everything), ivf.TRAIN_POINTS_PER_LIST * ivf.choose_params(len(everything)).nlist
+    )
+    trainings: list[int] = []
+    original = IvfIndex._train
+
+    def counted(self: IvfIndex, data: tuple[NDArray[np.int64], NDArray[np.float32]]) -> None:
+        trainings.append(int(data[0].shape[0]))
+        original(self, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IvfIndex, "_train", counted)
+        index.add(np.arange(first), everything[:first])
+        for start in range(first, len(everything), 1000):
+            stop = min(start + 1000, len(everything))
+            index.add(np.arange(start, stop), everything[start:stop])
+    assert trainings == [first]
+    assert index.params == ivf.choose_params(len(everything))
+    assert len(index) == len(everything)
+    hits = index.search(everything[-3:], 1)
+    assert [h[0].id for h in hits] == [
+        len(everything) - 3,
+        len(everything) - 2,
+        len(everything) - 1,
+    ]
+    # A non-empty or already trained index has no preference.
+    assert index.reserve(10 * len(everything)) == 0

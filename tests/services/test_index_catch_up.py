@@ -235,3 +235,31 @@ def test_warm_opens_and_catches_up_every_index(home: Services, fake_engine: Fake
     assert indexes.warm() == 1
     cached = indexes._open[slot(home).name][0]
     assert len(cached) == 1 and cached.applied_seq == indexes.log.head()  # type: ignore[union-attr]
+
+
+def test_a_big_catch_up_decrypts_and_adds_in_batches(
+    home: Services, fake_engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild with more templates than ``BUILD_BATCH`` holds one batch of vectors at a
+    time (10M at once peaked at about 25 GiB) and ends with the same index."""
+    import probity.services.indexes as indexes
+
+    for seed in range(1, 8):
+        enrol(home, fake_engine, seed)
+    home.subjects.remove(actor=ACTOR, gallery=GALLERY, reference="S4", reason="court order")
+    monkeypatch.setattr(indexes, "BUILD_BATCH", 2)
+    batches: list[int] = []
+    read = indexes.TemplateLog.vectors
+
+    def counted(log: indexes.TemplateLog, ids: list[int]) -> object:
+        batches.append(len(ids))
+        return read(log, ids)
+
+    monkeypatch.setattr(indexes.TemplateLog, "vectors", counted)
+    rebuilt = home.maintenance.rebuild(actor=ACTOR)[0]
+    assert (rebuilt.templates, rebuilt.vectors, rebuilt.in_step) == (6, 6, True)
+    assert batches == [2, 2, 2]
+    index = home.indexes.get(slot(home))
+    for seed in (1, 2, 3, 5, 6, 7):
+        assert index.search(np.stack([unit(seed)]), 1)[0][0].similarity > 0.999
+    assert index.search(np.stack([unit(4)]), 1)[0][0].similarity < 0.999
