@@ -110,6 +110,27 @@ def probe(seed: int, subject: int, *, noise: float = 0.045, draw: int = 0) -> ND
     return noisy.astype(np.float32)
 
 
+def templates(
+    seed: int, subjects: int, *, per_subject: int = 1, noise: float = 0.045, batch: int
+) -> NDArray[np.float32]:
+    """Every template the loader wrote, in the order it wrote them (template ``t`` of the
+    home is row ``t``: ids are given in this order), replayed from the same generators and
+    batch size (``bench-fill.json`` records both). For benches that compare the index with
+    exact search over the whole gallery: 10M x 128 float32 is 5.1 GB."""
+    rng_noise = np.random.default_rng([seed, 1])
+    out = np.empty((subjects * per_subject, DIMENSION), np.float32)
+    done = 0
+    while done < subjects:
+        count = min(batch, subjects - done)
+        rows = slice(done * per_subject, (done + count) * per_subject)
+        out[rows] = np.repeat(centres(seed, done, count), per_subject, axis=0)
+        out[rows] += rng_noise.normal(0.0, noise, (count * per_subject, DIMENSION)).astype(
+            np.float32
+        )
+        done += count
+    return out
+
+
 def reference(subject: int) -> str:
     return f"synthetic-{subject:09d}"
 

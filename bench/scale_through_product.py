@@ -10,6 +10,12 @@ Measured, in order:
   does before its first search), and that first search;
 - ``search`` of a one-face probe, p50 / p95 over ``--queries`` probes, each a fresh template
   of a random enrolled subject (the true subject must rank first: reported);
+- the index alone on the same probes: ``IndexSet.search`` at k = 10 (p50 / p95), and its
+  k = 40 candidates (what the search service asks for) re-scored exactly, compared with an
+  exact search over every template (replayed from the loader's generators,
+  ``fill_home.templates``): top-1 identical, the exact top 10 kept, the person's own
+  template kept (``--no-accuracy`` skips this: it needs 4 bytes x 128 a face of memory);
+- the index's memory: RSS of a fresh process before and after it opens the saved index;
 - enrolling one more subject: the whole call and the index part (``IndexSet.catch_up``);
 - erasing one subject: the whole call and its parts (key rotation, index refresh of every
   gallery);
@@ -39,7 +45,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fill_home import centres, fill, probe, reference
+from bench.fill_home import centres, fill, probe, reference, templates
 from probity.config import Settings
 from probity.domain.faces import ModelVersion
 from probity.engine.registry import EngineSet, build_engine_set
@@ -100,6 +106,111 @@ def disk_bytes(settings: Settings) -> dict[str, int]:
     return {"database": db, "index": index}
 
 
+def accuracy(
+    services: Any,
+    filled: dict[str, Any],
+    queries: np.ndarray,
+    subjects: list[int],
+    candidates: list[list[int]],
+) -> dict[str, Any]:
+    """The index's k = 40 candidates re-scored exactly (as ``services/search.py`` re-scores
+    them from the sealed templates) against exact search over every template."""
+    from sqlalchemy import func, select
+
+    from probity.storage.tables import TemplateRow
+
+    n = int(filled["subjects"]) * int(filled["templates_per_subject"])
+    with services.db.read() as session:
+        first, last, count = session.execute(
+            select(func.min(TemplateRow.id), func.max(TemplateRow.id), func.count())
+        ).one()
+    if (int(last) - int(first) + 1, int(count)) != (n, n):
+        raise SystemExit("template ids are not the loader's contiguous ones: accuracy skipped")
+    started = time.perf_counter()
+    every = templates(
+        int(filled["seed"]),
+        int(filled["subjects"]),
+        per_subject=int(filled["templates_per_subject"]),
+        noise=float(filled["noise"]),
+        batch=int(filled["batch"]),
+    )
+    every /= np.linalg.norm(every, axis=1, keepdims=True)
+    q = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    best = np.full((q.shape[0], 10), -np.inf, np.float32)
+    best_at = np.zeros((q.shape[0], 10), np.int64)
+    for start in range(0, n, 500_000):  # exact top 10, half a million rows at a time
+        scores = every[start : start + 500_000] @ q.T  # (rows, queries)
+        top = np.argpartition(-scores, 10, axis=0)[:10].T  # (queries, 10)
+        s = np.take_along_axis(scores.T, top, axis=1)
+        both_s = np.concatenate([best, s], axis=1)
+        both_at = np.concatenate([best_at, top + start], axis=1)
+        keep = np.argsort(-both_s, axis=1)[:, :10]
+        best = np.take_along_axis(both_s, keep, axis=1)
+        best_at = np.take_along_axis(both_at, keep, axis=1)
+    same_top1, kept10, own_exact, own_kept = 0, 0.0, 0, 0
+    per = int(filled["templates_per_subject"])
+    for row, (ids, subject) in enumerate(zip(candidates, subjects, strict=True)):
+        rows = np.asarray(ids, np.int64) - int(first)
+        rescored = rows[np.argsort(-(every[rows] @ q[row]), kind="stable")][:10]
+        exact = best_at[row]
+        same_top1 += int(rescored[0] == exact[0])
+        kept10 += len(set(rescored.tolist()) & set(exact.tolist())) / 10
+        own = set(range(subject * per, (subject + 1) * per))
+        in_exact = own & set(exact.tolist())
+        own_exact += len(in_exact)
+        own_kept += len(in_exact & set(rescored.tolist()))
+    queries_n = len(candidates)
+    return {
+        "queries": queries_n,
+        "top1_identical_to_exact": round(same_top1 / queries_n, 4),
+        "exact_top10_kept": round(kept10 / queries_n, 4),
+        "own_templates_in_top10_vs_exact": round(own_kept / max(1, own_exact), 4),
+        "exact_search_s": round(time.perf_counter() - started, 1),
+    }
+
+
+_RSS_CODE = """
+import json, sys
+from pathlib import Path
+from probity.config import Settings
+from probity.services.container import build_services
+from probity.services.indexes import IndexSlot
+
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+services = build_services(Settings(home=Path(sys.argv[1])))
+slot = IndexSlot.of(services.galleries.all()[0])
+before = rss()
+vectors = services.indexes.size(slot)
+after = rss()
+print(json.dumps({"vectors": vectors, "rss_before": before, "rss_after": after}))
+"""
+
+
+def index_rss(settings: Settings) -> dict[str, Any]:
+    """RSS of a fresh process before and after it opens the saved index (one process: the
+    index process, or the only worker, holds the one copy)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_CODE, str(settings.home)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    got["bytes_per_face"] = round(
+        (got["rss_after"] - got["rss_before"]) / max(1, got["vectors"]), 1
+    )
+    return dict(got)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, required=True)
@@ -110,6 +221,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--no-erase", action="store_true", help="skip step 5 (an erasure rotates the keys)"
+    )
+    parser.add_argument(
+        "--no-accuracy", action="store_true", help="skip the exact comparison (step 3b)"
     )
     args = parser.parse_args()
     settings = Settings(home=args.home, database_url=args.database_url)
@@ -167,6 +281,21 @@ def main() -> None:
     result["search_ms_p50"] = round(float(np.percentile(times, 50)), 1)
     result["search_ms_p95"] = round(float(np.percentile(times, 95)), 1)
     result["true_subject_first"] = f"{right}/{len(times)}"
+
+    # 3b. The index alone, and its candidates against exact search.
+    queries = np.stack([probe(args.seed, i, draw=n + 1) for n, i in enumerate(wanted)])[1:]
+    index_times = []
+    candidates = []
+    for q in queries:
+        started = time.perf_counter()
+        services.indexes.search(slot, q[None, :], 10)
+        index_times.append((time.perf_counter() - started) * 1000)
+        candidates.append([h.id for h in services.indexes.search(slot, q[None, :], 40)[0]])
+    result["index_search_k10_ms_p50"] = round(float(np.percentile(index_times, 50)), 2)
+    result["index_search_k10_ms_p95"] = round(float(np.percentile(index_times, 95)), 2)
+    if not args.no_accuracy:
+        result["accuracy"] = accuracy(services, filled, queries, wanted[1:], candidates)
+    result["index_rss"] = index_rss(settings)
 
     # 4. One more enrolment.
     parts: dict[str, float] = {}

@@ -303,6 +303,11 @@ class IvfIndex:
                 return [[] for _ in range(normalised.shape[0])]
             if self._params is not None:
                 self._index.nprobe = self._params.nprobe
+                # One query: split its probed lists across the OpenMP threads (parallel_mode
+                # 1) rather than the queries (0, FAISS's default, which leaves one core idle
+                # for a single query). Measured at 500k, nprobe 472, 2 cores: p50 2.31 ->
+                # 1.37 ms. Batches keep parallelism over queries.
+                self._index.parallel_mode = 1 if normalised.shape[0] == 1 else 0
             scores, labels = self._index.search(normalised, min(k, n))
         return to_hits(labels, scores)
 
