@@ -203,3 +203,40 @@ def test_a_key_dropped_outside_an_erasure_dies_at_the_next_erasure(
         ]
         assert all(vault.subject_key(s, sid) == plain[sid] for sid in others)  # re-wrapped
         assert s.query(KekStaleBucketRow).count() == 0  # the mark is spent
+
+
+def test_keys_wrapped_in_a_batch_open_and_die_like_single_ones(
+    db: Database, tmp_path: Path
+) -> None:
+    """``Vault.new_wrapped_keys`` (the bulk loader's) wraps each key under its bucket's
+    current KEK, as ``new_wrapped_key`` does: they open, and an erasure's rotation of a
+    bucket re-wraps them."""
+    vault = _vault(tmp_path / "keys")
+    now = datetime.now(UTC)
+    with db.transaction() as s:
+        vault.start_first_epoch(s)
+        s.add(GalleryRow(id="g", name="g", inclusion_policy="p", retention_days=1,
+                         jurisdictions=[], quality_floor={}, model_name="m",
+                         model_version="1", model_dimension=128, created_at=now,
+                         created_by="tests"))  # fmt: skip
+        s.flush()
+        sids = [f"b{i:03d}" for i in range(300)]
+        pairs = vault.new_wrapped_keys(s, sids)
+        s.execute(insert(SubjectRow), [
+            {"id": sid, "gallery_id": "g", "reference": sid, "created_at": now} for sid in sids
+        ])  # fmt: skip
+        s.execute(insert(SubjectKeyRow), [
+            {"subject_id": sid, "wrapped_key": w, "created_at": now}
+            for sid, (_, w) in zip(sids, pairs, strict=True)
+        ])  # fmt: skip
+    assert len({k for k, _ in pairs}) == 300  # a fresh key each
+    with db.read() as s:
+        assert vault.subject_keys(s, sids) == {
+            sid: k for sid, (k, _) in zip(sids, pairs, strict=True)
+        }
+    bucket = vault.subject_buckets(["b000"]).pop()
+    mates = [sid for sid in sids[1:] if vault.subject_buckets([sid]) == {bucket}]
+    _erase(db, vault, "b000")
+    with db.read() as s:
+        for sid in ["b001", "b299", *mates]:
+            assert vault.subject_key(s, sid) == pairs[sids.index(sid)][0]
