@@ -305,6 +305,18 @@ class MilvusSettings(BaseModel):
     request_timeout_s: float = Field(
         60.0, gt=0, description="how long one call to Milvus may take before it fails"
     )
+    stated_removal_bound: str = Field(
+        "",
+        max_length=200,
+        json_schema_extra={"doc_default": "empty: not stated"},
+        description=(
+            "the time within which this deployment's compaction, garbage-collection "
+            "(dataCoord.gc.*) and message-queue retention settings remove deleted rows from "
+            "the cluster's storage, as the operator configured them, e.g. '4 hours'. Probity "
+            "cannot read or check it; an erasure receipt quotes it as the operator's "
+            "statement. Empty: the receipt says the bound is not stated"
+        ),
+    )
 
     @field_validator("index_type")
     @classmethod

@@ -187,6 +187,10 @@ def _remove_lite_folder(path: Path) -> None:
 
 
 def _default_settings() -> MilvusSettings:
+    """``PROBITY_MILVUS__*`` from the environment: only a fallback for direct callers
+    (tests, benchmarks) that pass no settings. The services always pass the home's
+    ``settings.milvus`` (``open_index(..., milvus=)``, ``IndexSet(milvus=)``), because the
+    environment alone misses a settings file and a CLI override."""
     from probity.config import Settings
 
     return Settings().milvus
@@ -199,8 +203,9 @@ class MilvusIndex:
     without the suffix is the slot name, which also names the collection in a cluster.
     ``dimension`` None opens an existing collection and takes its dimension (the
     collection must exist). ``settings`` None reads ``PROBITY_MILVUS__*`` from the
-    environment. Thread-safe: one lock serialises every call, so a search never sees a
-    removal's rewrite half done.
+    environment (a fallback for direct callers; the services pass the home's settings).
+    Thread-safe: one lock serialises every call, so a search never sees a removal's rewrite
+    half done.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ from probity.services.cases import CaseService
 from probity.services.clock import Clock, system_clock
 from probity.services.doctor import DoctorService
 from probity.services.enrolment import EnrolmentService
-from probity.services.erasure import ErasureService
+from probity.services.erasure import ErasureService, index_statement_for
 from probity.services.erasure_work import ErasureWork
 from probity.services.galleries import GalleryService
 from probity.services.idempotency import IdempotencyService
@@ -246,6 +246,7 @@ def build_services(
         vault=vault,
         work=erasure_work,
         guard=guard,
+        index_statement=index_statement_for(settings.index_backend, settings.milvus),
     )
     jurisdictions = JurisdictionService(
         db=db, audit=audit, clock=clock, galleries=galleries, erasure=erasure, guard=guard

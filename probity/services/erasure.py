@@ -27,11 +27,11 @@ Face crops and probe images shown by the web pages are made per response and sen
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -40,11 +40,13 @@ from probity.domain.accounts import Action, Resource
 from probity.domain.audit import AuditAction, AuditRecord
 from probity.domain.gallery import Gallery
 from probity.errors import InvalidInput, SubjectNotFound
+from probity.index.factory import erasure_statement
 from probity.services.access import AccessGuard, Who, name_of, organisation_of
 from probity.services.audit import AuditService
 from probity.services.clock import Clock
 from probity.services.erasure_work import ErasureWork, PendingErasure, record_work
 from probity.services.galleries import GalleryService
+from probity.services.indexes import IndexSlot
 from probity.storage.db import Database
 from probity.storage.jobs import Jobs
 from probity.storage.pruning import forget_subject
@@ -52,7 +54,26 @@ from probity.storage.repositories import Enrolments, Subjects, Templates
 from probity.storage.tables import ErasureReceiptRow, GalleryRow, SubjectRow
 from probity.storage.vault import Vault
 
+if TYPE_CHECKING:
+    from probity.config import MilvusSettings
+
 MIN_REASON = 3
+
+IndexStatement = Callable[[Gallery, datetime], str]
+"""What the index erasure of a gallery's templates guarantees, as the receipt states it
+(``index_statement_for``): the gallery, the erasure's time -> one paragraph."""
+
+
+def index_statement_for(backend: str, milvus: MilvusSettings | None) -> IndexStatement:
+    """The ``IndexStatement`` of a home whose indexes are on ``backend`` (with ``milvus``,
+    the home's Milvus settings). The statement names the index of the gallery's own model
+    (``IndexSlot.of``); the text itself is the index layer's (``erasure_statement``), so it
+    says only what that backend's code does."""
+
+    def statement(gallery: Gallery, at: datetime) -> str:
+        return erasure_statement(backend, milvus, at=at, slot=IndexSlot.of(gallery).name)
+
+    return statement
 
 
 class ErasureCause(StrEnum):
@@ -84,6 +105,9 @@ class ErasureReceipt:
     blobs: int
     index_vectors: int
     audit_seq: int
+    index_statement: str | None = None
+    """What the index erasure guarantees for the home's backend (``IndexStatement``);
+    None on receipts written before it was recorded (migration 0018)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -102,6 +126,7 @@ class ErasureReceipt:
             "blobs": self.blobs,
             "index_vectors_removed": self.index_vectors,
             "audit_seq": self.audit_seq,
+            "index_statement": self.index_statement,
         }
 
 
@@ -130,6 +155,7 @@ def store_receipt(session: Session, receipt: ErasureReceipt) -> None:
             blobs=receipt.blobs,
             index_vectors=receipt.index_vectors,
             audit_seq=receipt.audit_seq,
+            index_statement=receipt.index_statement,
         )
     )
 
@@ -151,6 +177,7 @@ def _receipt(row: ErasureReceiptRow) -> ErasureReceipt:
         blobs=row.blobs,
         index_vectors=row.index_vectors,
         audit_seq=row.audit_seq,
+        index_statement=row.index_statement,
     )
 
 
@@ -165,6 +192,7 @@ class ErasureService:
         vault: Vault,
         work: ErasureWork,
         guard: AccessGuard,
+        index_statement: IndexStatement,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -173,6 +201,8 @@ class ErasureService:
         self.vault = vault
         self.work = work  # completes what each erasure journals (services/erasure_work.py)
         self.guard = guard
+        # What the receipt says the index erasure guarantees (the home's index backend).
+        self.index_statement = index_statement
 
     def erase(
         self,
@@ -312,6 +342,7 @@ class ErasureService:
             # The index holds one vector per template; its catch-up removes them all.
             index_vectors=len(template_ids),
             audit_seq=event.seq,
+            index_statement=self.index_statement(target, now),
         )
         store_receipt(session, receipt)
         return receipt, blobs

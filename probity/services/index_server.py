@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
-from probity.config import Settings
+from probity.config import MilvusSettings, Settings
 from probity.domain.faces import ModelVersion
 from probity.errors import IntegrityError, ProbityError
 from probity.index.base import Hit, VectorIndex
@@ -125,12 +125,14 @@ def index_set(settings: Settings, db: Database, vault: Vault, master_key: bytes)
             directory=settings.index_dir,
             backend=settings.index_backend,
             seal=IndexKeys(db, vault.keyring),
+            milvus=settings.milvus,
         )
     return IndexSet(
         directory=settings.index_dir,
         backend=settings.index_backend,
         seal=IndexKeys(db, vault.keyring),
         log=TemplateLog(db, vault),
+        milvus=settings.milvus,
     )
 
 
@@ -479,8 +481,9 @@ class IndexClient(IndexSet):
         directory: Path,
         backend: str,
         seal: IndexKeys,
+        milvus: MilvusSettings | None = None,
     ) -> None:
-        super().__init__(directory=directory, backend=backend, seal=seal, log=None)
+        super().__init__(directory=directory, backend=backend, seal=seal, log=None, milvus=milvus)
         self.socket_file = socket_file
         self.authkey = authkey
         self._local = threading.local()

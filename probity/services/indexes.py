@@ -43,6 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,6 +67,9 @@ from probity.storage.tables import (
     TemplateLogHeadRow,
 )
 from probity.storage.vault import Vault
+
+if TYPE_CHECKING:
+    from probity.config import MilvusSettings
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +250,11 @@ class TemplateLog:
 
 
 class IndexSet:
-    """The home's indexes. ``log`` None (tests of this class alone) skips catching up."""
+    """The home's indexes. ``log`` None (tests of this class alone) skips catching up.
+
+    ``milvus`` is the home's Milvus settings (``settings.milvus``), passed to every index it
+    opens or drops on the "milvus" backend, so that a settings file or a CLI override is
+    what they use; None falls back to ``PROBITY_MILVUS__*`` in the environment."""
 
     def __init__(
         self,
@@ -255,11 +263,13 @@ class IndexSet:
         backend: str,
         seal: IndexSeal,
         log: TemplateLog | None = None,
+        milvus: MilvusSettings | None = None,
     ) -> None:
         self.directory = directory
         self.backend = backend
         self.seal = seal
         self.log = log
+        self.milvus = milvus
         self._open: dict[str, tuple[VectorIndex, float]] = {}
         self._lock = threading.RLock()
 
@@ -290,7 +300,9 @@ class IndexSet:
                 return cached[0]
             self.directory.mkdir(parents=True, exist_ok=True)
             try:
-                index = open_index(self.backend, self.directory / name, dimension, self.seal)
+                index = open_index(
+                    self.backend, self.directory / name, dimension, self.seal, milvus=self.milvus
+                )
             except IndexFileUnreadable as error:
                 if not fresh_if_unreadable:
                     raise
@@ -298,7 +310,9 @@ class IndexSet:
                     raise
                 log.warning("index %s: %s; rebuilding it from the template log", name, error)
                 self._delete_index(self.backend, name)
-                index = open_index(self.backend, self.directory / name, dimension, self.seal)
+                index = open_index(
+                    self.backend, self.directory / name, dimension, self.seal, milvus=self.milvus
+                )
                 mtime = 0.0
             self._open[name] = (index, mtime)
             return index
@@ -534,7 +548,7 @@ class IndexSet:
         if backend == "milvus":
             from probity.index.milvus_index import drop_index
 
-            drop_index(index_file(backend, self.directory / name))
+            drop_index(index_file(backend, self.directory / name), self.milvus)
             return
         for path in index_paths(backend, self.directory / name):
             path.unlink(missing_ok=True)

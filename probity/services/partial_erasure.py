@@ -259,6 +259,7 @@ def _record(
         blobs=len(targets),
         index_vectors=len(targets),
         audit_seq=event.seq,
+        index_statement=service.index_statement(gallery, now),
     )
     store_receipt(session, receipt)
     return receipt

@@ -417,6 +417,8 @@ class ErasureReceiptRow(Base):
     blobs: Mapped[int] = mapped_column(Integer)
     index_vectors: Mapped[int] = mapped_column(Integer)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
+    # What the index erasure guarantees on the home's backend (0018; older receipts: NULL).
+    index_statement: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SuppressionRow(Base):

@@ -177,7 +177,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     # The home as it was before this change: schema 0009, without the migration tables (0010),
     # the candidate marking columns (0011), the search path indexes (0012) and the
     # suppression list's version row (0013), the template log and erasure journal (0014),
-    # the audit verified point (0015), the trigger-kept counts (0017).
+    # the audit verified point (0015), the trigger-kept counts (0017), the receipts' index
+    # statement (0018).
     _keys_back_to_format_2(home)  # and without the KEK tree (0016)
     with sqlite3.connect(home / "probity.db") as db:
         # and without the template change log and its triggers (0014)
@@ -193,6 +194,8 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
             db.execute(f"DROP TABLE {table}")
         for column in ("within_threshold", "fused", "expected_strangers"):
             db.execute(f"ALTER TABLE search_candidates DROP COLUMN {column}")
+        # and without the receipts' index statement (0018)
+        db.execute("ALTER TABLE erasure_receipts DROP COLUMN index_statement")
         for index in (
             "ix_enrolments_template_id",
             "ix_searches_user_at",

@@ -7,11 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from probity.storage.db import Database
+from probity.storage.db import Database, alembic_config
 from probity.storage.tables import Base
 
 
@@ -56,3 +57,43 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     with db.read() as reader:
         assert reader.execute(text("SELECT count(*) FROM audit_head")).scalar_one() == 1
     db.dispose()
+
+
+def _upgrade(db: Database, revision: str) -> None:
+    with db.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def _receipt_index_statement_is_added(db: Database) -> None:
+    """0018 adds ``erasure_receipts.index_statement``: a receipt written before it keeps
+    every field and reads NULL there (what its index erasure did was not recorded)."""
+    _upgrade(db, "0017")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO erasure_receipts (id, at, actor, organisation, gallery, subject_id,"
+                " subject_reference, cause, reason, request_id, enrolments, templates, blobs,"
+                " index_vectors, audit_seq) VALUES ('ER-2026-OLD', '2026-12-01 10:00:00',"
+                " 'alice', NULL, 'custody', 's1', 'REF-1', 'request', 'court order', NULL,"
+                " 1, 1, 1, 1, 7)"
+            )
+        )
+    db.migrate()
+    assert db.current_revision() == "0018"
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT subject_reference, index_vectors, index_statement FROM erasure_receipts")
+        ).one()
+    assert tuple(row) == ("REF-1", 1, None)
+    db.dispose()
+
+
+def test_sqlite_0018_adds_the_receipts_index_statement(tmp_path: Path) -> None:
+    _receipt_index_statement_is_added(Database(f"sqlite:///{tmp_path / 'p.db'}"))
+
+
+@pytest.mark.postgres
+def test_postgres_0018_adds_the_receipts_index_statement(postgres_url: str) -> None:
+    _receipt_index_statement_is_added(Database(postgres_url))

@@ -129,6 +129,9 @@ def test_the_privacy_officer_excludes_a_jurisdiction_and_purges_it(
     assert page.get_by_test_id("receipt-number").inner_text() == first.number
     assert page.get_by_test_id("record").inner_text() == first.subject_reference
     assert "key-wrapping key rotated" in page.content()
+    # What the index erasure guarantees on this home's backend, as the receipt states it.
+    assert first.index_statement is not None
+    assert page.get_by_test_id("index-statement").inner_text() == first.index_statement
     subject_remove = page.get_by_role("link", name="subject.remove")
     assert "action=subject.remove" in (subject_remove.get_attribute("href") or "")
     with page.expect_download() as download:
@@ -136,6 +139,7 @@ def test_the_privacy_officer_excludes_a_jurisdiction_and_purges_it(
     body = json.loads(Path(download.value.path()).read_text())
     assert body["receipt"] == first.number and body["cause"] == "jurisdiction"
     assert body["index_vectors_removed"] == 1
+    assert body["index_statement"] == first.index_statement
     assert not {"vector", "template", "image", "embedding"} & set(body)
     context.close()
 

@@ -53,3 +53,5 @@ def erase(
         f"{receipt.index_vectors} index vector(s); audit event #{receipt.audit_seq}.",
         highlight=False,
     )
+    if receipt.index_statement:
+        out.print(receipt.index_statement, highlight=False)
