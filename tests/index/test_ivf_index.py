@@ -174,6 +174,7 @@ def test_it_retrains_when_the_gallery_has_grown(
     rng = np.random.default_rng(3)
     more = unit(rng.normal(size=(3 * 2 * PEOPLE + 10, DIMENSION)).astype(np.float32))
     built.add(np.arange(20_000, 20_000 + len(more)), more)
+    assert built.wait_for_retraining(timeout=60)
     assert built.params is not None and built.params.trained_on > first.trained_on
     assert built.params.nlist >= first.nlist
     built.save()
@@ -245,3 +246,56 @@ def test_a_bulk_build_told_its_size_trains_once_for_that_size(
     ]
     # A non-empty or already trained index has no preference.
     assert index.reserve(10 * len(everything)) == 0
+
+
+def test_a_retraining_is_built_beside_and_keeps_the_changes_made_meanwhile(
+    built: IvfIndex, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """Past 4x growth the new layout is trained in a background thread: searches and changes
+    go on against the old one, and what changed meanwhile is in the new one after the swap."""
+    import threading
+
+    _, vectors = people
+    first = built.params
+    assert first is not None
+    built_layout = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # the retraining thread, new layout built, before the swap
+        built_layout.set()
+        assert release.wait(timeout=60)
+
+    rng = np.random.default_rng(4)
+    more = unit(rng.normal(size=(3 * 2 * PEOPLE + 10, DIMENSION)).astype(np.float32))
+    late = unit(rng.normal(size=(5, DIMENSION)).astype(np.float32))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivf, "RETRAIN_HOOK", hold)
+        built.add(np.arange(20_000, 20_000 + len(more)), more)  # returns: not trained inline
+        assert built_layout.wait(timeout=60)
+        assert built.params == first  # still the old layout, and it answers
+        assert built.search(vectors[7:8], 1)[0][0].id == 7
+        built.add(np.arange(90_000, 90_005), late)  # made during the retraining
+        assert built.remove([3, 20_001]) == 2
+        release.set()
+        assert built.wait_for_retraining(timeout=60)
+    assert built.params is not None and built.params.trained_on > first.trained_on
+    assert len(built) == 2 * PEOPLE + len(more) + 5 - 2
+    held = set(built.ids().tolist())
+    assert {90_000, 90_004} <= held and not {3, 20_001} & held
+    assert built.search(late[2:3], 1)[0][0].id == 90_002
+    assert all(h.id != 3 for h in built.search(vectors[3:4], 5)[0])
+
+
+def test_a_retraining_in_flight_is_dropped_by_clear(built: IvfIndex) -> None:
+    import threading
+
+    release = threading.Event()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivf, "RETRAIN_HOOK", lambda: release.wait(timeout=60))
+        rng = np.random.default_rng(6)
+        more = unit(rng.normal(size=(3 * 2 * PEOPLE + 10, DIMENSION)).astype(np.float32))
+        built.add(np.arange(20_000, 20_000 + len(more)), more)
+        built.clear()
+        release.set()
+        assert built.wait_for_retraining(timeout=60)
+    assert len(built) == 0 and built.params is None
