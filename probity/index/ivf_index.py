@@ -20,11 +20,8 @@ Parameters by size (``choose_params``; measured in ``bench/ivf_index.py``, recor
 index manifest so a file says how it was built):
 
     nlist  = 4 * sqrt(n) (at least 256), the usual FAISS rule: ~4,000 at 1M, ~12,600 at 10M
-    nprobe = SCAN_BUDGET * nlist / n (a fixed ~400,000 codes a query), at least 64 and at
-             most nlist / 6: 298 at 200k, 666 at 1M, 928 at 3M, 512 at 10M, 256 at 40M
-
-(At 40M the fixed budget scans 1 % of the lists; recall there is not measured: a gallery
-that large should raise ``SCAN_BUDGET`` or move to Milvus.)
+    nprobe = nlist / 6, between 64 and NPROBE_MAX (1,024): 666 at 1M, 1,024 at 10M
+             (see NPROBE_MAX for the measurement that keeps the cap)
 
 ``by_residual=False`` because then a vector's code does not depend on its list: segments can
 be rewritten, and lists re-laid-out after a retraining, from the codes alone. It costs a
@@ -119,20 +116,19 @@ SEGMENT_VECTORS = 16_384
 one enrolment rewrites about this much, however large the gallery. Segments grow up to
 ``RETRAIN_GROWTH`` times this before the next retraining."""
 
-SCAN_BUDGET = 400_000
-"""Codes one query scans, about (nprobe = SCAN_BUDGET * nlist / n, at most nlist / 6). The
-scan is memory-bound: 128 bytes a code, so 400,000 codes are about 51 MB a query, about 6 ms
-on this 2-core machine with the query split across both cores. Measured through the saved
-10M index (nlist 12,648, 300 queries, k = 40 re-scored exactly; the index alone):
+NPROBE_MAX = 1024
+"""The most lists one query scans. The scan is memory-bound (128 bytes a code) and it is
+what costs the time at 10M; measured there through the saved index (nlist 12,648, one query
+split across both cores, the true person's template among the 40 candidates, which the
+exact re-scoring then ranks first):
 
-    nprobe   320     384     448     512     1,024
-    p50      4.1     4.9     5.6     6.3     12.2 ms
-    top-1    97.7 %  98.3 %  99.0 %  99.7 %  100 %
+    nprobe                      320      384      448      512      1,024
+    p50, FAISS alone, k = 40    4.1      4.9      5.6      6.3      12.2 ms
+    found (1,000 + 1,000 probes)                           98.5 / 99.0 %  99.5 / 100 %
 
-512 is the smallest that keeps the exact top-1 at least 99.5 % of the time (the issue's
-goal); the 5 ms goal needs about 384, which loses the true best in 1.7 % of searches: the
-recall goal wins. Below about 3M the budget exceeds nlist / 6, which then binds (666 at
-1M, as before)."""
+Only 1,024 keeps the true best at least 99.5 % of the time (the issue's goal); the 5 ms goal
+would need about 384 and lose the true match in about 2 % of searches. The recall goal wins:
+a missed match is worse than 7 ms."""
 
 MAX_SEGMENTS = 4096
 TRAIN_POINTS_PER_LIST = 64
@@ -171,9 +167,7 @@ class IvfParams:
 def choose_params(n: int) -> IvfParams:
     """The parameters for training on ``n`` vectors (see the module docstring)."""
     nlist = max(256, round(4 * math.sqrt(n) / 8) * 8)
-    # The scan budget: nprobe lists hold about nprobe * n / nlist codes.
-    budget = math.ceil(SCAN_BUDGET * nlist / max(1, n) / 8) * 8
-    nprobe = int(min(nlist // 6, max(64, budget)))
+    nprobe = int(min(NPROBE_MAX, max(64, nlist // 6)))
     segments = int(min(MAX_SEGMENTS, nlist, max(1, math.ceil(n / SEGMENT_VECTORS))))
     return IvfParams(nlist=nlist, nprobe=nprobe, trained_on=int(n), segments=segments)
 
