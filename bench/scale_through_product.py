@@ -257,13 +257,13 @@ def loaded_search(
         authorisation=f"A-{case}",
     )
     started = time.perf_counter()
-    _seed(services, "", args.objectors, 0) if args.objectors else None
-    # _seed writes suppression rows under the test engine's model; make them the gallery's.
     if args.objectors:
         from sqlalchemy import update
 
         from probity.storage.tables import SuppressionRow
 
+        _seed(services, "", args.objectors, 0)
+        # _seed writes the rows under the test engine's model; make them the gallery's.
         with services.db.transaction() as session:
             session.execute(update(SuppressionRow).values(model_key=model_key))
     now = datetime.now(UTC)

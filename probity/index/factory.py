@@ -151,9 +151,9 @@ def erasure_statement(
     when = at.isoformat(timespec="seconds")
     if backend == "milvus":
         if milvus is None:
-            from probity.config import Settings
+            from probity.index.milvus_index import _default_settings
 
-            milvus = Settings().milvus
+            milvus = _default_settings()
         return _milvus_statement(milvus, when, slot)
     if backend == "ivf":
         where = f"`{slot}.ivf` and its segment files" if slot else "its manifest and segments"

@@ -543,8 +543,7 @@ class IvfIndex:
         chosen = rng.choice(ids.shape[0], size=sample, replace=False)
         index.cp.niter = 10
         index.train(np.ascontiguousarray(vectors[np.sort(chosen)]))
-        _, assigned = index.quantizer.search(vectors, 1)
-        lists = np.ascontiguousarray(assigned[:, 0], dtype=np.int64)
+        lists = _assign(index, vectors)
         index.add_core(
             vectors.shape[0],
             faiss.swig_ptr(np.ascontiguousarray(vectors)),
@@ -567,9 +566,7 @@ class IvfIndex:
         self._dirty = set()
 
     def _assign(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
-        _, lists = self._index.quantizer.search(vectors, 1)
-        out: NDArray[np.int64] = np.ascontiguousarray(lists[:, 0], dtype=np.int64)
-        return out
+        return _assign(self._index, vectors)
 
     def _segment_of(self, lst: int) -> int:
         assert self._params is not None
@@ -669,14 +666,12 @@ class IvfIndex:
             invlists.resize(lst, size)
             self._dirty.add(self._segment_of(lst))
         self._index.ntotal = int(self._index.ntotal) - removed
-        keep = ~in_map
         for i in ids.tolist():
             self._pending.pop(i, None)
         if in_map.any():
             drop = at[in_map]
             self._map_ids = np.delete(self._map_ids, drop)
             self._map_lists = np.delete(self._map_lists, drop)
-        del keep
         return removed
 
     # -- internals: files -----------------------------------------------------------------
@@ -849,6 +844,13 @@ class IvfIndex:
 
     def _unreadable(self, reason: str) -> IndexFileUnreadable:
         return IndexFileUnreadable(f"index file {self._path} {reason}; rebuild the index")
+
+
+def _assign(index: Any, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Each vector's inverted list: its nearest centroid in ``index``'s coarse quantizer."""
+    _, lists = index.quantizer.search(vectors, 1)
+    out: NDArray[np.int64] = np.ascontiguousarray(lists[:, 0], dtype=np.int64)
+    return out
 
 
 def decrypted_payloads(manifest: Path, seal: IndexSeal) -> list[bytes]:

@@ -408,8 +408,9 @@ class IndexSet:
             add_ids = [t for t in adds if t in given]
             add_vectors = [np.asarray(given.pop(t), np.float32) for t in add_ids]
             unknown = [t for t in adds if t not in set(add_ids)]
-            if len(unknown) > BUILD_BATCH and self.log is not None:
-                self._add_in_batches(index, unknown)
+            batched = self.log is not None and len(unknown) > BUILD_BATCH
+            if self.log is not None and batched:  # (both: mypy narrows self.log)
+                self._add_in_batches(index, self.log, unknown)
             elif unknown and self.log is not None:
                 found, vectors = self.log.vectors(unknown)
                 add_ids += found
@@ -417,7 +418,7 @@ class IndexSet:
             for template_id, vector in given.items():  # not in the log: added as given
                 add_ids.append(template_id)
                 add_vectors.append(np.asarray(vector, np.float32))
-            changed = bool(removes or add_ids) or len(unknown) > BUILD_BATCH
+            changed = bool(removes or add_ids) or batched
             if removes:
                 index.remove(np.asarray(removes, dtype=np.int64))
             if add_ids:
@@ -429,7 +430,9 @@ class IndexSet:
                 self._open[slot.name] = (index, self._mtime(slot.name))
             return index
 
-    def _add_in_batches(self, index: VectorIndex, template_ids: list[int]) -> None:
+    def _add_in_batches(
+        self, index: VectorIndex, template_log: TemplateLog, template_ids: list[int]
+    ) -> None:
         """A big catch-up (a first build, a rebuild, a restore): decrypt and add the
         templates ``BUILD_BATCH`` at a time, so memory holds one batch of float vectors, not
         all of them (10M at once peaked at about 25 GiB). The order is shuffled, with a
@@ -443,7 +446,7 @@ class IndexSet:
         while start < total:
             size = max(first, BUILD_BATCH) if start == 0 else BUILD_BATCH
             batch = [int(t) for t in pending[start : start + size]]
-            found, vectors = self.log.vectors(batch) if self.log is not None else ([], [])
+            found, vectors = template_log.vectors(batch)
             if found:
                 index.add(np.asarray(found, dtype=np.int64), np.stack(vectors))
             start += size
