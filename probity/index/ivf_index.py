@@ -79,6 +79,7 @@ from numpy.typing import NDArray
 from probity.errors import IntegrityError
 from probity.index.base import Hit
 from probity.index.files import fsync_directory, read_sealed, write_sealed
+from probity.index.ivf_fast import REFINE, REFINE_MIN, FastStage
 from probity.index.sealing import IndexFileUnreadable, IndexSeal
 from probity.index.vectors import (
     IdsLike,
@@ -135,6 +136,16 @@ TRAIN_POINTS_PER_LIST = 64
 """k-means training sample: this many vectors per centroid (FAISS warns below 39)."""
 
 _PENDING_MAX = 65_536  # ids added since the id map was last merged (a dict, O(1) each)
+
+FAST_INLINE_MAX = 200_000
+"""Up to this many vectors the fast stage (``ivf_fast``) is built inline, under the lock, when
+an SQ8 layout is loaded or installed (about 0.6 s at this size); above it, in a background
+thread, ``FAST_CHUNK_LISTS`` lists at a time under the lock, so that a 10M index opens in
+seconds and answers with the SQ8 scan until the fast stage is ready (about a minute)."""
+
+FAST_CHUNK_LISTS = 64
+"""Lists the background build mirrors each time it takes the lock (about 50,000 vectors at
+10M, some 20-40 ms): what a concurrent search may wait, at most, while it runs."""
 
 RETRAIN_HOOK: Any = None
 """Tests only: called (no arguments) by the retraining thread once the new layout is built
@@ -240,6 +251,8 @@ class IvfIndex:
         self._journal: list[tuple[str, NDArray[np.int64], NDArray[np.float32] | None]] | None
         self._journal = None  # changes made while a retraining is in flight, to replay
         self._generation = 0  # bumped by clear(): a retraining begun before is dropped
+        self._fast: FastStage | None = None  # the 4-bit first stage of the live SQ8 layout
+        self._fast_thread: threading.Thread | None = None
         if dimension is None or self._path.exists():
             self._load()
         else:
@@ -290,6 +303,8 @@ class IvfIndex:
                 self._faiss.swig_ptr(new_ids),
                 self._faiss.swig_ptr(lists),
             )
+            if self._fast is not None:
+                self._fast.add(lists, new_ids, new_vectors)
             if new_ids.shape[0] > _PENDING_MAX:  # a bulk batch: straight into the map
                 self._merge_pending(new_ids, lists.astype(np.int32))
                 segments = lists * self._params.segments // self._params.nlist
@@ -352,6 +367,8 @@ class IvfIndex:
             n = int(self._index.ntotal)
             if n == 0 or normalised.shape[0] == 0:
                 return [[] for _ in range(normalised.shape[0])]
+            if self._params is not None and self._fast is not None and self._fast.ready:
+                return [self._search_fast(row[None, :], min(k, n)) for row in normalised]
             if self._params is not None:
                 self._index.nprobe = self._params.nprobe
                 # One query: split its probed lists across the OpenMP threads (parallel_mode
@@ -361,6 +378,15 @@ class IvfIndex:
                 self._index.parallel_mode = 1 if normalised.shape[0] == 1 else 0
             scores, labels = self._index.search(normalised, min(k, n))
         return to_hits(labels, scores)
+
+    def wait_for_fast_stage(self, timeout: float | None = None) -> bool:
+        """Wait for a background build of the fast stage (tests, benches). True once the live
+        layout's fast stage answers searches (or the index is flat and needs none)."""
+        thread = self._fast_thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            return self._params is None or (self._fast is not None and self._fast.ready)
 
     def ids(self) -> NDArray[np.int64]:
         with self._lock:
@@ -384,6 +410,7 @@ class IvfIndex:
             self._applied_seq = 0
             self._relaid = True
             self._generation += 1  # a retraining in flight is dropped
+            self._fast = None  # and so is a fast-stage build (it checks this)
             self._journal = None
             self._dirty = set()
 
@@ -564,9 +591,91 @@ class IvfIndex:
         self._trained_file = None
         self._relaid = True
         self._dirty = set()
+        self._start_fast()
 
     def _assign(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
         return _assign(self._index, vectors)
+
+    # -- internals: the fast stage --------------------------------------------------------
+
+    def _start_fast(self) -> None:
+        """Under the lock, after an SQ8 layout became live: give it a fast stage, built inline
+        when small (``FAST_INLINE_MAX``), else in a background thread (``_build_fast``)."""
+        stage = FastStage(self._index, self._faiss)
+        self._fast = stage
+        if int(self._index.ntotal) <= FAST_INLINE_MAX:
+            stage.train(stage.training_sample())
+            stage.build(stage.nlist)
+            return
+        thread = threading.Thread(
+            target=self._build_fast,
+            args=(stage,),
+            name=f"ivf-fast-{self._path.name}",
+            daemon=True,  # derived, in memory only: a process that exits loses nothing
+        )
+        self._fast_thread = thread
+        thread.start()
+
+    def _build_fast(self, stage: FastStage) -> None:
+        """The background build: sample under the lock, train outside it, then mirror the
+        lists a chunk at a time under it. Stops as soon as ``stage`` is no longer the live
+        layout's (a retraining swapped in, ``clear()``)."""
+        with self._lock:
+            if self._fast is not stage:
+                return
+            sample = stage.training_sample()
+        stage.train(sample)
+        del sample
+        while True:
+            with self._lock:
+                if self._fast is not stage or stage.ready:
+                    return
+                stage.build(stage.built + FAST_CHUNK_LISTS)
+
+    def _search_fast(self, query: NDArray[np.float32], k: int) -> list[Hit]:
+        """One query (1, d) under the lock: ``REFINE * k`` candidates (at least
+        ``REFINE_MIN``) from the 4-bit fast stage, re-scored with their SQ8 codes by
+        scanning only their own lists, with a selector that skips every other vector."""
+        assert self._fast is not None and self._params is not None
+        faiss = self._faiss
+        candidates = self._fast.candidates(query, max(REFINE * k, REFINE_MIN), self._params.nprobe)
+        if candidates.size == 0:
+            return []
+        candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+        lists = np.unique(self._lists_of(candidates))[None, :].astype(np.int64)
+        selector = faiss.IDSelectorBatch(candidates.shape[0], faiss.swig_ptr(candidates))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(lists.shape[1]))
+        scores = np.empty((1, k), np.float32)
+        labels = np.empty((1, k), np.int64)
+        centroid_scores = np.zeros(lists.shape, np.float32)  # unused: codes are not residuals
+        self._index.parallel_mode = 0
+        self._index.search_preassigned_c(
+            1,
+            faiss.swig_ptr(query),
+            k,
+            faiss.swig_ptr(lists),
+            faiss.swig_ptr(centroid_scores),
+            faiss.swig_ptr(scores),
+            faiss.swig_ptr(labels),
+            False,
+            params,
+            None,
+        )
+        return to_hits(labels, scores)[0]
+
+    def _lists_of(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The inverted list of each id (all present: they came out of the index)."""
+        out = np.full(ids.shape[0], -1, np.int64)
+        if self._map_ids.size:
+            at = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.size - 1)
+            hit = self._map_ids[at] == ids
+            out[hit] = self._map_lists[at[hit]]
+        else:
+            hit = np.zeros(ids.shape[0], bool)
+        for i in np.flatnonzero(~hit).tolist():
+            out[i] = self._pending.get(int(ids[i]), -1)
+        found: NDArray[np.int64] = out[out >= 0]
+        return found
 
     def _segment_of(self, lst: int) -> int:
         assert self._params is not None
@@ -665,6 +774,8 @@ class IvfIndex:
                 removed += 1
             invlists.resize(lst, size)
             self._dirty.add(self._segment_of(lst))
+            if self._fast is not None:
+                self._fast.refill(lst)
         self._index.ntotal = int(self._index.ntotal) - removed
         for i in ids.tolist():
             self._pending.pop(i, None)
@@ -831,6 +942,9 @@ class IvfIndex:
             self._map_ids, self._map_lists = ids_all[order], lists_all[order]
         if int(self._index.ntotal) != header.count:
             raise self._unreadable("holds segments that do not match its manifest")
+        if params is not None:
+            with self._lock:
+                self._start_fast()
         self._applied_seq = header.applied_seq
         self._delete_unreferenced(
             {s.file for s in segments} | ({trained.file} if trained else set())

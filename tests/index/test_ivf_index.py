@@ -299,3 +299,80 @@ def test_a_retraining_in_flight_is_dropped_by_clear(built: IvfIndex) -> None:
         release.set()
         assert built.wait_for_retraining(timeout=60)
     assert len(built) == 0 and built.params is None
+
+
+def mirrors(index: IvfIndex) -> bool:
+    """Whether the fast stage holds exactly the ids of the SQ8 lists, list by list."""
+    fast = index._fast
+    assert fast is not None and index.params is not None
+    for lst in range(index.params.nlist):
+        sq8 = np.sort(index._list(lst)[0])
+        if not np.array_equal(sq8, np.sort(fast.list_ids(lst))):
+            return False
+    return len(fast) == len(index)
+
+
+def test_the_fast_stage_mirrors_the_lists_through_adds_removals_and_reopening(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """The 4-bit first stage answers once IVF, holds what the SQ8 lists hold after every
+    change, and never returns a removed id; its candidates, re-scored with SQ8 codes, hold
+    each person's own templates."""
+    centres, vectors = people
+    assert built._fast is not None and built._fast.ready and mirrors(built)
+    assert built.remove([4, 5, 11]) == 3
+    rng = np.random.default_rng(9)
+    extra = unit(rng.normal(size=(40, DIMENSION)).astype(np.float32))
+    built.add(np.arange(50_000, 50_040), extra)
+    built.add([6], vectors[100:101])  # replaces id 6: removed, then added
+    assert mirrors(built)
+    for person in (2, 5, 40, 700):
+        got = [h.id for h in built.search(centres[person : person + 1], 10)[0]]
+        expected = {2 * person, 2 * person + 1} - {4, 5, 11, 6}
+        assert expected <= set(got), (person, got)
+        assert not {4, 5, 11} & set(got)
+    assert built.search(extra[3:4], 1)[0][0].id == 50_003
+    built.save()
+    again = IvfIndex(built.path, DIMENSION, seal)
+    assert again._fast is not None and again._fast.ready and mirrors(again)
+    assert [h.id for h in again.search(extra[7:8], 3)[0]] == [
+        h.id for h in built.search(extra[7:8], 3)[0]
+    ]
+
+
+def test_a_large_index_opens_at_once_and_builds_its_fast_stage_behind(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """Past ``FAST_INLINE_MAX`` the fast stage is built in the background, a few lists at a
+    time: searches use the SQ8 scan until it is ready, and changes made meanwhile reach it."""
+    import threading
+
+    _, vectors = people
+    gate = threading.Event()
+    opened = threading.Event()
+    original = ivf.FastStage.train
+
+    def held_train(stage: ivf.FastStage, sample: NDArray[np.uint8]) -> None:
+        opened.set()
+        assert gate.wait(timeout=60)
+        original(stage, sample)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivf, "FAST_INLINE_MAX", 0)
+        patch.setattr(ivf, "FAST_CHUNK_LISTS", 3)
+        patch.setattr(ivf.FastStage, "train", held_train)
+        again = IvfIndex(built.path, DIMENSION, seal)
+        assert opened.wait(timeout=60)
+        assert again._fast is not None and not again._fast.ready
+        assert again.search(vectors[9:10], 1)[0][0].id == 9  # the SQ8 scan answers
+        assert again.remove([9, 300]) == 2
+        rng = np.random.default_rng(12)
+        late = unit(rng.normal(size=(6, DIMENSION)).astype(np.float32))
+        again.add(np.arange(70_000, 70_006), late)
+        gate.set()
+        assert again.wait_for_fast_stage(timeout=60)
+    assert mirrors(again)
+    assert again.search(late[4:5], 1)[0][0].id == 70_004
+    assert all(h.id not in (9, 300) for h in again.search(vectors[9:10], 5)[0])
+    again.clear()
+    assert again._fast is None and again.wait_for_fast_stage(timeout=1)

@@ -1,0 +1,212 @@
+"""The fast first stage of an ``IvfIndex``: 4-bit product-quantised codes scanned with FAISS
+fast-scan, whose candidates the 8-bit codes then re-score.
+
+**Why.** A query at 10M scans about 810,000 codes (nprobe 1,024 of 12,648 lists). With the
+128-byte SQ8 codes that is about 104 MB of memory read a query, and it took 12.2 ms however
+many cores split it: the scan is bound by memory bandwidth. Scanning fewer lists loses true
+matches (at 512 lists, 1-1.5 % of them), so the fix is a smaller code, not fewer lists. This
+stage holds a 16-byte code a vector (``PQ_M`` = 32 sub-quantisers of 4 bits, trained on the
+gallery's own vectors) in FAISS's fast-scan layout, blocks of 32 codes scanned with SIMD
+look-up tables in registers: 13 MB a query at 10M, measured in ``bench/ivf_index.py``.
+
+**Precision.** 4-bit PQ is coarse, so it only chooses candidates: a query takes
+``REFINE`` times as many from it as it was asked for (at least ``REFINE_MIN``), and those are
+re-scored with their SQ8 codes (FAISS ``search_preassigned`` over the candidates' own lists,
+with an ``IDSelectorBatch`` that skips every other vector before its distance is computed).
+The search service then re-scores the final ``k`` exactly from the sealed templates, as
+before. So the ranking the product shows is unchanged; what this stage can change is which
+vectors reach the SQ8 re-scoring, and for that 4 x the asked-for count at 16 bytes a code
+held the true match as often as the SQ8 scan itself (bench/ivf_index.py).
+
+**Derived, never stored.** The segments keep only the SQ8 codes, the source of truth (they
+are what lets lists be rewritten and re-laid-out from codes alone). This stage is rebuilt
+from them whenever the SQ8 layout is loaded or replaced, list by list: PQ is trained on a
+sample of the decoded codes, then each list's codes are decoded, PQ-encoded and packed. A
+list is rebuilt whole from its SQ8 codes after a removal, so the two can never disagree
+about what a list holds; adds are encoded and appended. The owner (``IvfIndex``) keeps every
+call under its lock.
+
+Memory: 16 bytes of code and 8 of id a vector, plus up to 31 empty slots a list (blocks of
+32): about 25 B a vector, 250 MB at 10M.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["PQ_M", "REFINE", "REFINE_MIN", "FastStage"]
+
+PQ_M = 32
+"""Sub-quantisers a code: 4 bits each, so 16 bytes a 128-d vector (4 dimensions each). A
+dimension it does not divide takes the largest power of two below it that does."""
+
+REFINE = 4
+"""A query takes this many fast-stage candidates for each result it returns, and re-scores
+them with their SQ8 codes."""
+
+REFINE_MIN = 64
+"""...and at least this many, so a small ``k`` still gets a margin."""
+
+TRAIN_SAMPLE = 65_536
+"""Decoded vectors the PQ codebooks are trained on (16 centroids a sub-quantiser needs far
+fewer; more only costs time)."""
+
+
+class FastStage:
+    """The fast-scan mirror of one trained IVF-SQ8 index (``sq``), sharing its coarse
+    quantizer, so a vector is in the same list in both. Lists ``[0, built)`` mirror ``sq``;
+    the rest are not built yet, and the stage answers searches only once every list is
+    (``ready``). Not thread-safe: the owning ``IvfIndex`` calls it under its lock."""
+
+    def __init__(self, sq: Any, faiss: Any) -> None:
+        self._faiss = faiss
+        self._sq = sq  # keeps the shared quantizer alive
+        self.nlist = int(sq.nlist)
+        self.built = 0
+        index = faiss.IndexIVFPQFastScan(
+            sq.quantizer,
+            int(sq.d),
+            self.nlist,
+            _sub_quantisers(int(sq.d)),
+            4,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        index.by_residual = False  # like the SQ8 codes: a code does not depend on its list
+        self._index = index
+        self._lists: Any = None  # the BlockInvertedLists, once trained
+
+    @property
+    def ready(self) -> bool:
+        return self._lists is not None and self.built >= self.nlist
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def training_sample(self) -> NDArray[np.uint8]:
+        """SQ8 codes to train on, about ``TRAIN_SAMPLE`` spread evenly over every list
+        (copied: the caller may train on them outside the lock)."""
+        sq, faiss = self._sq, self._faiss
+        total = max(1, int(sq.ntotal))
+        stride = max(1, total // TRAIN_SAMPLE)
+        parts = []
+        code_size = int(sq.code_size)
+        for lst in range(self.nlist):
+            size = int(sq.invlists.list_size(lst))
+            if size:
+                codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
+                parts.append(codes.reshape(size, code_size)[::stride].copy())
+        if not parts:
+            return np.empty((0, code_size), np.uint8)
+        return np.concatenate(parts)
+
+    def train(self, sample_codes: NDArray[np.uint8]) -> None:
+        """Train the PQ codebooks on decoded SQ8 codes (no lock needed: touches only this
+        stage, which is not in use yet)."""
+        vectors = np.ascontiguousarray(self._sq.sq.decode(sample_codes), dtype=np.float32)
+        self._index.train(vectors)
+        self._lists = self._faiss.downcast_InvertedLists(self._index.invlists)
+
+    def build(self, upto: int) -> None:
+        """Mirror the SQ8 lists ``[built, upto)`` (they must be empty here)."""
+        upto = min(int(upto), self.nlist)
+        for lst in range(self.built, upto):
+            self._fill(lst)
+        self.built = max(self.built, upto)
+
+    def add(
+        self, lists: NDArray[np.int64], ids: NDArray[np.int64], vectors: NDArray[np.float32]
+    ) -> None:
+        """Append vectors the SQ8 index has just taken, in the same lists; lists not built
+        yet are skipped (they will be built from the SQ8 codes, these included)."""
+        if self._lists is None:
+            return
+        keep = lists < self.built
+        if not keep.all():
+            lists, ids, vectors = lists[keep], ids[keep], vectors[keep]
+        if lists.size == 0:
+            return
+        codes = self._encode(vectors)
+        order = np.argsort(lists, kind="stable")
+        lists, ids, codes = lists[order], ids[order], codes[order]
+        bounds = np.flatnonzero(np.diff(lists)) + 1
+        for start, stop in zip(
+            [0, *bounds.tolist()], [*bounds.tolist(), lists.shape[0]], strict=True
+        ):
+            self._append(int(lists[start]), ids[start:stop], codes[start:stop])
+
+    def refill(self, lst: int) -> None:
+        """Rebuild one list from its SQ8 codes (after a removal changed it)."""
+        if self._lists is None or lst >= self.built:
+            return
+        self._index.ntotal = int(self._index.ntotal) - int(self._lists.list_size(lst))
+        self._lists.resize(lst, 0)
+        self._fill(lst)
+
+    def candidates(self, query: NDArray[np.float32], count: int, nprobe: int) -> NDArray[np.int64]:
+        """The ids of up to ``count`` candidates for one query (1, d), best first by the
+        4-bit codes."""
+        self._index.nprobe = int(nprobe)
+        _, labels = self._index.search(query, int(count))
+        row: NDArray[np.int64] = labels[0]
+        return row[row >= 0]
+
+    def list_ids(self, lst: int) -> NDArray[np.int64]:
+        """The ids list ``lst`` holds here (a copy; for checks and tests)."""
+        if self._lists is None:
+            return np.empty(0, np.int64)
+        size = int(self._lists.list_size(lst))
+        if size == 0:
+            return np.empty(0, np.int64)
+        out: NDArray[np.int64] = self._faiss.rev_swig_ptr(self._lists.get_ids(lst), size).copy()
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _encode(self, vectors: NDArray[np.float32]) -> NDArray[np.uint8]:
+        codes: NDArray[np.uint8] = self._index.pq.compute_codes(
+            np.ascontiguousarray(vectors, dtype=np.float32)
+        )
+        return codes
+
+    def _fill(self, lst: int) -> None:
+        sq, faiss = self._sq, self._faiss
+        size = int(sq.invlists.list_size(lst))
+        if size == 0:
+            return
+        code_size = int(sq.code_size)
+        ids = faiss.rev_swig_ptr(sq.invlists.get_ids(lst), size).copy()
+        codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
+        vectors = sq.sq.decode(codes.reshape(size, code_size))
+        self._append(lst, ids, self._encode(vectors))
+
+    def _append(self, lst: int, ids: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
+        """Pack ``codes`` (n, 16) into fast-scan blocks and append them to list ``lst``
+        (``add_entries`` takes packed input, and re-packs it when the list does not end on a
+        block boundary)."""
+        faiss, lists = self._faiss, self._lists
+        n = int(ids.shape[0])
+        per_block, block_size = int(lists.n_per_block), int(lists.block_size)
+        blocks = -(-n // per_block)
+        flat = np.zeros((blocks * per_block, codes.shape[1]), np.uint8)
+        flat[:n] = codes
+        packed = np.zeros(blocks * block_size, np.uint8)
+        packer = lists.packer
+        for b in range(blocks):
+            packer.pack_all(
+                faiss.swig_ptr(flat[b * per_block :]), faiss.swig_ptr(packed[b * block_size :])
+            )
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        lists.add_entries(lst, n, faiss.swig_ptr(ids), faiss.swig_ptr(packed))
+        self._index.ntotal = int(self._index.ntotal) + n
+
+
+def _sub_quantisers(dimension: int) -> int:
+    """``PQ_M`` when it divides the dimension (128-d models: 4 dimensions a sub-quantiser),
+    else the largest power of two below it that does."""
+    m = PQ_M
+    while dimension % m:
+        m //= 2
+    return m
