@@ -640,7 +640,7 @@ class SearchService:
         with self.db.read() as session:
             templates = Templates(session)
             hit_owners = {t.subject_id for t in templates.get_many(wanted).values()}
-            sealed = templates.for_subjects(hit_owners)
+            every = sealed = templates.for_subjects(hit_owners)
             keys = self.vault.subject_keys(session, hit_owners)
             missing = hit_owners - keys.keys()
             if missing:  # a template whose subject's key is gone: as subject_key says
@@ -661,7 +661,7 @@ class SearchService:
             for tid, t in sealed.items()
         }
         if self.suppression is not None:  # never a candidate who objected (any rank)
-            vectors = self.suppression.withhold(sealed, vectors)
+            vectors = self.suppression.withhold(sealed, vectors, known=every, keys=keys)
         by_subject: dict[str, list[int]] = {}
         for tid in sorted(vectors):
             by_subject.setdefault(sealed[tid].subject_id, []).append(tid)

@@ -886,7 +886,12 @@ class SuppressionService:
         )
 
     def withhold(
-        self, templates: Mapping[int, SealedTemplate], vectors: Mapping[int, Vector]
+        self,
+        templates: Mapping[int, SealedTemplate],
+        vectors: Mapping[int, Vector],
+        *,
+        known: Mapping[int, SealedTemplate] | None = None,
+        keys: Mapping[str, bytes] | None = None,
     ) -> dict[int, Vector]:
         """``vectors`` (decrypted search hits, by template id) without every template of any
         subject who matches the list: a subject one of whose templates (among the hits, or
@@ -895,7 +900,12 @@ class SuppressionService:
         before their gallery changed model), is never a candidate, at any rank or threshold.
         Costs one query for the holds and one version read per model (``_load``: the list is
         decrypted again only after it changed); the hit subjects' other templates, if any,
-        are decrypted for this call only."""
+        are decrypted for this call only.
+
+        ``known`` and ``keys``: a caller that has already read every template of the hit
+        subjects (``Templates.for_subjects``) and their data keys passes them, and the other
+        templates are taken from there instead of read again (the search's re-scoring does:
+        at 10M, with the database larger than the page cache, each read is random I/O)."""
         if not vectors:
             return dict(vectors)
         galleries: dict[str, Gallery] = {g.id: g for g in self.galleries.all()}
@@ -908,7 +918,19 @@ class SuppressionService:
                 continue
             hits = [tid for tid in vectors if templates[tid].model_key == model_key]
             subjects: set[str] = {owners[tid][0] for tid in hits}
-            others = self._other_templates(subjects, model_key, exclude=set(vectors))
+            others: list[tuple[Vector, str, str]]
+            if known is not None and keys is not None:
+                others = [
+                    (
+                        Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector),
+                        t.subject_id,
+                        t.gallery_id,
+                    )
+                    for tid, t in known.items()
+                    if t.subject_id in subjects and t.model_key == model_key and tid not in vectors
+                ]
+            else:
+                others = self._other_templates(subjects, model_key, exclude=set(vectors))
             every = [(vectors[tid], *owners[tid]) for tid in hits] + list(others)
             distances = _distances(
                 np.stack([v for v, _, _ in every]), suppressed.vectors, suppressed.squared

@@ -506,3 +506,42 @@ def test_an_enrolment_does_not_read_every_suppression_row_again(
         actor=ACTOR, image=fake_engine.register(make_image(51), OTHER), reference="R-2"
     )
     assert len(rows_read()) == 1  # a new objection: read again
+
+
+def test_a_hit_is_withheld_for_a_template_that_is_not_among_the_hits(
+    svc: Services, gallery: str, fake_engine: FakeEngine
+) -> None:
+    """The objection matches a template of the subject that the search did not return (here
+    the near one is left out of the hits): the subject is withheld all the same, whether
+    withhold reads the other templates itself or is given them by the caller (``known``,
+    as the search's re-scoring does), and a subject with no match is kept both ways."""
+    from probity.storage.repositories import Templates
+    from probity.storage.vault import Vault
+
+    svc.suppression.object(
+        actor=ACTOR, image=fake_engine.register(make_image(60), OBJECTOR), reference="R-9"
+    )
+    check, svc.enrolment.suppression = svc.enrolment.suppression, None
+    try:
+        enrol(svc, fake_engine, gallery, "SLIPPED", near(OBJECTOR, 0.5, 8), 61)
+        enrol(svc, fake_engine, gallery, "SLIPPED", unit(77), 62)
+    finally:
+        svc.enrolment.suppression = check
+    enrol(svc, fake_engine, gallery, "OTHER", OTHER, 63)
+    with svc.db.read() as session:
+        rows = session.scalars(select(SubjectRow)).all()
+        owners = {r.reference: r.id for r in rows}
+        known = Templates(session).for_subjects(owners.values())
+        keys = svc.search.vault.subject_keys(session, set(owners.values()))
+    vectors = {
+        tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
+        for tid, t in known.items()
+    }
+    near_tid = max(  # SLIPPED's template closest to the objector
+        (tid for tid, t in known.items() if t.subject_id == owners["SLIPPED"]),
+        key=lambda tid: float(np.dot(vectors[tid], OBJECTOR)),
+    )
+    hits = {tid: v for tid, v in vectors.items() if tid != near_tid}
+    for given in ({}, {"known": known, "keys": keys}):
+        kept = svc.suppression.withhold(known, hits, **given)  # type: ignore[arg-type]
+        assert {known[tid].subject_id for tid in kept} == {owners["OTHER"]}, given.keys()
