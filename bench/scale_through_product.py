@@ -337,6 +337,31 @@ def loaded_search(
     }
 
 
+def erase_one(services: Any, wanted: list[int], gallery: str, indexes: IndexSet) -> dict[str, Any]:
+    """Step 5: erase one subject (the first of ``wanted`` an earlier run did not erase)."""
+    from probity.errors import SubjectNotFound
+
+    parts: dict[str, float] = {}
+    vault = services.erasure.vault
+    vault.rotate = timed(parts, "key_rotation", vault.rotate)
+    indexes.refresh_all = timed(parts, "index_refresh", indexes.refresh_all)  # type: ignore[method-assign]
+    started = time.perf_counter()
+    for chosen in wanted:
+        started = time.perf_counter()
+        try:
+            services.erasure.erase(
+                actor=ACTOR, gallery=gallery, reference=reference(chosen), reason="benchmark"
+            )
+        except SubjectNotFound:
+            parts.clear()
+            continue
+        break
+    return {
+        "erase_one_s": round(time.perf_counter() - started, 3),
+        "erase_parts_s": {k: round(v, 3) for k, v in parts.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, required=True)
@@ -457,30 +482,8 @@ def main() -> None:
     result["enrol_one_index_ms"] = round(parts.get("index", 0.0) * 1000, 1)
 
     # 5. Erasing one subject.
-    if args.no_erase:
-        services.close()
-        print(json.dumps(result, indent=2))
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
-        return
-    parts = {}
-    vault = services.erasure.vault  # type: ignore[attr-defined]
-    vault.rotate = timed(parts, "key_rotation", vault.rotate)
-    indexes.refresh_all = timed(parts, "index_refresh", indexes.refresh_all)  # type: ignore[method-assign]
-    from probity.errors import SubjectNotFound
-
-    for chosen in wanted[1:]:  # the first not erased by an earlier run on this home
-        started = time.perf_counter()
-        try:
-            services.erasure.erase(
-                actor=ACTOR, gallery=gallery.name, reference=reference(chosen), reason="benchmark"
-            )
-        except SubjectNotFound:
-            parts.clear()
-            continue
-        break
-    result["erase_one_s"] = round(time.perf_counter() - started, 3)
-    result["erase_parts_s"] = {k: round(v, 3) for k, v in parts.items()}
+    if not args.no_erase:
+        result.update(erase_one(services, wanted[1:], gallery.name, indexes))
     result["disk_bytes"] = disk_bytes(settings)
     result["disk_bytes_per_face"] = round(
         sum(result["disk_bytes"].values()) / max(1, args.subjects), 1
