@@ -160,3 +160,31 @@ def test_every_kind_of_stored_key_survives_a_rotation(db: Database, tmp_path: Pa
         row = s.get(SuppressionRow, "sup-1")
         assert row is not None and row.wrapped_key[3:7] == (2).to_bytes(4, "big")
         assert vault.open_purpose_key(s, SUPPRESSION, "sup-1", row.wrapped_key) == key
+
+
+def test_the_first_key_opened_in_an_epoch_opens_every_bucket_kek_at_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """A search opens about 40 subject keys in about 40 buckets: the first miss of an epoch
+    reads and opens all the bucket KEKs in one query, and a rotation drops them all (the
+    erased buckets' old KEKs with them) until the next miss fills the cache again."""
+    from probity.storage.keyring import BUCKETS
+    from probity.storage.tables import KekBucketRow
+
+    mine, theirs = _vault(tmp_path), _vault(tmp_path)
+    with db.transaction() as s:
+        mine.start_first_epoch(s)
+    keys = {sid: _add_subject(db, mine, sid) for sid in ("a", "b", "c")}
+    with db.read() as s:
+        rows = len(s.scalars(select(KekBucketRow.bucket)).all())
+        assert rows == BUCKETS
+        assert theirs.subject_key(s, "a") == keys["a"]
+        assert len(theirs._buckets) == BUCKETS  # one miss, every bucket
+        assert theirs.subject_keys(s, ["b", "c"]) == {"b": keys["b"], "c": keys["c"]}
+    with db.transaction() as s:
+        mine.rotate(s, buckets=mine.subject_buckets(["b"]))
+    theirs._observed_at = float("-inf")  # as if OBSERVE_EVERY_S had passed
+    with db.read() as s:
+        assert theirs.subject_keys(s, ["a", "b", "c"]) == keys
+        assert theirs._buckets_filled == mine.current_epoch(s) == 2
+        assert len(theirs._buckets) == BUCKETS
