@@ -7,16 +7,26 @@ many cores split it: the scan is bound by memory bandwidth. Scanning fewer lists
 matches (at 512 lists, 1-1.5 % of them), so the fix is a smaller code, not fewer lists. This
 stage holds a 16-byte code a vector (``PQ_M`` = 32 sub-quantisers of 4 bits, trained on the
 gallery's own vectors) in FAISS's fast-scan layout, blocks of 32 codes scanned with SIMD
-look-up tables in registers: 13 MB a query at 10M, measured in ``bench/ivf_index.py``.
+look-up tables in registers: 13 MB a query at 10M. Measured at 10M (nprobe 1,024, the 10M
+loader running beside): the FAISS fast scan 5.2 ms p50 against 11.9 ms for the SQ8 scan,
+the true match among the candidates 99.5 % of 400 probes for both; through the product:
+bench/README.md, "Scale through the product".
 
 **Precision.** 4-bit PQ is coarse, so it only chooses candidates: a query takes
 ``REFINE`` times as many from it as it was asked for (at least ``REFINE_MIN``), and those are
-re-scored with their SQ8 codes (FAISS ``search_preassigned`` over the candidates' own lists,
-with an ``IDSelectorBatch`` that skips every other vector before its distance is computed).
+re-scored with their SQ8 codes. To make that cheap, this stage does not store the vectors'
+ids: its label for a vector is the vector's *position* in the SQ8 index, ``list << 32 |
+offset``, and the owner reads the SQ8 code and the id at that position directly (an earlier
+version kept ids and re-scored with ``search_preassigned`` over the candidates' lists and an
+``IDSelectorBatch``: about 2.7 ms a query at 10M, more than half the fast scan itself).
+Positions stay true because a list here is always the SQ8 list in the same order: appends
+go to both in input order, and a removal (the SQ8 list moves its last entry over the removed
+one) rebuilds this list whole; an add is encoded from its SQ8 round trip, so the stage is
+the same whether it grew by adds or was rebuilt at open.
+
 The search service then re-scores the final ``k`` exactly from the sealed templates, as
 before. So the ranking the product shows is unchanged; what this stage can change is which
-vectors reach the SQ8 re-scoring, and for that 4 x the asked-for count at 16 bytes a code
-held the true match as often as the SQ8 scan itself (bench/ivf_index.py).
+vectors reach the SQ8 re-scoring (``REFINE``).
 
 **Derived, never stored.** The segments keep only the SQ8 codes, the source of truth (they
 are what lets lists be rewritten and re-laid-out from codes alone). This stage is rebuilt
@@ -26,8 +36,8 @@ list is rebuilt whole from its SQ8 codes after a removal, so the two can never d
 about what a list holds; adds are encoded and appended. The owner (``IvfIndex``) keeps every
 call under its lock.
 
-Memory: 16 bytes of code and 8 of id a vector, plus up to 31 empty slots a list (blocks of
-32): about 25 B a vector, 250 MB at 10M.
+Memory: 16 bytes of code and 8 of label (position) a vector, plus up to 31 empty slots a
+list (blocks of 32): about 25 B a vector, 250 MB at 10M.
 """
 
 from __future__ import annotations
@@ -37,15 +47,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PQ_M", "REFINE", "REFINE_MIN", "FastStage"]
+__all__ = ["PQ_M", "REFINE", "REFINE_MIN", "FastStage", "positions"]
 
 PQ_M = 32
 """Sub-quantisers a code: 4 bits each, so 16 bytes a 128-d vector (4 dimensions each). A
 dimension it does not divide takes the largest power of two below it that does."""
 
-REFINE = 4
+REFINE = 2
 """A query takes this many fast-stage candidates for each result it returns, and re-scores
-them with their SQ8 codes."""
+them with their SQ8 codes: the search service's 40 become 80. At 10M (synthetic, uniform
+identities) 40 and 100 fast-stage candidates held the true match equally often (99.5 % of
+400 probes, as the SQ8 scan), so the margin is for real embeddings, whose genuine scores sit
+closer to the impostors'; at small sizes a larger count costs more than the scan (FAISS's
+fast-scan result handling grows with it: 0.6 ms at 64 and 1.9 ms at 160, 300k vectors)."""
 
 REFINE_MIN = 64
 """...and at least this many, so a small ``k`` still gets a margin."""
@@ -53,6 +67,12 @@ REFINE_MIN = 64
 TRAIN_SAMPLE = 65_536
 """Decoded vectors the PQ codebooks are trained on (16 centroids a sub-quantiser needs far
 fewer; more only costs time)."""
+
+
+def positions(lst: int, offsets: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The labels of the vectors at ``offsets`` in SQ8 list ``lst``: ``lst << 32 | offset``."""
+    out: NDArray[np.int64] = (np.int64(lst) << np.int64(32)) | offsets.astype(np.int64)
+    return out
 
 
 class FastStage:
@@ -116,26 +136,31 @@ class FastStage:
             self._fill(lst)
         self.built = max(self.built, upto)
 
-    def add(
-        self, lists: NDArray[np.int64], ids: NDArray[np.int64], vectors: NDArray[np.float32]
-    ) -> None:
-        """Append vectors the SQ8 index has just taken, in the same lists; lists not built
-        yet are skipped (they will be built from the SQ8 codes, these included)."""
+    def add(self, lists: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        """Append vectors the SQ8 index has just appended (``add_core``, in input order) to
+        these lists; lists not built yet are skipped (they will be built from the SQ8 codes,
+        these included)."""
         if self._lists is None:
             return
         keep = lists < self.built
         if not keep.all():
-            lists, ids, vectors = lists[keep], ids[keep], vectors[keep]
+            lists, vectors = lists[keep], vectors[keep]
         if lists.size == 0:
             return
-        codes = self._encode(vectors)
-        order = np.argsort(lists, kind="stable")
-        lists, ids, codes = lists[order], ids[order], codes[order]
+        # Encoded from the SQ8 round trip, as a rebuild from the segments would encode
+        # them: the stage is then the same whatever its history (added, or rebuilt at open).
+        sq8 = self._sq.sq
+        codes = self._encode(sq8.decode(sq8.compute_codes(np.ascontiguousarray(vectors))))
+        order = np.argsort(lists, kind="stable")  # input order within a list, as add_core
+        lists, codes = lists[order], codes[order]
         bounds = np.flatnonzero(np.diff(lists)) + 1
         for start, stop in zip(
             [0, *bounds.tolist()], [*bounds.tolist(), lists.shape[0]], strict=True
         ):
-            self._append(int(lists[start]), ids[start:stop], codes[start:stop])
+            lst = int(lists[start])
+            held = int(self._lists.list_size(lst))
+            offsets = np.arange(held, held + stop - start, dtype=np.int64)
+            self._append(lst, positions(lst, offsets), codes[start:stop])
 
     def refill(self, lst: int) -> None:
         """Rebuild one list from its SQ8 codes (after a removal changed it)."""
@@ -146,15 +171,15 @@ class FastStage:
         self._fill(lst)
 
     def candidates(self, query: NDArray[np.float32], count: int, nprobe: int) -> NDArray[np.int64]:
-        """The ids of up to ``count`` candidates for one query (1, d), best first by the
-        4-bit codes."""
+        """The SQ8 positions (``positions``) of up to ``count`` candidates for one query
+        (1, d), best first by the 4-bit codes."""
         self._index.nprobe = int(nprobe)
         _, labels = self._index.search(query, int(count))
         row: NDArray[np.int64] = labels[0]
         return row[row >= 0]
 
-    def list_ids(self, lst: int) -> NDArray[np.int64]:
-        """The ids list ``lst`` holds here (a copy; for checks and tests)."""
+    def list_labels(self, lst: int) -> NDArray[np.int64]:
+        """The labels list ``lst`` holds here, in order (a copy; for checks and tests)."""
         if self._lists is None:
             return np.empty(0, np.int64)
         size = int(self._lists.list_size(lst))
@@ -162,6 +187,27 @@ class FastStage:
             return np.empty(0, np.int64)
         out: NDArray[np.int64] = self._faiss.rev_swig_ptr(self._lists.get_ids(lst), size).copy()
         return out
+
+    def list_codes(self, lst: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        """(held, expected) for list ``lst``: its 4-bit codes unpacked, in order, and the
+        codes of the SQ8 list's vectors encoded afresh; equal when this list mirrors the SQ8
+        one (for checks and tests)."""
+        sq, faiss = self._sq, self._faiss
+        assert self._lists is not None
+        size = int(self._lists.list_size(lst))
+        m = int(self._index.pq.code_size)
+        held = np.zeros((size, m), np.uint8)
+        if size:
+            block = faiss.rev_swig_ptr(
+                self._lists.get_codes(lst), -(-size // 32) * int(self._lists.block_size)
+            )
+            for i in range(size):
+                self._lists.packer.unpack_1_c(faiss.swig_ptr(block), i, faiss.swig_ptr(held[i]))
+        sq_size, code_size = int(sq.invlists.list_size(lst)), int(sq.code_size)
+        if sq_size == 0:
+            return held, np.zeros((0, m), np.uint8)
+        codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), sq_size * code_size)
+        return held, self._encode(sq.sq.decode(codes.reshape(sq_size, code_size)))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -177,17 +223,17 @@ class FastStage:
         if size == 0:
             return
         code_size = int(sq.code_size)
-        ids = faiss.rev_swig_ptr(sq.invlists.get_ids(lst), size).copy()
         codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
         vectors = sq.sq.decode(codes.reshape(size, code_size))
-        self._append(lst, ids, self._encode(vectors))
+        self._append(lst, positions(lst, np.arange(size, dtype=np.int64)), self._encode(vectors))
 
-    def _append(self, lst: int, ids: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
-        """Pack ``codes`` (n, 16) into fast-scan blocks and append them to list ``lst``
+    def _append(self, lst: int, labels: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
+        """Pack ``codes`` (n, 16) into fast-scan blocks and append them, under ``labels``, to
+        list ``lst``
         (``add_entries`` takes packed input, and re-packs it when the list does not end on a
         block boundary)."""
         faiss, lists = self._faiss, self._lists
-        n = int(ids.shape[0])
+        n = int(labels.shape[0])
         per_block, block_size = int(lists.n_per_block), int(lists.block_size)
         blocks = -(-n // per_block)
         flat = np.zeros((blocks * per_block, codes.shape[1]), np.uint8)
@@ -198,8 +244,8 @@ class FastStage:
             packer.pack_all(
                 faiss.swig_ptr(flat[b * per_block :]), faiss.swig_ptr(packed[b * block_size :])
             )
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        lists.add_entries(lst, n, faiss.swig_ptr(ids), faiss.swig_ptr(packed))
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        lists.add_entries(lst, n, faiss.swig_ptr(labels), faiss.swig_ptr(packed))
         self._index.ntotal = int(self._index.ntotal) + n
 
 

@@ -314,7 +314,7 @@ class IvfIndex:
                 self._faiss.swig_ptr(lists),
             )
             if self._fast is not None:
-                self._fast.add(lists, new_ids, new_vectors)
+                self._fast.add(lists, new_vectors)
             if new_ids.shape[0] > _PENDING_MAX:  # a bulk batch: straight into the map
                 self._merge_pending(new_ids, lists.astype(np.int32))
                 segments = lists * self._params.segments // self._params.nlist
@@ -644,48 +644,24 @@ class IvfIndex:
 
     def _search_fast(self, query: NDArray[np.float32], k: int) -> list[Hit]:
         """One query (1, d) under the lock: ``REFINE * k`` candidates (at least
-        ``REFINE_MIN``) from the 4-bit fast stage, re-scored with their SQ8 codes by
-        scanning only their own lists, with a selector that skips every other vector."""
+        ``REFINE_MIN``) from the 4-bit fast stage, as SQ8 positions, re-scored with the SQ8
+        codes read at those positions (inner product with the decoded codes, as the SQ8
+        scan scores them)."""
         assert self._fast is not None and self._params is not None
         faiss = self._faiss
-        candidates = self._fast.candidates(query, max(REFINE * k, REFINE_MIN), self._params.nprobe)
-        if candidates.size == 0:
+        labels = self._fast.candidates(query, max(REFINE * k, REFINE_MIN), self._params.nprobe)
+        if labels.size == 0:
             return []
-        candidates = np.ascontiguousarray(candidates, dtype=np.int64)
-        lists = np.unique(self._lists_of(candidates))[None, :].astype(np.int64)
-        selector = faiss.IDSelectorBatch(candidates.shape[0], faiss.swig_ptr(candidates))
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(lists.shape[1]))
-        scores = np.empty((1, k), np.float32)
-        labels = np.empty((1, k), np.int64)
-        centroid_scores = np.zeros(lists.shape, np.float32)  # unused: codes are not residuals
-        self._index.parallel_mode = 0
-        self._index.search_preassigned_c(
-            1,
-            faiss.swig_ptr(query),
-            k,
-            faiss.swig_ptr(lists),
-            faiss.swig_ptr(centroid_scores),
-            faiss.swig_ptr(scores),
-            faiss.swig_ptr(labels),
-            False,
-            params,
-            None,
-        )
-        return to_hits(labels, scores)[0]
-
-    def _lists_of(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
-        """The inverted list of each id (all present: they came out of the index)."""
-        out = np.full(ids.shape[0], -1, np.int64)
-        if self._map_ids.size:
-            at = np.minimum(np.searchsorted(self._map_ids, ids), self._map_ids.size - 1)
-            hit = self._map_ids[at] == ids
-            out[hit] = self._map_lists[at[hit]]
-        else:
-            hit = np.zeros(ids.shape[0], bool)
-        for i in np.flatnonzero(~hit).tolist():
-            out[i] = self._pending.get(int(ids[i]), -1)
-        found: NDArray[np.int64] = out[out >= 0]
-        return found
+        invlists, code_size = self._index.invlists, int(self._index.code_size)
+        codes = np.empty((labels.shape[0], code_size), np.uint8)
+        ids = np.empty(labels.shape[0], np.int64)
+        for row, label in enumerate(labels.tolist()):
+            lst, offset = label >> 32, label & 0xFFFFFFFF
+            codes[row] = faiss.rev_swig_ptr(invlists.get_single_code(lst, offset), code_size)
+            ids[row] = invlists.get_single_id(lst, offset)
+        scores = self._index.sq.decode(codes) @ query[0]
+        best = np.argsort(-scores, kind="stable")[:k]
+        return to_hits(ids[best][None, :], scores[best][None, :].astype(np.float32))[0]
 
     def _segment_of(self, lst: int) -> int:
         assert self._params is not None

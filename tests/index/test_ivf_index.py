@@ -302,12 +302,18 @@ def test_a_retraining_in_flight_is_dropped_by_clear(built: IvfIndex) -> None:
 
 
 def mirrors(index: IvfIndex) -> bool:
-    """Whether the fast stage holds exactly the ids of the SQ8 lists, list by list."""
+    """Whether the fast stage is the SQ8 lists, list by list and in order: each label the
+    SQ8 position it stands for, each 4-bit code that of the SQ8 vector at that position."""
+    from probity.index.ivf_fast import positions
+
     fast = index._fast
     assert fast is not None and index.params is not None
     for lst in range(index.params.nlist):
-        sq8 = np.sort(index._list(lst)[0])
-        if not np.array_equal(sq8, np.sort(fast.list_ids(lst))):
+        size = index._list(lst)[0].shape[0]
+        if not np.array_equal(fast.list_labels(lst), positions(lst, np.arange(size))):
+            return False
+        held, expected = fast.list_codes(lst)
+        if not np.array_equal(held, expected):
             return False
     return len(fast) == len(index)
 
