@@ -382,3 +382,29 @@ def test_a_large_index_opens_at_once_and_builds_its_fast_stage_behind(
     assert all(h.id not in (9, 300) for h in again.search(vectors[9:10], 5)[0])
     again.clear()
     assert again._fast is None and again.wait_for_fast_stage(timeout=1)
+
+
+def test_changes_made_while_the_fast_stage_is_half_built_reach_it(built: IvfIndex) -> None:
+    """The background build mirrors a few lists at a time: an add to a list already built
+    is appended to it, one to a list not built yet is picked up when that list is built, and
+    a removal rebuilds a built list; the finished stage is the SQ8 lists exactly."""
+    from probity.index.ivf_fast import FastStage
+
+    assert built.params is not None
+    half = built.params.nlist // 2
+    stage = FastStage(built._index, built._faiss)
+    stage.train(stage.training_sample())
+    stage.build(half)
+    built._fast = stage
+    rng = np.random.default_rng(21)
+    extra = unit(rng.normal(size=(200, DIMENSION)).astype(np.float32))
+    built.add(np.arange(60_000, 60_200), extra)
+    lists = built._assign(extra)
+    assert (lists < half).any() and (lists >= half).any()  # both kinds of list
+    list_of = dict(zip(built._map_ids.tolist(), built._map_lists.tolist(), strict=True))
+    gone = [i for i in range(400) if list_of[i] < half][:5]
+    assert built.remove(gone) == 5
+    assert not stage.ready
+    stage.build(stage.nlist)
+    assert stage.ready and mirrors(built)
+    assert built.search(extra[17:18], 1)[0][0].id == 60_017
