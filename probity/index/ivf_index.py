@@ -79,6 +79,7 @@ import math
 import os
 import secrets
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -610,7 +611,7 @@ class IvfIndex:
 
     def _start_fast(self) -> None:
         """Under the lock, after an SQ8 layout became live: give it a fast stage, built inline
-        when small (``FAST_INLINE_MAX``), else in a background thread (``_build_fast``)."""
+        when small (``FAST_INLINE_MAX``), else in a background thread (``_build_fast_behind``)."""
         stage = FastStage(self._index, self._faiss)
         self._fast = stage
         if int(self._index.ntotal) <= FAST_INLINE_MAX:
@@ -618,29 +619,13 @@ class IvfIndex:
             stage.build(stage.nlist)
             return
         thread = threading.Thread(
-            target=self._build_fast,
-            args=(stage,),
+            target=_build_fast_behind,
+            args=(weakref.ref(self), stage),
             name=f"ivf-fast-{self._path.name}",
             daemon=True,  # derived, in memory only: a process that exits loses nothing
         )
         self._fast_thread = thread
         thread.start()
-
-    def _build_fast(self, stage: FastStage) -> None:
-        """The background build: sample under the lock, train outside it, then mirror the
-        lists a chunk at a time under it. Stops as soon as ``stage`` is no longer the live
-        layout's (a retraining swapped in, ``clear()``)."""
-        with self._lock:
-            if self._fast is not stage:
-                return
-            sample = stage.training_sample()
-        stage.train(sample)
-        del sample
-        while True:
-            with self._lock:
-                if self._fast is not stage or stage.ready:
-                    return
-                stage.build(stage.built + FAST_CHUNK_LISTS)
 
     def _search_fast(self, query: NDArray[np.float32], k: int) -> list[Hit]:
         """One query (1, d) under the lock: ``REFINE * k`` candidates (at least
@@ -944,6 +929,33 @@ class IvfIndex:
 
     def _unreadable(self, reason: str) -> IndexFileUnreadable:
         return IndexFileUnreadable(f"index file {self._path} {reason}; rebuild the index")
+
+
+def _build_fast_behind(owner: weakref.ref[IvfIndex], stage: FastStage) -> None:
+    """The background build of ``stage`` for the index ``owner`` refers to: sample under its
+    lock, train outside it, then mirror the lists a chunk at a time under it. Stops as soon
+    as ``stage`` is no longer the live layout's (a retraining swapped in, ``clear()``), or the
+    index is gone: it holds the index only weakly, so an index the ``IndexSet`` replaced
+    (another process saved the file) is freed, and this thread ends, at the next chunk."""
+    index = owner()
+    if index is None:
+        return
+    with index._lock:
+        if index._fast is not stage:
+            return
+        sample = stage.training_sample()
+    del index
+    stage.train(sample)
+    del sample
+    while True:
+        index = owner()
+        if index is None:
+            return
+        with index._lock:
+            if index._fast is not stage or stage.ready:
+                return
+            stage.build(stage.built + FAST_CHUNK_LISTS)
+        del index
 
 
 def _assign(index: Any, vectors: NDArray[np.float32]) -> NDArray[np.int64]:

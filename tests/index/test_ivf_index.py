@@ -408,3 +408,31 @@ def test_changes_made_while_the_fast_stage_is_half_built_reach_it(built: IvfInde
     stage.build(stage.nlist)
     assert stage.ready and mirrors(built)
     assert built.search(extra[17:18], 1)[0][0].id == 60_017
+
+
+def test_an_index_dropped_while_its_fast_stage_builds_is_freed_and_the_build_stops(
+    built: IvfIndex, seal: FixedSeal
+) -> None:
+    """The ``IndexSet`` drops an index when another process saved its file; the background
+    build holds it only weakly, so the old index is freed and its build ends."""
+    import gc
+    import threading
+
+    gate = threading.Event()
+    original = ivf.FastStage.train
+
+    def held_train(stage: ivf.FastStage, sample: NDArray[np.uint8]) -> None:
+        assert gate.wait(timeout=60)
+        original(stage, sample)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivf, "FAST_INLINE_MAX", 0)
+        patch.setattr(ivf.FastStage, "train", held_train)
+        dropped = IvfIndex(built.path, DIMENSION, seal)
+        stage, thread = dropped._fast, dropped._fast_thread
+        assert stage is not None and thread is not None
+        del dropped
+        gc.collect()
+        gate.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive() and stage.built == 0
