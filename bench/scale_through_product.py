@@ -196,6 +196,10 @@ services = build_services(Settings(home=Path(sys.argv[1])))
 slot = IndexSlot.of(services.galleries.all()[0])
 before = rss()
 vectors = services.indexes.size(slot)
+# The ivf index's fast stage is built in the background after opening: count it too.
+wait = getattr(services.indexes.get(slot), "wait_for_fast_stage", None)
+if wait is not None:
+    wait()
 after = rss()
 print(json.dumps({"vectors": vectors, "rss_before": before, "rss_after": after}))
 """
