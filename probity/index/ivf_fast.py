@@ -228,24 +228,42 @@ class FastStage:
         self._append(lst, positions(lst, np.arange(size, dtype=np.int64)), self._encode(vectors))
 
     def _append(self, lst: int, labels: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
-        """Pack ``codes`` (n, 16) into fast-scan blocks and append them, under ``labels``, to
-        list ``lst``
-        (``add_entries`` takes packed input, and re-packs it when the list does not end on a
-        block boundary)."""
+        """Append ``codes`` (n, 16) under ``labels`` to list ``lst`` in the fast-scan layout
+        (blocks of 32 codes, interleaved by sub-quantiser).
+
+        An empty list takes whole packed blocks through ``add_entries``. A list that already
+        holds codes is grown with ``resize`` and each new code packed into place with the
+        list's ``CodePacker``: FAISS's ``BlockInvertedLists::add_entries`` (1.15) copies
+        whole blocks to the wrong place whenever the list's size is a non-zero multiple of
+        the block size in bytes (512 entries here), and corrupted the heap at 10M, where
+        lists hold about 790 vectors (bench/README.md, "The fast stage")."""
         faiss, lists = self._faiss, self._lists
         n = int(labels.shape[0])
-        per_block, block_size = int(lists.n_per_block), int(lists.block_size)
-        blocks = -(-n // per_block)
-        flat = np.zeros((blocks * per_block, codes.shape[1]), np.uint8)
-        flat[:n] = codes
-        packed = np.zeros(blocks * block_size, np.uint8)
-        packer = lists.packer
-        for b in range(blocks):
-            packer.pack_all(
-                faiss.swig_ptr(flat[b * per_block :]), faiss.swig_ptr(packed[b * block_size :])
-            )
         labels = np.ascontiguousarray(labels, dtype=np.int64)
-        lists.add_entries(lst, n, faiss.swig_ptr(labels), faiss.swig_ptr(packed))
+        per_block, block_size = int(lists.n_per_block), int(lists.block_size)
+        held = int(lists.list_size(lst))
+        packer = lists.packer
+        if held == 0:
+            blocks = -(-n // per_block)
+            flat = np.zeros((blocks * per_block, codes.shape[1]), np.uint8)
+            flat[:n] = codes
+            packed = np.zeros(blocks * block_size, np.uint8)
+            for b in range(blocks):
+                packer.pack_all(
+                    faiss.swig_ptr(flat[b * per_block :]),
+                    faiss.swig_ptr(packed[b * block_size :]),
+                )
+            lists.add_entries(lst, n, faiss.swig_ptr(labels), faiss.swig_ptr(packed))
+        else:
+            old_blocks = -(-held // per_block)
+            lists.resize(lst, held + n)
+            blocks = -(-(held + n) // per_block)
+            data = faiss.rev_swig_ptr(lists.get_codes(lst), blocks * block_size)
+            data[old_blocks * block_size :] = 0  # new blocks: no stale nibbles
+            faiss.rev_swig_ptr(lists.get_ids(lst), held + n)[held:] = labels
+            flat = np.ascontiguousarray(codes, dtype=np.uint8)
+            for i in range(n):
+                packer.pack_1_c(faiss.swig_ptr(flat[i]), held + i, faiss.swig_ptr(data))
         self._index.ntotal = int(self._index.ntotal) + n
 
 

@@ -436,3 +436,42 @@ def test_an_index_dropped_while_its_fast_stage_builds_is_freed_and_the_build_sto
         gate.set()
         thread.join(timeout=60)
     assert not thread.is_alive() and stage.built == 0
+
+
+def test_the_fast_stage_grows_a_list_across_block_and_byte_boundaries() -> None:
+    """Appends of many sizes to one list, through 32-code blocks and past 512 and 1,024
+    entries (where FAISS's ``add_entries`` on a non-empty block list writes to the wrong
+    place: the heap corruption seen at 10M): labels and codes mirror the SQ8 list after
+    every append, and a removal after that rebuilds it."""
+    import faiss
+
+    from probity.index.ivf_fast import FastStage, positions
+
+    rng = np.random.default_rng(31)
+    sq = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(DIMENSION),
+        DIMENSION,
+        2,
+        faiss.ScalarQuantizer.QT_8bit,
+        faiss.METRIC_INNER_PRODUCT,
+        False,
+    )
+    sq.train(unit(rng.normal(size=(2000, DIMENSION)).astype(np.float32)))
+    stage = FastStage(sq, faiss)
+    stage.train(sq.sq.compute_codes(unit(rng.normal(size=(2000, DIMENSION)).astype(np.float32))))
+    stage.build(stage.nlist)
+    held = 0
+    for size in (1, 30, 1, 200, 280, 1, 7, 500, 3, 1, 2):  # 512 and 1,024 hit, then crossed
+        vectors = unit(rng.normal(size=(size, DIMENSION)).astype(np.float32))
+        lists = np.zeros(size, np.int64)  # all into list 0
+        ids = np.arange(held, held + size, dtype=np.int64)
+        sq.add_core(size, faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(lists))
+        stage.add(lists, vectors)
+        held += size
+        assert np.array_equal(stage.list_labels(0), positions(0, np.arange(held)))
+        got, expected = stage.list_codes(0)
+        assert np.array_equal(got, expected), size
+    assert held > 1024 and len(stage) == held
+    stage.refill(0)  # as after a removal
+    got, expected = stage.list_codes(0)
+    assert np.array_equal(got, expected) and len(stage) == held
