@@ -114,10 +114,9 @@ class FastStage:
         parts = []
         code_size = int(sq.code_size)
         for lst in range(self.nlist):
-            size = int(sq.invlists.list_size(lst))
-            if size:
-                codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
-                parts.append(codes.reshape(size, code_size)[::stride].copy())
+            codes = _sq8_codes(sq, faiss, lst)
+            if codes.shape[0]:
+                parts.append(codes[::stride].copy())
         if not parts:
             return np.empty((0, code_size), np.uint8)
         return np.concatenate(parts)
@@ -203,11 +202,10 @@ class FastStage:
             )
             for i in range(size):
                 self._lists.packer.unpack_1_c(faiss.swig_ptr(block), i, faiss.swig_ptr(held[i]))
-        sq_size, code_size = int(sq.invlists.list_size(lst)), int(sq.code_size)
-        if sq_size == 0:
+        codes = _sq8_codes(sq, faiss, lst)
+        if codes.shape[0] == 0:
             return held, np.zeros((0, m), np.uint8)
-        codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), sq_size * code_size)
-        return held, self._encode(sq.sq.decode(codes.reshape(sq_size, code_size)))
+        return held, self._encode(sq.sq.decode(codes))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -219,12 +217,11 @@ class FastStage:
 
     def _fill(self, lst: int) -> None:
         sq, faiss = self._sq, self._faiss
-        size = int(sq.invlists.list_size(lst))
+        codes = _sq8_codes(sq, faiss, lst)
+        size = int(codes.shape[0])
         if size == 0:
             return
-        code_size = int(sq.code_size)
-        codes = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
-        vectors = sq.sq.decode(codes.reshape(size, code_size))
+        vectors = sq.sq.decode(codes)
         self._append(lst, positions(lst, np.arange(size, dtype=np.int64)), self._encode(vectors))
 
     def _append(self, lst: int, labels: NDArray[np.int64], codes: NDArray[np.uint8]) -> None:
@@ -265,6 +262,16 @@ class FastStage:
             for i in range(n):
                 packer.pack_1_c(faiss.swig_ptr(flat[i]), held + i, faiss.swig_ptr(data))
         self._index.ntotal = int(self._index.ntotal) + n
+
+
+def _sq8_codes(sq: Any, faiss: Any, lst: int) -> NDArray[np.uint8]:
+    """A zero-copy (size, code_size) view of SQ8 list ``lst``'s codes (valid under the
+    owner's lock; ``IvfIndex._list`` is the same for the live index, with its ids)."""
+    size, code_size = int(sq.invlists.list_size(lst)), int(sq.code_size)
+    if size == 0:
+        return np.empty((0, code_size), np.uint8)
+    codes: NDArray[np.uint8] = faiss.rev_swig_ptr(sq.invlists.get_codes(lst), size * code_size)
+    return codes.reshape(size, code_size)
 
 
 def _sub_quantisers(dimension: int) -> int:
