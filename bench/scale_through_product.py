@@ -112,70 +112,135 @@ def disk_bytes(settings: Settings) -> dict[str, int]:
     return {"database": db, "index": index}
 
 
-def accuracy(
-    services: Any,
-    filled: dict[str, Any],
+class Exact:
+    """Exact search over every template of a loader-filled home (replayed from the loader's
+    generators, ``fill_home.templates``), done once, against which any set of index
+    candidates is scored (``score``): the main run's and the nprobe sweep's."""
+
+    def __init__(self, services: Any, filled: dict[str, Any], queries: np.ndarray) -> None:
+        from sqlalchemy import func, select
+
+        from probity.storage.tables import TemplateRow
+
+        n = int(filled["subjects"]) * int(filled["templates_per_subject"])
+        with services.db.read() as session:
+            first, last, count = session.execute(
+                select(func.min(TemplateRow.id), func.max(TemplateRow.id), func.count())
+            ).one()
+        # The loader's templates are ids first .. first + n - 1; a home this bench ran on
+        # before has one more enrolment after them and one erased subject among them (a gap
+        # that no candidate can name; exact search here still counts it: an upper bound on
+        # misses).
+        self.skipped: str | None = None
+        if int(last) - int(first) + 1 < n or int(count) < n - 1:
+            self.skipped = f"template ids {first}..{last} ({count}) are not the loader's"
+            return
+        started = time.perf_counter()
+        every = templates(
+            int(filled["seed"]),
+            int(filled["subjects"]),
+            per_subject=int(filled["templates_per_subject"]),
+            noise=float(filled["noise"]),
+            batch=int(filled["batch"]),
+        )
+        every /= np.linalg.norm(every, axis=1, keepdims=True)
+        q = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+        best = np.full((q.shape[0], 10), -np.inf, np.float32)
+        best_at = np.zeros((q.shape[0], 10), np.int64)
+        for start in range(0, n, 500_000):  # exact top 10, half a million rows at a time
+            scores = every[start : start + 500_000] @ q.T  # (rows, queries)
+            top = np.argpartition(-scores, 10, axis=0)[:10].T  # (queries, 10)
+            s = np.take_along_axis(scores.T, top, axis=1)
+            both_s = np.concatenate([best, s], axis=1)
+            both_at = np.concatenate([best_at, top + start], axis=1)
+            keep = np.argsort(-both_s, axis=1)[:, :10]
+            best = np.take_along_axis(both_s, keep, axis=1)
+            best_at = np.take_along_axis(both_at, keep, axis=1)
+        self.every, self.q, self.best_at, self.first = every, q, best_at, int(first)
+        self.per = int(filled["templates_per_subject"])
+        self.seconds = round(time.perf_counter() - started, 1)
+
+    def score(self, subjects: list[int], candidates: list[list[int]]) -> dict[str, Any]:
+        """The index's k = 40 candidates re-scored exactly (as ``services/search.py``
+        re-scores them from the sealed templates) against the exact top 10."""
+        if self.skipped is not None:
+            return {"skipped": self.skipped}
+        same_top1, kept10, own_exact, own_kept = 0, 0.0, 0, 0
+        per = self.per
+        for row, (ids, subject) in enumerate(zip(candidates, subjects, strict=True)):
+            rows = np.asarray(ids, np.int64) - self.first
+            rescored = rows[np.argsort(-(self.every[rows] @ self.q[row]), kind="stable")][:10]
+            exact = self.best_at[row]
+            same_top1 += int(rescored[0] == exact[0])
+            kept10 += len(set(rescored.tolist()) & set(exact.tolist())) / 10
+            own = set(range(subject * per, (subject + 1) * per))
+            in_exact = own & set(exact.tolist())
+            own_exact += len(in_exact)
+            own_kept += len(in_exact & set(rescored.tolist()))
+        queries_n = len(candidates)
+        return {
+            "queries": queries_n,
+            "top1_identical_to_exact": round(same_top1 / queries_n, 4),
+            "exact_top10_kept": round(kept10 / queries_n, 4),
+            "own_templates_in_top10_vs_exact": round(own_kept / max(1, own_exact), 4),
+            "exact_search_s": self.seconds,
+        }
+
+
+def index_pass(
+    indexes: Any, slot: IndexSlot, queries: np.ndarray
+) -> tuple[dict[str, float], list[list[int]]]:
+    """``IndexSet.search`` at k = 10 on each query (timed, p50 / p95 in ms) and its k = 40
+    candidates (what the search service asks for)."""
+    index_times = []
+    candidates = []
+    for q in queries:
+        started = time.perf_counter()
+        indexes.search(slot, q[None, :], 10)
+        index_times.append((time.perf_counter() - started) * 1000)
+        candidates.append([h.id for h in indexes.search(slot, q[None, :], 40)[0]])
+    times = {
+        "p50": round(float(np.percentile(index_times, 50)), 2),
+        "p95": round(float(np.percentile(index_times, 95)), 2),
+    }
+    return times, candidates
+
+
+def nprobe_sweep(
+    indexes: Any,
+    slot: IndexSlot,
     queries: np.ndarray,
     subjects: list[int],
-    candidates: list[list[int]],
-) -> dict[str, Any]:
-    """The index's k = 40 candidates re-scored exactly (as ``services/search.py`` re-scores
-    them from the sealed templates) against exact search over every template."""
-    from sqlalchemy import func, select
+    exact: Exact | None,
+    nprobes: list[int],
+) -> list[dict[str, Any]]:
+    """The same queries through the product's ivf index at other nprobe values, and with
+    FAISS's fast-scan implementation 14 (a single query's lists split across the threads)
+    as well as its default: the measurement a change of ``NPROBE_MAX`` or of the fast
+    stage's implementation is decided on. The index's own settings are restored after."""
+    import dataclasses
 
-    from probity.storage.tables import TemplateRow
-
-    n = int(filled["subjects"]) * int(filled["templates_per_subject"])
-    with services.db.read() as session:
-        first, last, count = session.execute(
-            select(func.min(TemplateRow.id), func.max(TemplateRow.id), func.count())
-        ).one()
-    # The loader's templates are ids first .. first + n - 1; a home this bench ran on before
-    # has one more enrolment after them and one erased subject among them (a gap that no
-    # candidate can name; exact search here still counts it: an upper bound on misses).
-    if int(last) - int(first) + 1 < n or int(count) < n - 1:
-        return {"skipped": f"template ids {first}..{last} ({count}) are not the loader's"}
-    started = time.perf_counter()
-    every = templates(
-        int(filled["seed"]),
-        int(filled["subjects"]),
-        per_subject=int(filled["templates_per_subject"]),
-        noise=float(filled["noise"]),
-        batch=int(filled["batch"]),
-    )
-    every /= np.linalg.norm(every, axis=1, keepdims=True)
-    q = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-    best = np.full((q.shape[0], 10), -np.inf, np.float32)
-    best_at = np.zeros((q.shape[0], 10), np.int64)
-    for start in range(0, n, 500_000):  # exact top 10, half a million rows at a time
-        scores = every[start : start + 500_000] @ q.T  # (rows, queries)
-        top = np.argpartition(-scores, 10, axis=0)[:10].T  # (queries, 10)
-        s = np.take_along_axis(scores.T, top, axis=1)
-        both_s = np.concatenate([best, s], axis=1)
-        both_at = np.concatenate([best_at, top + start], axis=1)
-        keep = np.argsort(-both_s, axis=1)[:, :10]
-        best = np.take_along_axis(both_s, keep, axis=1)
-        best_at = np.take_along_axis(both_at, keep, axis=1)
-    same_top1, kept10, own_exact, own_kept = 0, 0.0, 0, 0
-    per = int(filled["templates_per_subject"])
-    for row, (ids, subject) in enumerate(zip(candidates, subjects, strict=True)):
-        rows = np.asarray(ids, np.int64) - int(first)
-        rescored = rows[np.argsort(-(every[rows] @ q[row]), kind="stable")][:10]
-        exact = best_at[row]
-        same_top1 += int(rescored[0] == exact[0])
-        kept10 += len(set(rescored.tolist()) & set(exact.tolist())) / 10
-        own = set(range(subject * per, (subject + 1) * per))
-        in_exact = own & set(exact.tolist())
-        own_exact += len(in_exact)
-        own_kept += len(in_exact & set(rescored.tolist()))
-    queries_n = len(candidates)
-    return {
-        "queries": queries_n,
-        "top1_identical_to_exact": round(same_top1 / queries_n, 4),
-        "exact_top10_kept": round(kept10 / queries_n, 4),
-        "own_templates_in_top10_vs_exact": round(own_kept / max(1, own_exact), 4),
-        "exact_search_s": round(time.perf_counter() - started, 1),
-    }
+    index = indexes.get(slot)
+    params = getattr(index, "_params", None)
+    fast = getattr(index, "_fast", None)
+    if params is None or fast is None or not fast.ready:
+        return [{"skipped": "not an ivf index with its fast stage ready"}]
+    out = []
+    implem = int(fast._index.implem)
+    try:
+        for nprobe in nprobes:
+            for imp in (0, 14):
+                index._params = dataclasses.replace(params, nprobe=nprobe)
+                fast._index.implem = imp
+                times, candidates = index_pass(indexes, slot, queries)
+                row: dict[str, Any] = {"nprobe": nprobe, "implem": imp, "k10_ms": times}
+                if exact is not None:
+                    row["accuracy"] = exact.score(subjects, candidates)
+                out.append(row)
+    finally:
+        index._params = params
+        fast._index.implem = implem
+    return out
 
 
 _RSS_CODE = """
@@ -380,6 +445,11 @@ def main() -> None:
     parser.add_argument(
         "--no-accuracy", action="store_true", help="skip the exact comparison (step 3b)"
     )
+    parser.add_argument(
+        "--sweep",
+        default="",
+        help="nprobe values, comma-separated, to measure the index at besides its own (3c)",
+    )
     parser.add_argument("--objectors", type=int, default=0, help="step 6: suppression rows")
     parser.add_argument("--past-searches", type=int, default=0, help="step 6: stored searches")
     parser.add_argument(
@@ -451,17 +521,17 @@ def main() -> None:
 
     # 3b. The index alone, and its candidates against exact search.
     queries = np.stack([probe(args.seed, i, draw=n + 1) for n, i in enumerate(wanted)])[1:]
-    index_times = []
-    candidates = []
-    for q in queries:
-        started = time.perf_counter()
-        services.indexes.search(slot, q[None, :], 10)
-        index_times.append((time.perf_counter() - started) * 1000)
-        candidates.append([h.id for h in services.indexes.search(slot, q[None, :], 40)[0]])
-    result["index_search_k10_ms_p50"] = round(float(np.percentile(index_times, 50)), 2)
-    result["index_search_k10_ms_p95"] = round(float(np.percentile(index_times, 95)), 2)
-    if not args.no_accuracy:
-        result["accuracy"] = accuracy(services, filled, queries, wanted[1:], candidates)
+    times, candidates = index_pass(services.indexes, slot, queries)
+    result["index_search_k10_ms_p50"] = times["p50"]
+    result["index_search_k10_ms_p95"] = times["p95"]
+    exact = None if args.no_accuracy else Exact(services, filled, queries)
+    if exact is not None:
+        result["accuracy"] = exact.score(wanted[1:], candidates)
+    if args.sweep:
+        nprobes = [int(x) for x in args.sweep.split(",")]
+        result["sweep"] = nprobe_sweep(services.indexes, slot, queries, wanted[1:], exact, nprobes)
+        print(json.dumps(result["sweep"]), flush=True)
+    del exact  # 4 bytes x 128 a face
     result["index_rss"] = index_rss(settings)
 
     # 4. One more enrolment.

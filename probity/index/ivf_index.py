@@ -265,6 +265,11 @@ class IvfIndex:
         self._generation = 0  # bumped by clear(): a retraining begun before is dropped
         self._fast: FastStage | None = None  # the 4-bit first stage of the live SQ8 layout
         self._fast_thread: threading.Thread | None = None
+        # A layout trained during a bulk build (``reserve``) gets its fast stage only when it
+        # is first searched (``_start_deferred_fast``), not while the batches go in: a first
+        # build's process (``index rebuild``, a restore) often saves and exits without a
+        # search, and building the stage beside the batches cost one core for nothing.
+        self._fast_deferred = False
         if dimension is None or self._path.exists():
             self._load()
         else:
@@ -379,6 +384,7 @@ class IvfIndex:
             n = int(self._index.ntotal)
             if n == 0 or normalised.shape[0] == 0:
                 return [[] for _ in range(normalised.shape[0])]
+            self._start_deferred_fast()
             if self._params is not None and self._fast is not None and self._fast.ready:
                 return [self._search_fast(row[None, :], min(k, n)) for row in normalised]
             if self._params is not None:
@@ -393,7 +399,10 @@ class IvfIndex:
 
     def wait_for_fast_stage(self, timeout: float | None = None) -> bool:
         """Wait for a background build of the fast stage (tests, benches). True once the live
-        layout's fast stage answers searches (or the index is flat and needs none)."""
+        layout's fast stage answers searches (or the index is flat and needs none). Starts
+        one a bulk build deferred, as a search would."""
+        with self._lock:
+            self._start_deferred_fast()
         thread = self._fast_thread
         if thread is not None:
             thread.join(timeout)
@@ -423,6 +432,7 @@ class IvfIndex:
             self._relaid = True
             self._generation += 1  # a retraining in flight is dropped
             self._fast = None  # and so is a fast-stage build (it checks this)
+            self._fast_deferred = False
             self._journal = None
             self._dirty = set()
 
@@ -509,7 +519,7 @@ class IvfIndex:
         """(Re)build as IVF-SQ8 trained on these vectors, inline; every file is written anew."""
         ids, vectors = data
         planned, self._planned = self._planned, 0
-        self._install(self._build(ids, vectors, planned))
+        self._install(self._build(ids, vectors, planned), defer_fast=planned > 0)
 
     def _start_retrain(self) -> None:
         """Under the lock: start building a retrained layout beside the live one (``_retrain``),
@@ -592,8 +602,9 @@ class IvfIndex:
         order = np.argsort(ids, kind="stable")
         return _Layout(index, params, ids[order].astype(np.int64), lists[order].astype(np.int32))
 
-    def _install(self, layout: _Layout) -> None:
-        """Make ``layout`` the live index (under the lock); every file is written anew."""
+    def _install(self, layout: _Layout, *, defer_fast: bool = False) -> None:
+        """Make ``layout`` the live index (under the lock); every file is written anew.
+        ``defer_fast``: a bulk build trained it; its fast stage waits for the first search."""
         self._index = layout.index
         self._params = layout.params
         self._map_ids = layout.map_ids
@@ -603,19 +614,33 @@ class IvfIndex:
         self._trained_file = None
         self._relaid = True
         self._dirty = set()
-        self._start_fast()
+        self._fast = None
+        self._fast_deferred = defer_fast
+        if not defer_fast:
+            self._start_fast()
 
     def _assign(self, vectors: NDArray[np.float32]) -> NDArray[np.int64]:
         return _assign(self._index, vectors)
 
     # -- internals: the fast stage --------------------------------------------------------
 
-    def _start_fast(self) -> None:
+    def _start_deferred_fast(self) -> None:
+        """Under the lock, at a search: start the fast stage a bulk build deferred, always in
+        the background (a search must not wait seconds for it; the SQ8 scan answers)."""
+        if self._fast_deferred and self._params is not None and self._fast is None:
+            self._fast_deferred = False
+            self._start_fast(inline=False)
+
+    def _start_fast(self, *, inline: bool | None = None) -> None:
         """Under the lock, after an SQ8 layout became live: give it a fast stage, built inline
-        when small (``FAST_INLINE_MAX``), else in a background thread (``_build_fast_behind``)."""
+        when small (``FAST_INLINE_MAX``), else in a background thread (``_build_fast_behind``).
+        ``inline`` forces one or the other."""
         stage = FastStage(self._index, self._faiss)
         self._fast = stage
-        if int(self._index.ntotal) <= FAST_INLINE_MAX:
+        self._fast_deferred = False
+        if inline is None:
+            inline = int(self._index.ntotal) <= FAST_INLINE_MAX
+        if inline:
             stage.train(stage.training_sample())
             stage.build(stage.nlist)
             return

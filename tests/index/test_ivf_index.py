@@ -238,7 +238,12 @@ def test_a_bulk_build_told_its_size_trains_once_for_that_size(
     assert trainings == [first]
     assert index.params == ivf.choose_params(len(everything))
     assert len(index) == len(everything)
+    # No fast stage was built beside the batches; the first search starts one, behind.
+    assert index._fast is None and index._fast_thread is None
     hits = index.search(everything[-3:], 1)
+    assert index._fast is not None and index._fast_thread is not None
+    assert index.wait_for_fast_stage(timeout=60) and mirrors(index)
+    assert [h[0].id for h in index.search(everything[-3:], 1)] == [h[0].id for h in hits]
     assert [h[0].id for h in hits] == [
         len(everything) - 3,
         len(everything) - 2,
