@@ -483,6 +483,94 @@ class IvfIndex:
                 {s["file"] for s in manifest["segments"]} | _trained(manifest)
             )
 
+    def reload(self) -> bool:
+        """Bring this open index up to what its files hold after another process saved
+        them, reading only the segments whose files changed. True when done; False when it
+        must be opened anew instead: a new layout (a retraining, a first training, a
+        clear), a flat index (small: reopening is cheap), or changes of this process not
+        saved yet (the caller's reopen then drops them, as it always did).
+
+        Why: the ``IndexSet`` re-opens an index whose manifest changed on disk (a CLI
+        enrolment beside a running server). At 10M a full open reads and decrypts about
+        1.4 GB of segments, holding the ``IndexSet`` lock meanwhile, and rebuilds the fast
+        stage (about 40 s of one core); an enrolment's save changes one or two segments of
+        about 2 MB. Everything is read and checked before anything changes: a segment that
+        cannot be read raises ``IndexFileUnreadable`` with this index as it was."""
+        with self._save_lock, self._lock:
+            if self._params is None or self._dirty or self._relaid or self._journal is not None:
+                return False
+            if self._retraining is not None and self._retraining.is_alive():
+                return False
+            header, params, segments, trained = self._read_manifest()
+            same_layout = (
+                params is not None
+                and trained == self._trained_file
+                and (params.nlist, params.segments) == (self._params.nlist, self._params.segments)
+                and len(segments) == len(self._segments)
+            )
+            if not same_layout:
+                return False
+            assert params is not None
+            changed = [
+                n for n, (a, b) in enumerate(zip(self._segments, segments, strict=True)) if a != b
+            ]
+            code_size = int(self._index.code_size)
+            parts = [_unpack_lists(self._read_segment(segments[n]), code_size) for n in changed]
+            invlists = self._index.invlists
+            total = int(self._index.ntotal)
+            for lo, hi, sizes, _, _ in parts:
+                total += sum(sizes) - sum(int(invlists.list_size(lst)) for lst in range(lo, hi))
+            if total != header.count:
+                return False  # not the lists this manifest describes: open it anew
+            self._replace_lists(parts)
+            self._params, self._segments = params, segments
+            self._applied_seq = header.applied_seq
+            return True
+
+    def _replace_lists(
+        self, parts: list[tuple[int, int, list[int], NDArray[np.int64], NDArray[np.uint8]]]
+    ) -> None:
+        """Under the lock: make lists ``[lo, hi)`` of each part exactly the part's (SQ8
+        lists, fast stage and id -> list map)."""
+        faiss, invlists = self._faiss, self._index.invlists
+        code_size = int(self._index.code_size)
+        self._merge_pending()
+        drop = np.zeros(self._map_lists.shape[0], bool)
+        new_ids, new_lists = [], []
+        for lo, hi, sizes, ids, codes in parts:
+            drop |= (self._map_lists >= lo) & (self._map_lists < hi)
+            start = 0
+            for lst, size in zip(range(lo, hi), sizes, strict=True):
+                self._index.ntotal = int(self._index.ntotal) - int(invlists.list_size(lst))
+                invlists.resize(lst, 0)
+                if size:
+                    part_ids = np.ascontiguousarray(ids[start : start + size])
+                    invlists.add_entries(
+                        lst,
+                        size,
+                        faiss.swig_ptr(part_ids),
+                        faiss.swig_ptr(
+                            np.ascontiguousarray(
+                                codes[start * code_size : (start + size) * code_size]
+                            )
+                        ),
+                    )
+                    self._index.ntotal = int(self._index.ntotal) + size
+                    new_ids.append(part_ids.copy())
+                    new_lists.append(np.full(size, lst, np.int32))
+                if self._fast is not None:
+                    self._fast.refill(lst)
+                start += size
+        kept_ids, kept_lists = self._map_ids[~drop], self._map_lists[~drop]
+        if new_ids:
+            more_ids, more_lists = np.concatenate(new_ids), np.concatenate(new_lists)
+            order = np.argsort(more_ids, kind="stable")
+            more_ids, more_lists = more_ids[order], more_lists[order]
+            at = np.searchsorted(kept_ids, more_ids)
+            kept_ids = np.insert(kept_ids, at, more_ids)
+            kept_lists = np.insert(kept_lists, at, more_lists)
+        self._map_ids, self._map_lists = kept_ids, kept_lists
+
     # -- internals: structure -------------------------------------------------------------
 
     def _flat(self) -> Any:
@@ -867,14 +955,16 @@ class IvfIndex:
         if removed:
             fsync_directory(self._path.parent)
 
-    def _load(self) -> None:
-        faiss = self._faiss
+    def _read_manifest(
+        self,
+    ) -> tuple[Any, IvfParams | None, list[_Segment], _Segment | None]:
+        """The manifest file's header and what it names: (header, params, segments, the
+        trained file's entry)."""
         payload, header = read_sealed(self._path, seal=self._seal, backend=BACKEND)
         if self._dimension and header.dimension != self._dimension:
             raise self._unreadable(
                 f"holds dimension {header.dimension} vectors, expected {self._dimension}"
             )
-        self._dimension = check_dimension(header.dimension)
         try:
             manifest = json.loads(bytes(payload))
             segments = [_segment(s) for s in manifest["segments"]]
@@ -889,6 +979,12 @@ class IvfIndex:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise self._unreadable(f"holds no valid manifest ({error})") from error
+        return header, params, segments, trained
+
+    def _load(self) -> None:
+        faiss = self._faiss
+        header, params, segments, trained = self._read_manifest()
+        self._dimension = check_dimension(header.dimension)
         self._params, self._segments, self._trained_file = params, segments, trained
         if params is None:
             self._index = self._flat()
@@ -912,15 +1008,10 @@ class IvfIndex:
             parts_i, parts_l = [], []
             total = 0
             for s in segments:
-                data = self._read_segment(s)
-                lo, hi = (int(v) for v in np.frombuffer(data, np.int64, 2))
-                sizes = np.frombuffer(data, np.int64, hi - lo, 16)
-                n = int(sizes.sum())
-                off = 16 + 8 * (hi - lo)
-                ids = np.frombuffer(data, np.int64, n, off)
-                codes = np.frombuffer(data, np.uint8, n * code_size, off + 8 * n)
+                lo, hi, sizes, ids, codes = _unpack_lists(self._read_segment(s), code_size)
+                n = ids.shape[0]
                 start = 0
-                for lst, size in zip(range(lo, hi), sizes.tolist(), strict=True):
+                for lst, size in zip(range(lo, hi), sizes, strict=True):
                     if size:
                         index.invlists.add_entries(
                             lst,
@@ -982,6 +1073,20 @@ def _build_fast_behind(owner: weakref.ref[IvfIndex], stage: FastStage) -> None:
                 return
             stage.build(stage.built + FAST_CHUNK_LISTS)
         del index
+
+
+def _unpack_lists(
+    data: NDArray[np.uint8], code_size: int
+) -> tuple[int, int, list[int], NDArray[np.int64], NDArray[np.uint8]]:
+    """An IVF segment's payload (``IvfIndex._pack_lists``): (lo, hi, each list's size, the
+    ids, the codes), the arrays views of ``data``."""
+    lo, hi = (int(v) for v in np.frombuffer(data, np.int64, 2))
+    sizes = np.frombuffer(data, np.int64, hi - lo, 16)
+    n = int(sizes.sum())
+    off = 16 + 8 * (hi - lo)
+    ids = np.frombuffer(data, np.int64, n, off)
+    codes = np.frombuffer(data, np.uint8, n * code_size, off + 8 * n)
+    return lo, hi, sizes.tolist(), ids, codes
 
 
 def _assign(index: Any, vectors: NDArray[np.float32]) -> NDArray[np.int64]:

@@ -480,3 +480,118 @@ def test_the_fast_stage_grows_a_list_across_block_and_byte_boundaries() -> None:
     stage.refill(0)  # as after a removal
     got, expected = stage.list_codes(0)
     assert np.array_equal(got, expected) and len(stage) == held
+
+
+def same_lists(a: IvfIndex, b: IvfIndex) -> bool:
+    """Whether two IVF indexes hold the same lists (ids and codes, in order) and map."""
+    assert a.params is not None and b.params is not None
+    for lst in range(a.params.nlist):
+        ids_a, codes_a = a._list(lst)
+        ids_b, codes_b = b._list(lst)
+        if not (np.array_equal(ids_a, ids_b) and np.array_equal(codes_a, codes_b)):
+            return False
+    a._merge_pending()
+    b._merge_pending()
+    return bool(
+        np.array_equal(a._map_ids, b._map_ids) and np.array_equal(a._map_lists, b._map_lists)
+    )
+
+
+def test_another_process_s_save_is_taken_in_by_reading_only_its_changed_segments(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """``reload``: after another process (here a second ``IvfIndex`` on the same file)
+    added and removed a few vectors and saved, this one reads the segments that changed and
+    no other, and then holds what a fresh open of the file holds: lists, map, fast stage,
+    applied seq; its own later changes save as usual."""
+    _, vectors = people
+    other = IvfIndex(built.path, DIMENSION, seal)
+    rng = np.random.default_rng(31)
+    extra = unit(rng.normal(size=(3, DIMENSION)).astype(np.float32))
+    assert other.remove([4, 5]) == 2
+    other.add(np.arange(80_000, 80_003), extra)
+    other.mark_applied(12)
+    other.save()
+    changed = {s.file for s in other._segments} - {s.file for s in built._segments}
+    assert 0 < len(changed) < len(built._segments)
+    read: list[str] = []
+    original = IvfIndex._read_segment
+
+    def counted(self: IvfIndex, segment: object) -> NDArray[np.uint8]:
+        read.append(segment.file)  # type: ignore[attr-defined]
+        return original(self, segment)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IvfIndex, "_read_segment", counted)
+        assert built.reload()
+    assert set(read) == changed and len(read) == len(changed)
+    fresh = IvfIndex(built.path, DIMENSION, seal)
+    assert same_lists(built, fresh) and mirrors(built)
+    assert built.applied_seq == 12 and len(built) == len(fresh) == len(vectors) + 1
+    assert built.search(extra[1:2], 1)[0][0].id == 80_001
+    assert all(h.id not in (4, 5) for h in built.search(vectors[4:5], 5)[0])
+    # Nothing of its own to write; a change of its own afterwards saves as before.
+    assert built._collect_writes() == []
+    assert built.remove([80_002]) == 1
+    built.save()
+    again = IvfIndex(built.path, DIMENSION, seal)
+    assert same_lists(built, again) and 80_002 not in again.ids().tolist()
+
+
+def test_a_reload_is_refused_for_a_new_layout_or_unsaved_changes(
+    built: IvfIndex, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """A retraining elsewhere is a new layout, and changes this process has not saved
+    would be lost: ``reload`` says False (the ``IndexSet`` then opens the file anew) and
+    changes nothing; a changed segment that cannot be read raises, and changes nothing."""
+    _, vectors = people
+    other = IvfIndex(built.path, DIMENSION, seal)
+    other.add([90_000], vectors[:1])
+    other.save()
+    assert built.remove([7]) == 1  # not saved
+    before = built.ids().copy()
+    assert not built.reload()
+    assert np.array_equal(built.ids(), before)
+    mine = IvfIndex(built.path, DIMENSION, seal)  # what the IndexSet does next: open anew
+    other._start_retrain()
+    assert other.wait_for_retraining(timeout=60)
+    other.save()
+    assert not mine.reload()
+    mine = IvfIndex(built.path, DIMENSION, seal)
+    third = IvfIndex(built.path, DIMENSION, seal)
+    assert third.remove([8]) == 1
+    third.save()
+    changed = {s.file for s in third._segments} - {s.file for s in mine._segments}
+    assert changed
+    for name in changed:
+        (built.path.parent / name).write_bytes(b"not a segment")
+    before = mine.ids().copy()
+    with pytest.raises(IndexFileUnreadable):
+        mine.reload()
+    assert np.array_equal(mine.ids(), before) and mine.applied_seq == 9
+
+
+def test_an_index_set_takes_in_another_process_s_save_without_opening_the_index_anew(
+    tmp_path: Path, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """Two ``IndexSet`` objects over one folder (a running server and a CLI enrolment):
+    the server's index object stays the same one after the CLI saved, and holds the CLI's
+    vector; nothing but the changed segments was read."""
+    from probity.domain.faces import ModelVersion
+    from probity.services.indexes import IndexSet, IndexSlot
+
+    _, vectors = people
+    slot = IndexSlot("g1", ModelVersion("fake", "1", DIMENSION))
+    server = IndexSet(directory=tmp_path / "index", backend="ivf", seal=seal)
+    cli = IndexSet(directory=tmp_path / "index", backend="ivf", seal=seal)
+    server.add(slot, list(range(len(vectors))), vectors)
+    opened = server.get(slot)
+    assert isinstance(opened, IvfIndex) and opened.params is not None
+    rng = np.random.default_rng(41)
+    late = unit(rng.normal(size=(1, DIMENSION)).astype(np.float32))
+    cli.add(slot, [100_000], late)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IvfIndex, "_load", lambda self: pytest.fail("opened anew"))
+        assert server.get(slot) is opened
+    assert opened.search(late, 1)[0][0].id == 100_000
+    assert server.search(slot, late, 1)[0][0].id == 100_000
