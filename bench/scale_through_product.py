@@ -406,6 +406,42 @@ def loaded_search(
     }
 
 
+def reload_after_other_save(indexes: IndexSet, slot: IndexSlot, query: np.ndarray) -> Any:
+    """A second ``IndexSet`` over the same files (what a CLI process beside the server
+    holds) takes one template out and puts it back (its vector read from the database, so
+    the index still matches it) and saves: the segment holding it is rewritten. Then the
+    bench's own ``IndexSet`` is asked for the index, as the server's next search asks:
+    the time of that call, and whether the index object was kept (reloaded in place) or
+    opened anew."""
+    import gc
+
+    assert indexes.log is not None
+    mine = indexes.get(slot)
+    template_id = indexes.search(slot, query[None, :], 1)[0][0].id
+    found, vectors = indexes.log.vectors([template_id])
+    other = IndexSet(
+        directory=indexes.directory, backend=indexes.backend, seal=indexes.seal, log=indexes.log
+    )
+    started = time.perf_counter()
+    theirs = other.get(slot)
+    open_s = time.perf_counter() - started
+    theirs.remove(np.asarray([template_id], np.int64))
+    theirs.add(np.asarray(found, np.int64), np.stack(vectors))
+    theirs.save()
+    del theirs, other
+    gc.collect()
+    started = time.perf_counter()
+    after = indexes.get(slot)
+    took = time.perf_counter() - started
+    hit = indexes.search(slot, np.stack(vectors), 1)[0][0].id
+    return {
+        "other_process_open_s": round(open_s, 2),
+        "next_get_ms": round(took * 1000, 1),
+        "kept_in_place": after is mine,
+        "template_found_after": hit == template_id,
+    }
+
+
 def erase_one(services: Any, wanted: list[int], gallery: str, indexes: IndexSet) -> dict[str, Any]:
     """Step 5: erase one subject (the first of ``wanted`` an earlier run did not erase)."""
     from probity.errors import SubjectNotFound
@@ -554,6 +590,10 @@ def main() -> None:
     )
     result["enrol_one_ms"] = round((time.perf_counter() - started) * 1000, 1)
     result["enrol_one_index_ms"] = round(parts.get("index", 0.0) * 1000, 1)
+
+    # 4b. Another process's save (a CLI enrolment beside the server): the server's index
+    # takes in the changed segments (``IvfIndex.reload``) instead of opening the file anew.
+    result["reload_after_other_save"] = reload_after_other_save(indexes, slot, queries[0])
 
     # 5. Erasing one subject.
     if not args.no_erase:

@@ -541,26 +541,28 @@ class IvfIndex:
             drop |= (self._map_lists >= lo) & (self._map_lists < hi)
             start = 0
             for lst, size in zip(range(lo, hi), sizes, strict=True):
+                part_ids = np.ascontiguousarray(ids[start : start + size])
+                part_codes = np.ascontiguousarray(
+                    codes[start * code_size : (start + size) * code_size]
+                )
+                start += size
+                if size:
+                    new_ids.append(part_ids.copy())
+                    new_lists.append(np.full(size, lst, np.int32))
+                held_ids, held_codes = self._list(lst)
+                if np.array_equal(held_ids, part_ids) and np.array_equal(
+                    held_codes.reshape(-1), part_codes
+                ):
+                    continue  # unchanged (a segment holds many lists; one or two changed)
                 self._index.ntotal = int(self._index.ntotal) - int(invlists.list_size(lst))
                 invlists.resize(lst, 0)
                 if size:
-                    part_ids = np.ascontiguousarray(ids[start : start + size])
                     invlists.add_entries(
-                        lst,
-                        size,
-                        faiss.swig_ptr(part_ids),
-                        faiss.swig_ptr(
-                            np.ascontiguousarray(
-                                codes[start * code_size : (start + size) * code_size]
-                            )
-                        ),
+                        lst, size, faiss.swig_ptr(part_ids), faiss.swig_ptr(part_codes)
                     )
                     self._index.ntotal = int(self._index.ntotal) + size
-                    new_ids.append(part_ids.copy())
-                    new_lists.append(np.full(size, lst, np.int32))
                 if self._fast is not None:
                     self._fast.refill(lst)
-                start += size
         kept_ids, kept_lists = self._map_ids[~drop], self._map_lists[~drop]
         if new_ids:
             more_ids, more_lists = np.concatenate(new_ids), np.concatenate(new_lists)
