@@ -266,11 +266,6 @@ class IvfIndex:
         self._generation = 0  # bumped by clear(): a retraining begun before is dropped
         self._fast: FastStage | None = None  # the 4-bit first stage of the live SQ8 layout
         self._fast_thread: threading.Thread | None = None
-        # A layout trained during a bulk build (``reserve``) gets its fast stage only when it
-        # is first searched (``_start_deferred_fast``), not while the batches go in: a first
-        # build's process (``index rebuild``, a restore) often saves and exits without a
-        # search, and building the stage beside the batches cost one core for nothing.
-        self._fast_deferred = False
         if dimension is None or self._path.exists():
             self._load()
         else:
@@ -433,7 +428,6 @@ class IvfIndex:
             self._relaid = True
             self._generation += 1  # a retraining in flight is dropped
             self._fast = None  # and so is a fast-stage build (it checks this)
-            self._fast_deferred = False
             self._journal = None
             self._dirty = set()
 
@@ -706,7 +700,6 @@ class IvfIndex:
         self._relaid = True
         self._dirty = set()
         self._fast = None
-        self._fast_deferred = defer_fast
         if not defer_fast:
             self._start_fast()
 
@@ -716,10 +709,12 @@ class IvfIndex:
     # -- internals: the fast stage --------------------------------------------------------
 
     def _start_deferred_fast(self) -> None:
-        """Under the lock, at a search: start the fast stage a bulk build deferred, always in
-        the background (a search must not wait seconds for it; the SQ8 scan answers)."""
-        if self._fast_deferred and self._params is not None and self._fast is None:
-            self._fast_deferred = False
+        """Under the lock, at a search: an SQ8 layout without a fast stage is one a bulk build
+        trained (``_install(defer_fast=True)``: a first build's process, ``index rebuild`` or
+        a restore, often saves and exits without a search, so the stage is not built beside
+        its batches). Start it, always in the background: a search must not wait seconds for
+        it, and the SQ8 scan answers meanwhile."""
+        if self._params is not None and self._fast is None:
             self._start_fast(inline=False)
 
     def _start_fast(self, *, inline: bool | None = None) -> None:
@@ -728,7 +723,6 @@ class IvfIndex:
         ``inline`` forces one or the other."""
         stage = FastStage(self._index, self._faiss)
         self._fast = stage
-        self._fast_deferred = False
         if inline is None:
             inline = int(self._index.ntotal) <= FAST_INLINE_MAX
         if inline:
