@@ -289,6 +289,19 @@ def index_rss(settings: Settings) -> dict[str, Any]:
     return dict(got)
 
 
+def disk_read_bytes() -> int:
+    """Bytes this process has had read from storage so far (Linux ``/proc/self/io``,
+    ``read_bytes``: what missed the page cache), or -1 where that is not available. A
+    search's share of it is what the database costs once it is larger than the cache."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
 @contextmanager
 def profiled(directory: Path | None, name: str) -> Iterator[None]:
     """With ``--profile DIR``: cProfile the block and write its 40 costliest calls (by
@@ -388,6 +401,7 @@ def loaded_search(
         done += count
     seeded_s = time.perf_counter() - started
     times, right = [], 0
+    read_before = disk_read_bytes()
     # 25: under the per-person limit of 30 searches a minute (the searches counted here).
     with profiled(args.profile, "loaded-search"):
         for i, data in zip(wanted[:25], probes[:25], strict=True):
@@ -402,6 +416,7 @@ def loaded_search(
         "seeding_s": round(seeded_s, 1),
         "search_ms_p50": round(float(np.percentile(times, 50)), 1),
         "search_ms_p95": round(float(np.percentile(times, 95)), 1),
+        "search_disk_read_kib_mean": round((disk_read_bytes() - read_before) / 1024 / 25, 1),
         "true_subject_first": f"{right}/{len(times)}",
     }
 
@@ -489,6 +504,12 @@ def main() -> None:
     parser.add_argument("--objectors", type=int, default=0, help="step 6: suppression rows")
     parser.add_argument("--past-searches", type=int, default=0, help="step 6: stored searches")
     parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="step 1 only: build and save the index, print its time, stop (a later run "
+        "then starts at step 2)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write cProfile tables of steps 3 and 6 to this folder"
     )
     args = parser.parse_args()
@@ -509,6 +530,11 @@ def main() -> None:
     services.indexes.size(slot)
     result["index_first_build_s"] = round(time.perf_counter() - started, 2)
     services.close()
+    if args.build_only:
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return
 
     # 2. Server start and first search.
     engines, engine = engines_for(settings, model)
@@ -544,6 +570,7 @@ def main() -> None:
 
     # 3. Searches.
     times, right = [], 0
+    read_before = disk_read_bytes()
     with profiled(args.profile, "search"):
         for i, data in zip(wanted[1:], probes[1:], strict=True):
             started = time.perf_counter()
@@ -553,6 +580,10 @@ def main() -> None:
             right += int(top == reference(i))
     result["search_ms_p50"] = round(float(np.percentile(times, 50)), 1)
     result["search_ms_p95"] = round(float(np.percentile(times, 95)), 1)
+    if read_before >= 0:
+        result["search_disk_read_kib_mean"] = round(
+            (disk_read_bytes() - read_before) / 1024 / len(times), 1
+        )
     result["true_subject_first"] = f"{right}/{len(times)}"
 
     # 3b. The index alone, and its candidates against exact search.

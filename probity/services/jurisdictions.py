@@ -148,14 +148,20 @@ class JurisdictionService:
             return Exclusions(JurisdictionRules(session).all())
 
     def withheld(
-        self, enrolments: Mapping[K, Enrolment], galleries: Mapping[GalleryId, Gallery]
+        self,
+        enrolments: Mapping[K, Enrolment],
+        galleries: Mapping[GalleryId, Gallery],
+        *,
+        exclusions: Exclusions | None = None,
     ) -> set[K]:
         """The keys of ``enrolments`` (by template id in search, by enrolment id in stored
         results) whose records a rule excludes: left out of every candidate list, at any
-        rank. ``galleries`` by id, for each enrolment's organisation. One query."""
+        rank. ``galleries`` by id, for each enrolment's organisation. One query, unless the
+        caller passes the ``exclusions`` it already read (``exclusions()``)."""
         if not enrolments:
             return set()
-        exclusions = self.exclusions()
+        if exclusions is None:
+            exclusions = self.exclusions()
         if not exclusions:
             return set()
         return {

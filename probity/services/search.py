@@ -619,7 +619,7 @@ class SearchService:
                 )
                 for i, hits in zip(asked, per_query, strict=True):
                     raw[i].extend((h.id, gallery) for h in hits)
-            hits_per_face, found = self._rescore(searchable, raw, vectors, tables)
+            hits_per_face, found = self._rescore(searchable, raw, vectors, tables, k)
         return [
             self._face_result(i, f, hits_per_face.get(i), found, k, thresholds, tables, size)
             for i, f in faces
@@ -631,12 +631,24 @@ class SearchService:
         raw: dict[int, list[tuple[int, Gallery]]],
         probes: dict[tuple[int, str], NDArray[np.float32]],
         tables: dict[str, FmrTable],
+        k: int,
     ) -> tuple[dict[int, list[_Scored]], _Found]:
         """One fused distance per candidate subject, from all of the subject's decrypted
-        templates of the gallery's model, and the enrolments and subjects behind them: the
-        hits' templates name the subjects, then one read fetches every template of those
-        subjects (all in one transaction)."""
+        templates of the gallery's model, and the enrolments and subjects of the candidates
+        the search will show: the hits' templates name the subjects, then one read fetches
+        every template of those subjects and their keys (one transaction); the names are
+        read afterwards for each face's first ``k`` only (``_names``).
+
+        Why the names come last: at 10M faces the database is larger than the page cache,
+        and every row read is a random read from disk. A search ranks about ``k x
+        OVERFETCH`` subjects but shows ``k``; reading the enrolment and subject rows of
+        the shown ones only saves about three quarters of those reads. The exception is a
+        jurisdiction rule in force: it withholds templates by their enrolment's
+        jurisdiction before fusing, so then every candidate's enrolment is read first."""
         wanted = {tid for hits in raw.values() for tid, _ in hits}
+        galleries = {g.id: g for hits in raw.values() for _, g in hits}
+        exclusions = self.jurisdictions.exclusions() if self.jurisdictions is not None else None
+        enrolments: dict[int, Enrolment] | None = None
         with self.db.read() as session:
             templates = Templates(session)
             hit_owners = {t.subject_id for t in templates.get_many(wanted).values()}
@@ -645,16 +657,15 @@ class SearchService:
             missing = hit_owners - keys.keys()
             if missing:  # a template whose subject's key is gone: as subject_key says
                 raise IntegrityError(f"subject {min(missing)} has no data key (erased?)")
-            enrolments = Enrolments(session).by_template_ids(sealed)
-            subjects = Subjects(session).get_many(e.subject_id for e in enrolments.values())
-        galleries = {g.id: g for hits in raw.values() for _, g in hits}
-        sealed = {  # only the templates of a searched gallery's own model
-            tid: t
-            for tid, t in sealed.items()
-            if t.gallery_id in galleries and t.model_key == galleries[t.gallery_id].model.key
-        }
-        if self.jurisdictions is not None:  # never a record from an excluded jurisdiction
-            hidden = self.jurisdictions.withheld(enrolments, galleries)
+            sealed = {  # only the templates of a searched gallery's own model
+                tid: t
+                for tid, t in sealed.items()
+                if t.gallery_id in galleries and t.model_key == galleries[t.gallery_id].model.key
+            }
+            if exclusions:  # never a record from an excluded jurisdiction
+                enrolments = Enrolments(session).by_template_ids(sealed)
+        if self.jurisdictions is not None and exclusions and enrolments is not None:
+            hidden = self.jurisdictions.withheld(enrolments, galleries, exclusions=exclusions)
             sealed = {tid: t for tid, t in sealed.items() if tid not in hidden}
         vectors = {
             tid: Vault.open_vector(keys[t.subject_id], t.subject_id, t.sealed_vector)
@@ -684,7 +695,39 @@ class SearchService:
                 scored[i].append(
                     _Scored(fused.distance, tids[fused.best], gallery, rank_key, fused.count)
                 )
-        return scored, _Found(enrolments, subjects)
+            scored[i].sort(key=lambda s: (s.rank_key, s.template_id))
+        return scored, self._names(scored, k, enrolments)
+
+    def _names(
+        self, ranked: dict[int, list[_Scored]], k: int, enrolments: dict[int, Enrolment] | None
+    ) -> _Found:
+        """The enrolment and subject rows of each face's first ``k`` ranked candidates that
+        have both (``_face_result`` lists exactly those). ``enrolments``: every candidate's
+        enrolment, when the caller had to read them all (a jurisdiction rule in force).
+
+        One read transaction, usually one query each for enrolments and subjects: a
+        candidate whose rows are gone (erased since the vectors were read, in another
+        transaction) is passed over, and the next ranked ones are read in their place."""
+        found = _Found({}, {})
+        asked: set[int] = set()
+        with self.db.read() as session:
+            rows, people = Enrolments(session), Subjects(session)
+            while True:
+                need = [tid for rows_ in ranked.values() for tid in _unread(rows_, k, asked, found)]
+                if not need:
+                    return found
+                asked.update(need)
+                got = (
+                    rows.by_template_ids(need)
+                    if enrolments is None
+                    else {tid: enrolments[tid] for tid in need if tid in enrolments}
+                )
+                found.subjects.update(
+                    people.get_many({e.subject_id for e in got.values()} - found.subjects.keys())
+                )
+                found.enrolments.update(
+                    {tid: e for tid, e in got.items() if e.subject_id in found.subjects}
+                )
 
     def _face_result(
         self,
@@ -705,10 +748,9 @@ class SearchService:
                 outcome=FaceOutcome.REFUSED_QUALITY,
                 refusal_reasons=tuple(quality_reasons(face.quality, self.probe_floor)),
             )
-        ranked = sorted(scored, key=lambda s: (s.rank_key, s.template_id))
         enrolments, subjects = found.enrolments, found.subjects
         candidates: list[Candidate] = []
-        for s in ranked:
+        for s in scored:  # ranked (``_rescore``)
             enrolment = enrolments.get(s.template_id)
             if enrolment is None:  # a template without an enrolment row is ignored
                 continue
@@ -751,6 +793,23 @@ class SearchService:
                 sum(min(1.0, c.expected_strangers or 0.0) for c in candidates), 2
             ),
         )
+
+
+def _unread(ranked: list[_Scored], k: int, asked: set[int], found: _Found) -> list[int]:
+    """The template ids, in rank order, whose rows must still be read for this face to show
+    ``k`` candidates: walking down the ranking, a candidate already read counts if its rows
+    were found, and one not yet read is taken as if it will be found."""
+    need: list[int] = []
+    shown = 0
+    for s in ranked:
+        if shown == k:
+            break
+        if s.template_id not in asked:
+            need.append(s.template_id)
+            shown += 1
+        elif s.template_id in found.enrolments:
+            shown += 1
+    return need
 
 
 def _within(distance: float, threshold: Threshold) -> bool | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 
 from probity.domain.case import AuthorisationStatus
+from probity.domain.gallery import Enrolment, Subject
 from probity.domain.search import FaceOutcome, SearchOutcome, ThresholdMode, threshold_wording
 from probity.engine.thresholds import DLIB_TABLE, distance_at_fmr, fmr_at
 from probity.errors import (
@@ -20,6 +23,7 @@ from probity.errors import (
 from probity.services.clock import ManualClock
 from probity.services.container import Services
 from probity.services.indexes import IndexSlot
+from probity.storage.repositories import Enrolments, Subjects
 from probity.storage.tables import SubjectRow
 from tests.fakes import BAD_QUALITY, FakeEngine, make_image, near, unit
 from tests.services.conftest import ACTOR, PROVENANCE
@@ -215,6 +219,63 @@ def test_verify_the_right_and_a_wrong_subject_within_a_case(
         svc.search.verify(
             actor=ACTOR, case_reference="C-1", probe=probe, gallery=gallery, subject_reference="S-2"
         )
+
+
+def test_search_reads_the_names_of_the_shown_candidates_only(
+    svc: Services,
+    enrolled: dict[str, np.ndarray],
+    fake_engine: FakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The enrolment and subject rows are read for the ``top_k`` rows shown, not for every
+    candidate ranked (at 10M faces each row is a random read from disk). Every candidate is
+    still re-scored: the two shown are the two nearest of all five."""
+    asked: dict[str, list[object]] = {"enrolments": [], "subjects": []}
+    by_template_ids, get_many = Enrolments.by_template_ids, Subjects.get_many
+
+    def enrolments_spy(self: Enrolments, ids: Iterable[int]) -> dict[int, Enrolment]:
+        wanted = list(ids)
+        asked["enrolments"].extend(wanted)
+        return by_template_ids(self, wanted)
+
+    def subjects_spy(self: Subjects, ids: Iterable[str]) -> dict[str, Subject]:
+        wanted = list(ids)
+        asked["subjects"].extend(wanted)
+        return get_many(self, wanted)
+
+    monkeypatch.setattr(Enrolments, "by_template_ids", enrolments_spy)
+    monkeypatch.setattr(Subjects, "get_many", subjects_spy)
+    probe = fake_engine.register(make_image(805), near(enrolled["S-3"], 0.2, 5))
+    result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, top_k=2)
+    shown = result.faces[0].candidates
+    nearest = sorted(enrolled, key=lambda r: float(np.linalg.norm(enrolled[r] - enrolled["S-3"])))
+    assert [c.subject_reference for c in shown] == nearest[:2]
+    assert len(asked["enrolments"]) == 2 and len(set(asked["subjects"])) == 2
+
+
+def test_a_candidate_erased_between_the_reads_is_passed_over(
+    svc: Services,
+    enrolled: dict[str, np.ndarray],
+    fake_engine: FakeEngine,
+    gallery: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The vectors and the names are read in two transactions. A subject erased in
+    between is not listed (its rows are gone), and the next one ranked takes its place."""
+    suppression = svc.search.suppression
+    assert suppression is not None
+    withhold = suppression.withhold
+
+    def erase_then_withhold(*args: Any, **kwargs: Any) -> Any:
+        kept = withhold(*args, **kwargs)
+        svc.erasure.erase(actor=ACTOR, gallery=gallery, reference="S-3", reason="court order")
+        return kept
+
+    monkeypatch.setattr(suppression, "withhold", erase_then_withhold)
+    probe = fake_engine.register(make_image(806), near(enrolled["S-3"], 0.2, 6))
+    result = svc.search.search(actor=ACTOR, case_reference="C-1", probe=probe, top_k=2)
+    refs = [c.subject_reference for c in result.faces[0].candidates]
+    assert "S-3" not in refs and len(refs) == 2
 
 
 def test_every_face_is_searched_and_face_can_be_picked(
