@@ -545,3 +545,43 @@ def test_a_hit_is_withheld_for_a_template_that_is_not_among_the_hits(
     for given in ({}, {"known": known, "keys": keys}):
         kept = svc.suppression.withhold(known, hits, **given)  # type: ignore[arg-type]
         assert {known[tid].subject_id for tid in kept} == {owners["OTHER"]}, given.keys()
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.6])  # unit descriptors (SFace), and shorter ones
+def test_the_float32_pass_decides_every_row_as_the_float64_distances_do(scale: float) -> None:
+    """``_near_any`` computes the (candidates x list) distances in float32 and recomputes
+    in float64 only the rows within rounding of their limit. Its answers must be exactly
+    those of comparing the float64 distances with the limit, borderline rows included:
+    here each row's limit is its nearest applying distance itself, a hair under it (1e-9,
+    1e-6) or over it, so a float32-only decision gets some of them wrong."""
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(3000, 128))
+    matrix = scale * matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    listed = suppression_module._List.of(
+        tuple(f"o{i}" for i in range(3000)),
+        tuple(None if i % 3 else "org-a" for i in range(3000)),
+        matrix.astype(np.float32).astype(np.float64),
+    )
+    rows = (matrix[:60] + rng.normal(scale=0.02, size=(60, 128))).astype(np.float32)
+    masks = [listed.applying_to(None if i % 2 else "org-b") for i in range(60)]
+    exact = suppression_module._distances(rows, listed.vectors, listed.squared)
+    offsets = (0.0, -1e-9, 1e-9, -1e-6, 1e-6, -1e-3)
+    limits = [float(exact[i][masks[i]].min()) + offsets[i % len(offsets)] for i in range(60)]
+    expected = [bool((exact[i][masks[i]] <= limits[i]).any()) for i in range(60)]
+    assert suppression_module._near_any(rows, listed, masks, limits) == expected
+    assert 0 < sum(expected) < 60  # both answers occur
+    # Far from the limit, the float32 pass decides alone (no float64 row is recomputed).
+    far = [lim + 0.05 for lim in limits]
+    recomputed: list[int] = []
+    original = suppression_module._distances
+
+    def counting(*args: object) -> object:
+        recomputed.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    try:
+        suppression_module._distances = counting  # type: ignore[assignment]
+        assert suppression_module._near_any(rows, listed, masks, far) == [True] * 60
+    finally:
+        suppression_module._distances = original
+    assert not recomputed
