@@ -243,6 +243,65 @@ def nprobe_sweep(
     return out
 
 
+def fast_stage_sweep(
+    indexes: Any,
+    slot: IndexSlot,
+    queries: np.ndarray,
+    subjects: list[int],
+    exact: Exact | None,
+    variants: list[tuple[int, int, int]],
+) -> list[dict[str, Any]]:
+    """The same queries with other fast stages: each variant is (sub-quantisers, nprobe,
+    REFINE) -- the 4-bit code's size (PQ_M: 32 sub-quantisers = 16 bytes a vector), the
+    lists probed, and fast-stage candidates a result (REFINE_MIN scaled alike). A stage
+    with other sub-quantisers is trained and built here, beside the live one, from the same
+    SQ8 codes (as the product builds its own), and swapped in for its passes. What a change
+    of ``PQ_M`` / ``REFINE`` is decided on; everything is restored after."""
+    import dataclasses
+
+    import probity.index.ivf_index as ivf_module
+    from probity.index.ivf_fast import FastStage
+
+    index = indexes.get(slot)
+    params = getattr(index, "_params", None)
+    live = getattr(index, "_fast", None)
+    if params is None or live is None or not live.ready:
+        return [{"skipped": "not an ivf index with its fast stage ready"}]
+    refine, refine_min = ivf_module.REFINE, ivf_module.REFINE_MIN
+    stages: dict[int, tuple[Any, float]] = {}
+    out = []
+    try:
+        for m, nprobe, per in variants:
+            if m not in stages:
+                started = time.perf_counter()
+                stage = FastStage(index._index, index._faiss, sub_quantisers=m)
+                stage.train(stage.training_sample())
+                stage.build(stage.nlist)
+                stages[m] = (stage, time.perf_counter() - started)
+            stage, built_s = stages[m]
+            index._fast = stage
+            index._params = dataclasses.replace(params, nprobe=nprobe)
+            ivf_module.REFINE, ivf_module.REFINE_MIN = per, 32 * per
+            times, candidates = index_pass(indexes, slot, queries)
+            row: dict[str, Any] = {
+                "sub_quantisers": m,
+                "nprobe": nprobe,
+                "refine": per,
+                "refine_min": 32 * per,
+                "stage_build_s": round(built_s, 1),
+                "k10_ms": times,
+            }
+            if exact is not None:
+                row["accuracy"] = exact.score(subjects, candidates)
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        index._fast = live
+        index._params = params
+        ivf_module.REFINE, ivf_module.REFINE_MIN = refine, refine_min
+    return out
+
+
 _RSS_CODE = """
 import json, sys
 from pathlib import Path
@@ -501,6 +560,11 @@ def main() -> None:
         default="",
         help="nprobe values, comma-separated, to measure the index at besides its own (3c)",
     )
+    parser.add_argument(
+        "--fast-sweep",
+        default="",
+        help="fast-stage variants m:nprobe:refine, comma-separated, e.g. 32:1536:2,16:1536:2 (3d)",
+    )
     parser.add_argument("--objectors", type=int, default=0, help="step 6: suppression rows")
     parser.add_argument("--past-searches", type=int, default=0, help="step 6: stored searches")
     parser.add_argument(
@@ -598,6 +662,16 @@ def main() -> None:
         nprobes = [int(x) for x in args.sweep.split(",")]
         result["sweep"] = nprobe_sweep(services.indexes, slot, queries, wanted[1:], exact, nprobes)
         print(json.dumps(result["sweep"]), flush=True)
+    if args.fast_sweep:
+        variants = [tuple(int(x) for x in v.split(":")) for v in args.fast_sweep.split(",")]
+        result["fast_sweep"] = fast_stage_sweep(
+            services.indexes,
+            slot,
+            queries,
+            wanted[1:],
+            exact,
+            variants,  # type: ignore[arg-type]
+        )
     del exact  # 4 bytes x 128 a face
     result["index_rss"] = index_rss(settings)
 

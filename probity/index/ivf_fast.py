@@ -81,7 +81,8 @@ class FastStage:
     the rest are not built yet, and the stage answers searches only once every list is
     (``ready``). Not thread-safe: the owning ``IvfIndex`` calls it under its lock."""
 
-    def __init__(self, sq: Any, faiss: Any) -> None:
+    def __init__(self, sq: Any, faiss: Any, sub_quantisers: int | None = None) -> None:
+        """``sub_quantisers``: ``PQ_M`` unless given (a bench compares other code sizes)."""
         self._faiss = faiss
         self._sq = sq  # keeps the shared quantizer alive
         self.nlist = int(sq.nlist)
@@ -90,7 +91,7 @@ class FastStage:
             sq.quantizer,
             int(sq.d),
             self.nlist,
-            _sub_quantisers(int(sq.d)),
+            sub_quantisers or _sub_quantisers(int(sq.d)),
             4,
             faiss.METRIC_INNER_PRODUCT,
         )
