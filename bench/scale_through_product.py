@@ -678,8 +678,9 @@ def main() -> None:
     # 4. More enrolments, one at a time (five: one sample said little in stop 22).
     indexes: IndexSet = services.indexes  # type: ignore[assignment]
     catch_up = indexes.catch_up
-    whole, index_part = [], []
+    whole, index_part, read_kib = [], [], []
     for n in range(5):
+        read_before = disk_read_bytes()
         parts: dict[str, float] = {}
         indexes.catch_up = timed(parts, "index", catch_up)  # type: ignore[method-assign]
         fresh = centres(args.seed + 1, 0, 5)[n]
@@ -698,11 +699,13 @@ def main() -> None:
         )
         whole.append(round((time.perf_counter() - started) * 1000, 1))
         index_part.append(round(parts.get("index", 0.0) * 1000, 1))
+        read_kib.append(round((disk_read_bytes() - read_before) / 1024, 1))
     indexes.catch_up = catch_up  # type: ignore[method-assign]
     result["enrol_one_ms"] = float(np.median(whole))
     result["enrol_one_index_ms"] = float(np.median(index_part))
     result["enrol_each_ms"] = whole
     result["enrol_each_index_ms"] = index_part
+    result["enrol_each_disk_read_kib"] = read_kib
 
     # 4b. Another process's save (a CLI enrolment beside the server): the server's index
     # takes in the changed segments (``IvfIndex.reload``) instead of opening the file anew.
