@@ -541,6 +541,27 @@ def erase_one(services: Any, wanted: list[int], gallery: str, indexes: IndexSet)
     }
 
 
+class Checkpointed(dict[str, Any]):
+    """The result, written to ``--out`` after every figure, so a run stopped part way (a
+    10M run takes most of an hour after its first build) keeps what it measured."""
+
+    def __init__(self, path: Path | None, **items: Any) -> None:
+        super().__init__(**items)
+        self.path = path
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._write()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._write()
+
+    def _write(self) -> None:
+        if self.path is not None:
+            self.path.write_text(json.dumps(self, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, required=True)
@@ -578,7 +599,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     settings = Settings(home=args.home, database_url=args.database_url)
-    result: dict[str, Any] = {"subjects": args.subjects, "cpus": os.cpu_count()}
+    result = Checkpointed(args.out, subjects=args.subjects, cpus=os.cpu_count())
     if not (args.home / "bench-fill.json").exists():
         result["fill"] = fill(settings, subjects=args.subjects, seed=args.seed, progress=False)
     filled = json.loads((args.home / "bench-fill.json").read_text())
