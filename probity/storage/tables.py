@@ -66,6 +66,11 @@ class SubjectKeyRow(Base):
     included."""
 
     __tablename__ = "subject_keys"
+    __table_args__ = (
+        # (subject_id, wrapped_key): a search's key reads are answered from this index
+        # alone, one page a key instead of two (migration 0019 says why).
+        Index("ix_subject_keys_covering", "subject_id", "wrapped_key"),
+    )
 
     subject_id: Mapped[str] = mapped_column(ID, primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)

@@ -80,7 +80,7 @@ def _receipt_index_statement_is_added(db: Database) -> None:
                 " 1, 1, 1, 1, 7)"
             )
         )
-    db.migrate()
+    _upgrade(db, "0018")
     assert db.current_revision() == "0018"
     with db.engine.connect() as conn:
         row = conn.execute(

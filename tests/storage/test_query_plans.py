@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, event, func, select, text
 from sqlalchemy.engine import Connection
 
 from probity.config import Settings
 from probity.services.clock import ManualClock
 from probity.services.container import initialise
 from probity.storage.db import Database
+from probity.storage.repositories import Subjects
 from probity.storage.tables import EnrolmentRow, SearchRow
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -77,3 +78,30 @@ def test_postgres_search_reads_use_an_index(tmp_path: Path, postgres_url: str, n
         conn.execute(text("SET enable_seqscan = off"))
         plan = _plan(conn, build(), "postgresql")
     assert index in plan, f"{name}: {plan}"
+
+
+def _sent(db: Database, read: Callable[[Subjects], object]) -> tuple[str, object]:
+    """The statement (and parameters) a repository call sends to the driver."""
+    sent: list[tuple[str, object]] = []
+
+    def keep(_c: object, _cur: object, statement: str, parameters: object, *_: object) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        with db.transaction() as session:  # on the engine listened to
+            read(Subjects(session))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    return next((s, p) for s, p in sent if "subject_keys" in s)
+
+
+def test_sqlite_reads_wrapped_keys_from_the_covering_index_alone(tmp_path: Path) -> None:
+    """A search opens each candidate's data key: one page of ``ix_subject_keys_covering``
+    a key, not the primary-key index and then the table row (migration 0019)."""
+    db = _home(tmp_path, None)
+    statement, parameters = _sent(db, lambda s: s.wrapped_keys(["s1", "s2", "s3"]))
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()  # type: ignore[arg-type]
+    plan = "\n".join(" ".join(str(c) for c in row) for row in rows)
+    assert "USING COVERING INDEX ix_subject_keys_covering" in plan, plan
