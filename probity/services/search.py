@@ -713,7 +713,7 @@ class SearchService:
         with self.db.read() as session:
             rows, people = Enrolments(session), Subjects(session)
             while True:
-                need = [tid for rows_ in ranked.values() for tid in _unread(rows_, k, asked, found)]
+                need = [tid for face in ranked.values() for tid in _unread(face, k, asked, found)]
                 if not need:
                     return found
                 asked.update(need)
