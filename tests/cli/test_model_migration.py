@@ -178,7 +178,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     # the candidate marking columns (0011), the search path indexes (0012) and the
     # suppression list's version row (0013), the template log and erasure journal (0014),
     # the audit verified point (0015), the trigger-kept counts (0017), the receipts' index
-    # statement (0018).
+    # statement (0018), the covering index on subject keys (0019).
     _keys_back_to_format_2(home)  # and without the KEK tree (0016)
     with sqlite3.connect(home / "probity.db") as db:
         # and without the template change log and its triggers (0014)
@@ -205,6 +205,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
             "ix_cases_kek_bucket",
             "ix_rights_requests_kek_bucket",
             "ix_suppression_templates_kek_bucket",
+            "ix_subject_keys_covering",  # (0019)
         ):
             db.execute(f"DROP INDEX {index}")
         db.execute("UPDATE alembic_version SET version_num = '0009'")
