@@ -384,6 +384,27 @@ def profiled(directory: Path | None, name: str) -> Iterator[None]:
         (directory / f"{name}.txt").write_text(text.getvalue())
 
 
+def investigator(username: str) -> Any:
+    """A signed-in, trained investigator of a law-enforcement organisation (not stored: the
+    services check the actor's roles and training, so the rate limits count their
+    searches)."""
+    from datetime import UTC, datetime, timedelta
+
+    from probity.domain.accounts import Actor, OrganisationKind, Role
+    from probity.domain.ids import new_id
+
+    return Actor(
+        user_id=new_id(),
+        organisation_id=new_id(),
+        organisation_kind=OrganisationKind.LAW_ENFORCEMENT,
+        roles=frozenset({Role.INVESTIGATOR}),
+        approved=True,
+        training_expires=datetime.now(UTC) + timedelta(days=365),
+        username=username,
+        organisation_name="bench-force",
+    )
+
+
 def loaded_search(
     services: Any,
     engine: BenchEngine,
@@ -399,20 +420,10 @@ def loaded_search(
     from sqlalchemy import insert
 
     from bench.suppression_cost import _seed
-    from probity.domain.accounts import Actor, OrganisationKind, Role
     from probity.domain.ids import new_id
     from probity.storage.tables import SearchRow
 
-    actor = Actor(
-        user_id=new_id(),
-        organisation_id=new_id(),
-        organisation_kind=OrganisationKind.LAW_ENFORCEMENT,
-        roles=frozenset({Role.INVESTIGATOR}),
-        approved=True,
-        training_expires=datetime.now(UTC) + timedelta(days=365),
-        username="bench-investigator",
-        organisation_name="bench-force",
-    )
+    actor = investigator("bench-investigator")
     case = f"LOADED-{int(time.time())}"
     opened = services.cases.open(
         actor=actor,

@@ -25,7 +25,6 @@ import os
 import pstats
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fill_home import probe, reference
-from bench.scale_through_product import ACTOR, disk_read_bytes, engines_for, image
+from bench.scale_through_product import ACTOR, disk_read_bytes, engines_for, image, investigator
 from probity.config import Settings
-from probity.domain.accounts import Actor, OrganisationKind, Role
 from probity.domain.faces import ModelVersion
-from probity.domain.ids import new_id
 from probity.services.container import build_services
 from probity.services.indexes import IndexSlot
 
@@ -74,18 +71,7 @@ def main() -> None:
     wait = getattr(services.indexes.get(IndexSlot.of(gallery)), "wait_for_fast_stage", None)
     if wait is not None:
         wait()
-    actor = ACTOR
-    if args.investigator:
-        actor = Actor(  # type: ignore[assignment]
-            user_id=new_id(),
-            organisation_id=new_id(),
-            organisation_kind=OrganisationKind.LAW_ENFORCEMENT,
-            roles=frozenset({Role.INVESTIGATOR}),
-            approved=True,
-            training_expires=datetime.now(UTC) + timedelta(days=365),
-            username="bench-reads",
-            organisation_name="bench-force",
-        )
+    actor = investigator("bench-reads") if args.investigator else ACTOR
     case = f"READS-{int(time.time())}"
     services.cases.open(
         actor=actor,
