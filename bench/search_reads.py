@@ -56,11 +56,14 @@ def main() -> None:
     parser.add_argument(
         "--investigator",
         action="store_true",
-        help="search as a signed-in investigator (rate limits counted), not the operator",
+        help="search as a signed-in investigator (rate limits counted), not the operator; "
+        "at most 28 searches then (the per-person limit is 30 a minute, 2 warm up)",
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile table here instead")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.investigator and args.searches > 28:
+        parser.error("--investigator: at most 28 searches (30 a minute a person, 2 warm up)")
     settings = Settings(home=args.home)
     filled = json.loads((args.home / "bench-fill.json").read_text())
     name, version = str(filled["model"]).split("@", 1)

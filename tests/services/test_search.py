@@ -355,3 +355,16 @@ def test_case_open_validation(svc: Services, kwargs: dict[str, object], fragment
     }
     with pytest.raises(InvalidInput, match=fragment):
         svc.cases.open(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_the_services_run_numpy_products_on_one_thread(svc: Services) -> None:
+    """numpy's OpenBLAS threads spin after each product and slowed the FAISS query that
+    follows in a search from 3.9 to 27 ms at 3.94M (services/container.py). After
+    ``build_services`` (the ``svc`` fixture), numpy's BLAS runs on one thread."""
+    from threadpoolctl import threadpool_info
+
+    from probity.services.container import NUMPY_BLAS
+
+    numpy_blas = [i for i in threadpool_info() if i["prefix"] == NUMPY_BLAS]
+    assert numpy_blas, threadpool_info()
+    assert all(i["num_threads"] == 1 for i in numpy_blas)
