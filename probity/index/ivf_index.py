@@ -80,6 +80,7 @@ import os
 import secrets
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,10 @@ class IvfIndex:
         self._journal: list[tuple[str, NDArray[np.int64], NDArray[np.float32] | None]] | None
         self._journal = None  # changes made while a retraining is in flight, to replay
         self._generation = 0  # bumped by clear(): a retraining begun before is dropped
+        self.on_retrained: Callable[[], None] | None = None
+        """Called by the retraining thread, without this index's lock, once a retrained
+        layout is live: the ``IndexSet`` saves it then (every file anew), so that it is on
+        disk for other processes and the next start, not only once the next change comes."""
         self._fast: FastStage | None = None  # the 4-bit first stage of the live SQ8 layout
         self._fast_thread: threading.Thread | None = None
         if dimension is None or self._path.exists():
@@ -330,6 +335,12 @@ class IvfIndex:
                 self._merge_pending()
             if int(self._index.ntotal) > RETRAIN_GROWTH * self._params.trained_on:
                 self._start_retrain()
+
+    @property
+    def retraining(self) -> bool:
+        """Whether a retraining is being built in a background thread now."""
+        thread = self._retraining
+        return thread is not None and thread.is_alive()
 
     def wait_for_retraining(self, timeout: float | None = None) -> bool:
         """Wait for a retraining in flight to be swapped in (tests, benches, a bulk load
@@ -649,6 +660,8 @@ class IvfIndex:
                         self.add(op_ids, op_vectors)
                     else:
                         self.remove(op_ids)
+            if self.on_retrained is not None:
+                self.on_retrained()
         finally:
             with self._lock:
                 if self._retraining is threading.current_thread():

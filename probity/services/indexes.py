@@ -39,7 +39,7 @@ import fcntl
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,8 +317,26 @@ class IndexSet:
                     self.backend, self.directory / name, dimension, self.seal, milvus=self.milvus
                 )
                 mtime = 0.0
+            if hasattr(index, "on_retrained"):  # IvfIndex: save a retrained layout at once
+                index.on_retrained = lambda: self._save_retrained(name, index)
             self._open[name] = (index, mtime)
             return index
+
+    def _save_retrained(self, name: str, index: VectorIndex) -> None:
+        """The retraining thread of ``index``, once its new layout is live: save it (every
+        file anew) under the slot's lock. Skipped when ``index`` is no longer the open one
+        (another process saved the file meanwhile, or it was dropped): the files then hold
+        that process's layout, and the next change here retrains again. A failure is
+        logged, not raised: the old layout stays on disk and stays correct."""
+        try:
+            with self._lock:
+                cached = self._open.get(name)
+                if cached is None or cached[0] is not index:
+                    return
+                with self._exclusive(name, None):
+                    pass  # _exclusive saves, if the file is still the one index came from
+        except Exception as error:  # a background thread: nobody else would see it
+            log.warning("index %s: saving the retrained layout failed: %s", name, error)
 
     @staticmethod
     def _reloaded(name: str, index: VectorIndex) -> bool:
@@ -351,6 +369,38 @@ class IndexSet:
                     self._open[name] = (index, self._mtime(name))
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def finish_retraining(self, on_wait: Callable[[str, int], None] | None = None) -> list[str]:
+        """Wait for every retraining this process has in flight, and for its save; the names
+        of the indexes waited for. Called by short-lived processes (the CLI) before they
+        exit. ``on_wait(name, vectors)`` is called before each wait (to tell the user).
+
+        Why: an ``IvfIndex`` retrains in a background daemon thread when its gallery has
+        grown ``RETRAIN_GROWTH`` times past the size it was trained at (about a minute per
+        million vectors on two cores). A server lives long enough to finish it; a CLI
+        command that enrols the face which crosses the threshold exits a second later, the
+        thread dies with it, and every later CLI process starts the same retraining again
+        and loses it the same way, so a gallery run from the CLI alone would never be
+        retrained (slower searches, not wrong ones: the old layout stays correct). Waiting
+        once, when the threshold is crossed (at 200k, 800k, 3.2M... vectors), ends that.
+
+        The retraining thread saves its layout itself (``_save_retrained``), so this only
+        waits. Interrupting the wait (Ctrl-C) loses nothing: the old layout stays on disk."""
+        saved: list[str] = []
+        with self._lock:
+            pending = [
+                (name, index)
+                for name, (index, _) in self._open.items()
+                if getattr(index, "retraining", False)
+            ]
+        for name, index in pending:
+            if on_wait is not None:
+                on_wait(name, len(index))
+            wait = getattr(index, "wait_for_retraining", None)
+            if callable(wait):
+                wait(None)  # the thread saves its layout before it ends (_save_retrained)
+            saved.append(name)
+        return saved
 
     def get(self, slot: IndexSlot) -> VectorIndex:
         """The slot's index, caught up with the log."""

@@ -595,3 +595,50 @@ def test_an_index_set_takes_in_another_process_s_save_without_opening_the_index_
         assert server.get(slot) is opened
     assert opened.search(late, 1)[0][0].id == 100_000
     assert server.search(slot, late, 1)[0][0].id == 100_000
+
+
+def test_a_short_lived_process_finishes_the_retraining_it_started_and_saves_it(
+    tmp_path: Path, seal: FixedSeal, people: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    """A CLI command whose enrolment makes the gallery cross the retraining threshold: the
+    retraining runs in a daemon thread, which would die when the command exits. The CLI
+    calls ``finish_retraining`` before exiting; the next process opens the retrained
+    layout from the files, with nothing lost."""
+    import threading
+
+    from probity.domain.faces import ModelVersion
+    from probity.services.indexes import IndexSet, IndexSlot
+
+    _, vectors = people
+    slot = IndexSlot("g1", ModelVersion("fake", "1", DIMENSION))
+    first = IndexSet(directory=tmp_path / "index", backend="ivf", seal=seal)
+    first.add(slot, list(range(len(vectors))), vectors)
+    trained = first.get(slot)
+    assert isinstance(trained, IvfIndex) and trained.params is not None
+    before = trained.params
+
+    release = threading.Event()
+    told: list[tuple[str, int]] = []
+    rng = np.random.default_rng(43)
+    more = unit(rng.normal(size=(3 * 2 * PEOPLE + 10, DIMENSION)).astype(np.float32))
+    cli = IndexSet(directory=tmp_path / "index", backend="ivf", seal=seal)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivf, "RETRAIN_HOOK", lambda: release.wait(timeout=60))
+        cli.add(slot, list(range(20_000, 20_000 + len(more))), more)
+        opened = cli.get(slot)
+        assert isinstance(opened, IvfIndex) and opened.retraining
+
+        def tell(name: str, count: int) -> None:
+            told.append((name, count))
+            release.set()  # the retraining may finish only once the user has been told
+
+        assert cli.finish_retraining(on_wait=tell) == [slot.name]
+    assert told == [(slot.name, len(vectors) + len(more))]
+    assert not opened.retraining
+
+    later = open_index("ivf", tmp_path / "index" / slot.name, DIMENSION, seal)
+    assert isinstance(later, IvfIndex) and later.params is not None
+    assert later.params.trained_on == len(vectors) + len(more) > before.trained_on
+    assert len(later) == len(vectors) + len(more)
+    assert later.search(more[5:6], 1)[0][0].id == 20_005
+    assert cli.finish_retraining() == []  # nothing in flight: no wait, no save

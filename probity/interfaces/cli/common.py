@@ -61,8 +61,20 @@ def services(home: Path | None) -> Iterator[Services]:
     built = build_services(settings_for(home))
     try:
         yield built
+        # Only after a command that succeeded: a retraining it started would die with the
+        # process (IndexSet.finish_retraining says why that matters).
+        built.indexes.finish_retraining(on_wait=_tell_retraining)
     finally:
         built.close()
+
+
+def _tell_retraining(name: str, vectors: int) -> None:
+    err.print(
+        f"Finishing the retraining of index {name} ({vectors:,} faces) that this command "
+        "started: about a minute per million faces. Ctrl-C stops it and loses nothing "
+        "(the current layout stays, and the next command retrains again).",
+        highlight=False,
+    )
 
 
 def print_json(data: Any) -> None:
