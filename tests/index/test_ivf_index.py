@@ -503,12 +503,19 @@ def test_another_process_s_save_is_taken_in_by_reading_only_its_changed_segments
     """``reload``: after another process (here a second ``IvfIndex`` on the same file)
     added and removed a few vectors and saved, this one reads the segments that changed and
     no other, and then holds what a fresh open of the file holds: lists, map, fast stage,
-    applied seq; its own later changes save as usual."""
+    applied seq; its own later changes save as usual. Among the changes: an id that
+    moves to another list, and ids this process added itself (still in its pending dict,
+    not yet in its sorted map), one removed and one moved by the other process."""
     _, vectors = people
-    other = IvfIndex(built.path, DIMENSION, seal)
     rng = np.random.default_rng(31)
+    own = unit(rng.normal(size=(3, DIMENSION)).astype(np.float32))
+    built.add(np.arange(70_000, 70_003), own)
+    built.save()
+    assert 70_000 in built._pending
+    other = IvfIndex(built.path, DIMENSION, seal)
     extra = unit(rng.normal(size=(3, DIMENSION)).astype(np.float32))
-    assert other.remove([4, 5]) == 2
+    assert other.remove([4, 5, 70_000]) == 3
+    other.add([6, 70_001], -np.stack([vectors[6], own[1]]))  # other lists: moved
     other.add(np.arange(80_000, 80_003), extra)
     other.mark_applied(12)
     other.save()
@@ -527,8 +534,9 @@ def test_another_process_s_save_is_taken_in_by_reading_only_its_changed_segments
     assert set(read) == changed and len(read) == len(changed)
     fresh = IvfIndex(built.path, DIMENSION, seal)
     assert same_lists(built, fresh) and mirrors(built)
-    assert built.applied_seq == 12 and len(built) == len(fresh) == len(vectors) + 1
+    assert built.applied_seq == 12 and len(built) == len(fresh) == len(vectors) + 1 + 2
     assert built.search(extra[1:2], 1)[0][0].id == 80_001
+    assert built.search(-vectors[6:7], 1)[0][0].id == 6
     assert all(h.id not in (4, 5) for h in built.search(vectors[4:5], 5)[0])
     # Nothing of its own to write; a change of its own afterwards saves as before.
     assert built._collect_writes() == []
