@@ -344,3 +344,28 @@ def test_gallery_quality_floor_can_be_raised(probity, home: Path) -> None:  # ty
         "eyes=3",
     )
     assert bad.code == 2 and "KEY=VALUE" in bad.err
+
+
+def test_a_command_waits_for_a_retraining_it_started_and_says_so(  # type: ignore[no-untyped-def]
+    probity, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command that succeeded waits for the index retraining it started, telling
+    the user on stderr (the retraining itself: tests/index/test_ivf_index.py); a command
+    that failed does not wait (it changed nothing that could have started one)."""
+    from probity.services.indexes import IndexSet
+
+    calls: list[str] = []
+
+    def finish(self: IndexSet, on_wait=None) -> list[str]:  # type: ignore[no-untyped-def]
+        calls.append("finish")
+        assert on_wait is not None
+        on_wait("custody.dlib", 812_345)
+        return ["custody.dlib"]
+
+    monkeypatch.setattr(IndexSet, "finish_retraining", finish)
+    run = probity("case", "list", "--home", str(home))
+    assert run.code == 0, run.err
+    assert calls == ["finish"]
+    assert "Finishing the retraining of index custody.dlib (812,345 faces)" in run.err
+    run = probity("case", "authorise", "NO-SUCH-CASE", "--status", "expired", "--home", str(home))
+    assert run.code != 0 and "NO-SUCH-CASE" in run.err and calls == ["finish"]
