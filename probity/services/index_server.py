@@ -633,6 +633,11 @@ class IndexClient(IndexSet):
         value, _ = self._call("warm")
         return int(value)
 
+    def finish_retraining(self, on_wait: Callable[[str, int], None] | None = None) -> list[str]:
+        """Nothing to wait for: the indexes, and any retraining, live in the index process,
+        which outlives this client (a CLI command beside a running server)."""
+        return []
+
     def drop(self, slot: IndexSlot) -> None:
         self._call("drop", {"slot": _slot_out(slot)})
 
