@@ -139,7 +139,12 @@ def test_search_page_boxes_every_face_under_the_banner(
     assert page.get_by_test_id("banner").inner_text() == banner
     # The candidate's thumbnail is the matching gallery image, decrypted, not cached.
     thumb = card.get_by_role("img")
-    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", thumb.element_handle())
+    # A lazy image loads once it is near the viewport, after the page's own load event:
+    # wait for its load (a condition, not a delay; it failed under load when read at once).
+    thumb.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=thumb.element_handle()
+    )
     # The probe is served decrypted to the signed-in page, never cached, and never to others.
     probe_url = page.url.split("?")[0] + "/probe"
     response = page.request.get(probe_url)
