@@ -386,7 +386,7 @@ class IndexSet:
 
         The retraining thread saves its layout itself (``_save_retrained``), so this only
         waits. Interrupting the wait (Ctrl-C) loses nothing: the old layout stays on disk."""
-        saved: list[str] = []
+        waited: list[str] = []
         with self._lock:
             pending = [
                 (name, index)
@@ -399,8 +399,8 @@ class IndexSet:
             wait = getattr(index, "wait_for_retraining", None)
             if callable(wait):
                 wait(None)  # the thread saves its layout before it ends (_save_retrained)
-            saved.append(name)
-        return saved
+            waited.append(name)
+        return waited
 
     def get(self, slot: IndexSlot) -> VectorIndex:
         """The slot's index, caught up with the log."""
