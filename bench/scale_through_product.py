@@ -409,8 +409,6 @@ def loaded_search(
     services: Any,
     engine: BenchEngine,
     args: argparse.Namespace,
-    wanted: list[int],
-    probes: list[bytes],
     model_key: str,
 ) -> dict[str, Any]:
     """Step 6: searches by a signed-in investigator (rate limits counted on each call) with
@@ -472,7 +470,6 @@ def loaded_search(
     seeded_s = time.perf_counter() - started
     # Subjects no earlier step searched (step 3's are in the page cache), so that this
     # step compares with step 3 and with bench/search_reads.py at the same count.
-    del wanted, probes
     fresh = np.random.default_rng([args.seed, 4321])
     wanted = [int(x) for x in fresh.integers(0, args.subjects, 25)]
     probes = [
@@ -760,9 +757,7 @@ def main() -> None:
         sum(result["disk_bytes"].values()) / max(1, args.subjects), 1
     )
     if args.objectors or args.past_searches:
-        result["loaded_search"] = loaded_search(
-            services, engine, args, wanted[2:], probes[2:], str(model.key)
-        )
+        result["loaded_search"] = loaded_search(services, engine, args, str(model.key))
     services.close()
     print(json.dumps(result, indent=2))
     if args.out:
